@@ -1,0 +1,30 @@
+"""The envelope every link yields and every capture file stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    RX = "rx"  # serial bytes as they arrived, in chunks
+    TX = "tx"  # bytes the bridge sent to the device (PC mode, polls); replay ignores them
+    ADV = "adv"  # BLE advertisement: service/manufacturer data
+    NOTIFY = "notify"  # BLE GATT notification/indication value
+    CARD = "card"  # a member card read
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    kind: EventKind
+    payload: bytes
+    #: host clock, UTC (scale clocks are not trusted)
+    received_at: datetime
+    #: BLE service UUID (adv) or characteristic UUID (notify); "" for serial
+    channel: str = ""
+    address: str | None = None
+    rssi: int | None = None
+    name: str | None = None
+    #: which configured scale this event belongs to (multi-scale daemons)
+    scale: str = ""

@@ -1,0 +1,87 @@
+"""Sans-I/O framers: ``feed(bytes) -> list[bytes]``, bounded buffers, resync on garbage."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Framer(Protocol):
+    def feed(self, data: bytes) -> list[bytes]: ...
+
+    @property
+    def discarded_bytes(self) -> int: ...
+
+
+class LineFramer:
+    """Split a byte stream into lines.
+
+    A line ends at LF (CR LF or bare CR are accepted too when ``cr_terminates``). The terminator is not
+    part of the frame; empty lines are skipped. If no terminator arrives within ``max_line_bytes`` the
+    buffered bytes are discarded (counted in ``discarded_bytes``); when ``start`` is given the framer
+    then resyncs on the next occurrence of that start byte, so memory stays bounded under garbage.
+    """
+
+    def __init__(self, *, max_line_bytes: int = 4096, start: bytes | None = None, cr_terminates: bool = False):
+        if max_line_bytes < 8:
+            raise ValueError("max_line_bytes must be at least 8")
+        self._max = max_line_bytes
+        self._start = start
+        self._cr = cr_terminates
+        self._buf = bytearray()
+        self._discarded = 0
+
+    @property
+    def discarded_bytes(self) -> int:
+        return self._discarded
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._cr:
+            data = data.replace(b"\r", b"\n")
+        out: list[bytes] = []
+        self._buf += data
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl < 0:
+                break
+            line = bytes(self._buf[:nl]).rstrip(b"\r")
+            del self._buf[: nl + 1]
+            if len(line) > self._max:
+                self._discarded += len(line)
+                continue
+            if line:
+                out.append(line)
+        if len(self._buf) > self._max:
+            self._overflow()
+        return out
+
+    def _overflow(self) -> None:
+        keep = -1
+        if self._start is not None:
+            keep = self._buf.rfind(self._start)
+            # a start byte at position 0 is the very frame that overflowed: drop it too
+            if keep == 0:
+                keep = -1
+        if keep > 0 and len(self._buf) - keep <= self._max:
+            self._discarded += keep
+            del self._buf[:keep]
+        else:
+            self._discarded += len(self._buf)
+            self._buf.clear()
+
+
+class PassthroughFramer:
+    """For message-oriented links (BLE): each payload is one frame."""
+
+    def __init__(self) -> None:
+        self._discarded = 0
+
+    @property
+    def discarded_bytes(self) -> int:
+        return self._discarded
+
+    def feed(self, data: bytes) -> list[bytes]:
+        return [bytes(data)] if data else []
