@@ -80,7 +80,7 @@ def parse_event(line: str, line_no: int, start: datetime) -> CaptureEvent:
     if not isinstance(doc, dict):
         raise CaptureError("event must be a JSON object", line_no)
     try:
-        kind = EventKind(doc.get("kind"))
+        kind = EventKind(str(doc.get("kind")))
     except ValueError:
         raise CaptureError(f"unknown event kind {doc.get('kind')!r}", line_no) from None
     t = doc.get("t", 0.0)
