@@ -51,9 +51,7 @@ class BleMatcher:
     #: GATT mode: characteristics to subscribe to (full UUIDs)
     characteristics: tuple[str, ...] = ()
 
-    def matches(
-        self, *, name: str | None, service_uuids: frozenset[str], manufacturer_ids: frozenset[int]
-    ) -> bool:
+    def matches(self, *, name: str | None, service_uuids: frozenset[str], manufacturer_ids: frozenset[int]) -> bool:
         if self.service_uuids & service_uuids:
             return True
         if self.manufacturer_ids & manufacturer_ids:

@@ -43,7 +43,12 @@ _SEGMENT_BY_LETTER: Mapping[str, Segment] = MappingProxyType(
 )
 # prefix -> SegmentValues attribute, and whether it is a mass (converted in imperial mode)
 _SEGMENT_PREFIX: Mapping[str, tuple[str, bool]] = MappingProxyType(
-    {"F": ("fat_percent", False), "f": ("fat_mass_kg", True), "M": ("fat_free_mass_kg", True), "m": ("muscle_mass_kg", True)}
+    {
+        "F": ("fat_percent", False),
+        "f": ("fat_mass_kg", True),
+        "M": ("fat_free_mass_kg", True),
+        "m": ("muscle_mass_kg", True),
+    }
 )
 _FT_IN = re.compile(r"^\s*(\d+)\s*['\-\s]\s*(\d+(?:\.\d+)?)\s*\"?\s*$")
 _ST_LB = re.compile(r"^\s*(\d+)\.(\d+(?:\.\d+)?)\s*$")
@@ -268,7 +273,19 @@ SPEC = DriverSpec(
     link=LinkKind.SERIAL,
     parse=parse,
     make_framer=_framer,
-    models=("MC-780", "MC-980", "SC-240", "SC-330", "DC-320", "DC-360", "BC-420", "WB-3000", "BD-815", "HD-351BT", "BC-601"),
+    models=(
+        "MC-780",
+        "MC-980",
+        "SC-240",
+        "SC-330",
+        "DC-320",
+        "DC-360",
+        "BC-420",
+        "WB-3000",
+        "BD-815",
+        "HD-351BT",
+        "BC-601",
+    ),
     serial=SerialSettings(baudrate=9600, bytesize=8, parity="N", stopbits=1),
     notes={"checksum": "sum of bytes from '{' through the comma before CS, mod 256, 2 hex digits"},
 )
