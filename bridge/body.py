@@ -1,0 +1,121 @@
+"""Reading -> the platform's ``CustomerWeighings`` body.
+
+Only fields the scale really measured are sent (never invented zeros). Mapping table (also in
+docs/mapping.md):
+
+| Measurement field            | CustomerWeighings field      | note                                   |
+|------------------------------|------------------------------|----------------------------------------|
+| weight_kg                    | weight                       |                                        |
+| height_cm                    | height                       |                                        |
+| fat_percent                  | percentBodyFat               |                                        |
+| fat_mass_kg                  | bodyFatMass                  |                                        |
+| fat_free_mass_kg             | fatFreeMass                  |                                        |
+| skeletal_muscle_mass_kg      | skeletalMuscleMass           | only where the scale reports SMM       |
+| skeletal_muscle_percent      | percentSkeletalMuscleMass    |                                        |
+| total_body_water_kg          | totalBodyWater               | litres (1 kg water = 1 l)              |
+| visceral_fat_rating          | visceralFatLevel             | rounded to an integer (int32)          |
+| bmr_kcal                     | basalMetabolicRate           | kcal                                   |
+| bmi                          | bodyMassIndex                |                                        |
+| segment fat_mass_kg          | bfm<Segment>                 | kg                                     |
+| segment fat_percent          | bfmPercent<Segment>          | %                                      |
+| segment fat_free_mass_kg     | ffm<Segment>                 | kg                                     |
+| segment fat_free_percent     | ffmPercent<Segment>          | %                                      |
+| muscle_mass_kg, muscle_percent, soft_lean_mass_kg, bone_mass_kg, water %, metabolic age,
+  impedance, segment muscle mass — no matching platform field: kept in ``rawResults``.            |
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from drivers.model import Measurement, Reading, Segment
+
+RAW_FORMAT = "scale-bridge/1"
+_SEGMENT_NAMES = {
+    Segment.LEFT_ARM: "LeftArm",
+    Segment.RIGHT_ARM: "RightArm",
+    Segment.LEFT_LEG: "LeftLeg",
+    Segment.RIGHT_LEG: "RightLeg",
+    Segment.TRUNK: "Trunk",
+}
+_WHOLE_BODY = (
+    ("weight_kg", "weight"),
+    ("height_cm", "height"),
+    ("fat_percent", "percentBodyFat"),
+    ("fat_mass_kg", "bodyFatMass"),
+    ("fat_free_mass_kg", "fatFreeMass"),
+    ("skeletal_muscle_mass_kg", "skeletalMuscleMass"),
+    ("skeletal_muscle_percent", "percentSkeletalMuscleMass"),
+    ("total_body_water_kg", "totalBodyWater"),
+    ("bmr_kcal", "basalMetabolicRate"),
+    ("bmi", "bodyMassIndex"),
+)
+_SEGMENTAL = (
+    ("fat_mass_kg", "bfm"),
+    ("fat_percent", "bfmPercent"),
+    ("fat_free_mass_kg", "ffm"),
+    ("fat_free_percent", "ffmPercent"),
+)
+_UNMAPPED = (
+    "muscle_mass_kg",
+    "muscle_percent",
+    "soft_lean_mass_kg",
+    "bone_mass_kg",
+    "total_body_water_percent",
+    "metabolic_age_years",
+    "impedance_ohm",
+)
+
+
+def _num(value: float) -> float:
+    return round(float(value), 3)
+
+
+def measured_fields(m: Measurement) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for attr, name in _WHOLE_BODY:
+        value = getattr(m, attr)
+        if value is not None:
+            body[name] = _num(value)
+    if m.visceral_fat_rating is not None:
+        body["visceralFatLevel"] = round(m.visceral_fat_rating)
+    for segment, values in m.segments.items():
+        for attr, prefix in _SEGMENTAL:
+            value = getattr(values, attr)
+            if value is not None:
+                body[prefix + _SEGMENT_NAMES[segment]] = _num(value)
+    return body
+
+
+def raw_results(reading: Reading, *, received_at: datetime, scale: str = "") -> str:
+    m = reading.measurement
+    doc: dict[str, Any] = {
+        "format": RAW_FORMAT,
+        "driver": reading.driver,
+        "model": reading.model,
+        "raw": reading.raw,
+        "deviceTime": reading.device_time,
+        "receivedAt": received_at.isoformat(),
+    }
+    if scale:
+        doc["scale"] = scale
+    unmapped = {k: getattr(m, k) for k in _UNMAPPED if getattr(m, k) is not None}
+    seg_muscle = {s.value: v.muscle_mass_kg for s, v in m.segments.items() if v.muscle_mass_kg is not None}
+    if seg_muscle:
+        unmapped["segment_muscle_mass_kg"] = seg_muscle
+    if unmapped:
+        doc["unmapped"] = unmapped
+    if m.estimated:
+        doc["estimated"] = sorted(m.estimated)
+    if reading.fields:
+        doc["fields"] = dict(reading.fields)
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
+
+
+def weighing_body(reading: Reading, *, received_at: datetime, scale: str = "") -> dict[str, Any]:
+    """The body the bridge posts (without the benefit key, which is a query parameter)."""
+    body = measured_fields(reading.measurement)
+    body["rawResults"] = raw_results(reading, received_at=received_at, scale=scale)
+    return body

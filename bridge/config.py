@@ -1,0 +1,277 @@
+"""Typed configuration (TOML). Unknown keys are errors; every message names the key path.
+
+The API key comes from ``platform.api_key``, else ``platform.api_key_file``, else
+``$CREDENTIALS_DIRECTORY/api_key`` (systemd ``LoadCredential=api_key:...``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from drivers.registry import LinkKind, registry
+
+from .errors import ConfigError, ConfigProblem
+from .pairing import UnidentifiedPolicy
+
+
+class Usage(StrEnum):
+    WEIGHING = "weighing"  # benefitKey on the weighing POST
+    ENDPOINT = "endpoint"  # POST weighing, then POST .../benefits/{key}/use
+
+
+class NotEligible(StrEnum):
+    UPLOAD = "upload"  # upload without the benefit
+    PARK = "park"  # keep it for staff (queue show / retry)
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class PlatformConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    base_url: str
+    api_key: str = ""
+    api_key_file: str = ""
+    benefit_key: str = ""
+    usage: Usage = Usage.WEIGHING
+    not_eligible: NotEligible = NotEligible.UPLOAD
+    cross_studio: bool = True
+    connect_timeout_s: float = 10.0
+    timeout_s: float = 30.0
+    #: pace each endpoint below the platform's 1000 requests/min
+    rate_limit_per_min: int = 900
+    concurrency: int = 4
+
+
+class ScaleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    driver: str
+    name: str = "scale"
+    port: str = ""  # serial: pyserial URL (device path, socket://, rfc2217://)
+    address: str = ""  # BLE address filter
+    adapter: str = ""  # BLE adapter (hci0)
+    capture: str = ""  # replay a capture file instead of a live link
+    replay_realtime: bool = False
+    baudrate: int | None = None
+    bytesize: int | None = None
+    parity: str | None = None
+    stopbits: float | None = None
+    xonxoff: bool | None = None
+    rtscts: bool | None = None
+    pc_mode: bool = False
+    reconnect_max_s: float = 5.0
+
+
+class CardsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: scale_id | capture | evdev | serial | socket | stdin
+    source: str = "scale_id"
+    device: str = ""
+    format: str = "decimal"
+    byte_order: str = "msb"
+    platform_format: str = "DECIMAL"
+    fallbacks: list[str] = msgspec.field(default_factory=list)
+
+
+class PairingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    window_s: float = 60.0
+    unidentified: UnidentifiedPolicy = UnidentifiedPolicy.PARK
+
+
+class StateConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    dir: str = "/var/lib/scale-bridge"
+
+
+class QueueConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    backoff_base_s: float = 2.0
+    backoff_cap_s: float = 900.0
+    rate_limit_pause_s: float = 60.0
+    max_conflict_retries: int = 5
+    retention_delivered_days: float = 30.0
+    #: the same reading seen again within this time is the same weighing (serial retransmits)
+    dedupe_window_s: float = 600.0
+    #: broadcast scales repeat a reading for minutes; their payload carries the device time
+    broadcast_dedupe_window_s: float = 7 * 86400.0
+
+
+class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pending_age_warning_s: float = 900.0
+    pending_age_critical_s: float = 3600.0
+    pending_count_warning: int = 50
+    dead_letters_warning: int = 1
+    ambiguous_warning: int = 1
+    last_frame_warning_s: float = 0.0  # 0 = do not alarm on a quiet scale
+    disk_free_warning_mb: float = 200.0
+    disk_free_critical_mb: float = 50.0
+    daemon_stale_s: float = 120.0
+
+
+class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    level: str = "info"
+    format: LogFormat = LogFormat.AUTO
+
+
+class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: "127.0.0.1:9464" to serve Prometheus text metrics; "" = off
+    listen: str = ""
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    platform: PlatformConfig
+    scale: ScaleConfig
+    cards: CardsConfig = msgspec.field(default_factory=CardsConfig)
+    pairing: PairingConfig = msgspec.field(default_factory=PairingConfig)
+    state: StateConfig = msgspec.field(default_factory=StateConfig)
+    queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
+    health: HealthConfig = msgspec.field(default_factory=HealthConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.state.dir)
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.state_dir / "outbox.db"
+
+    @property
+    def status_path(self) -> Path:
+        return self.state_dir / "status.json"
+
+
+_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_CARD_SOURCES = ("scale_id", "capture", "evdev", "serial", "socket", "stdin")
+_PLATFORM_FORMATS = ("DECIMAL", "HEX_MSB", "HEX_LSB")
+
+
+def _problem_from_validation(exc: msgspec.ValidationError) -> ConfigProblem:
+    m = _PATH.match(str(exc))
+    msg = m.group("msg") if m else str(exc)
+    path = (m.group("path") or "") if m else ""
+    key = ".".join(p for p in re.split(r"[.\[\]]", path) if p)
+    if u := _UNKNOWN.match(msg):
+        return ConfigProblem(f"{key}.{u['field']}".lstrip("."), "unknown key")
+    if u := _MISSING.match(msg):
+        return ConfigProblem(f"{key}.{u['field']}".lstrip("."), "required key is missing")
+    msg = msg.replace("Expected", "expected").replace("`", "")
+    return ConfigProblem(key or "(top level)", msg)
+
+
+def parse_config(text: str, *, source: str = "config", env: dict[str, str] | None = None) -> Config:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem("(file)", f"not valid TOML: {exc}")], source) from None
+    return config_from_dict(doc, source=source, env=env)
+
+
+def config_from_dict(doc: dict[str, Any], *, source: str = "config", env: dict[str, str] | None = None) -> Config:
+    try:
+        cfg = msgspec.convert(doc, Config, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError([_problem_from_validation(exc)], source) from None
+    problems = _check(cfg)
+    if problems:
+        raise ConfigError(problems, source)
+    key = resolve_api_key(cfg, env if env is not None else dict(os.environ))
+    if isinstance(key, ConfigProblem):
+        raise ConfigError([key], source)
+    cfg.platform.api_key = key
+    return cfg
+
+
+def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem("(file)", "no such file")], str(p)) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("(file)", f"cannot read: {exc.strerror}")], str(p)) from None
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigProblem("(file)", "not UTF-8 text")], str(p)) from None
+    return parse_config(text, source=str(p), env=env)
+
+
+def resolve_api_key(cfg: Config, env: dict[str, str]) -> str | ConfigProblem:
+    p = cfg.platform
+    if p.api_key:
+        return p.api_key
+    candidates: list[tuple[str, Path]] = []
+    if p.api_key_file:
+        candidates.append(("platform.api_key_file", Path(p.api_key_file)))
+    elif env.get("CREDENTIALS_DIRECTORY"):
+        candidates.append(("platform.api_key", Path(env["CREDENTIALS_DIRECTORY"]) / "api_key"))
+    for key, path in candidates:
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return ConfigProblem(key, f"cannot read the API key file {path}: {exc.strerror}")
+        if not value:
+            return ConfigProblem(key, f"the API key file {path} is empty")
+        return value
+    return ConfigProblem(
+        "platform.api_key", "no API key: set api_key, api_key_file, or LoadCredential=api_key (systemd)"
+    )
+
+
+def _check(cfg: Config) -> list[ConfigProblem]:
+    out: list[ConfigProblem] = []
+    p, s = cfg.platform, cfg.scale
+    if not re.match(r"^https?://[^/\s]+", p.base_url):
+        out.append(ConfigProblem("platform.base_url", "must be an http(s) URL, e.g. https://mygym.open-api.perfectgym.com"))
+    if p.rate_limit_per_min < 1 or p.rate_limit_per_min > 1000:
+        out.append(ConfigProblem("platform.rate_limit_per_min", "must be between 1 and 1000 (the platform's limit)"))
+    if p.concurrency < 1 or p.concurrency > 64:
+        out.append(ConfigProblem("platform.concurrency", "must be between 1 and 64"))
+    for name in ("connect_timeout_s", "timeout_s"):
+        if getattr(p, name) <= 0:
+            out.append(ConfigProblem(f"platform.{name}", "must be positive"))
+    if p.usage is Usage.ENDPOINT and not p.benefit_key:
+        out.append(ConfigProblem("platform.benefit_key", 'required when usage = "endpoint"'))
+    drivers = registry()
+    spec = drivers.get(s.driver)
+    if spec is None:
+        out.append(ConfigProblem("scale.driver", f"unknown driver {s.driver!r} (known: {', '.join(sorted(drivers))})"))
+    sources = [k for k in ("port", "address", "capture") if getattr(s, k)]
+    if s.capture and len(sources) > 1:
+        out.append(ConfigProblem("scale.capture", "give either capture or a live link (port/address), not both"))
+    if spec is not None and not s.capture:
+        if spec.link is LinkKind.SERIAL and not s.port:
+            out.append(ConfigProblem("scale.port", f"driver {s.driver} is a serial driver: set port (a pyserial URL)"))
+        if spec.link is LinkKind.BLE and s.port:
+            out.append(ConfigProblem("scale.port", f"driver {s.driver} is a BLE driver: use address/adapter, not port"))
+    if s.parity is not None and s.parity not in ("N", "E", "O", "M", "S"):
+        out.append(ConfigProblem("scale.parity", "must be one of N, E, O, M, S"))
+    if s.bytesize is not None and s.bytesize not in (5, 6, 7, 8):
+        out.append(ConfigProblem("scale.bytesize", "must be 5, 6, 7 or 8"))
+    if s.stopbits is not None and s.stopbits not in (1, 1.5, 2):
+        out.append(ConfigProblem("scale.stopbits", "must be 1, 1.5 or 2"))
+    if cfg.cards.source not in _CARD_SOURCES:
+        out.append(ConfigProblem("cards.source", f"must be one of {', '.join(_CARD_SOURCES)}"))
+    if cfg.cards.source in ("evdev", "serial", "socket") and not cfg.cards.device:
+        out.append(ConfigProblem("cards.device", f'required for source = "{cfg.cards.source}"'))
+    if cfg.cards.platform_format not in _PLATFORM_FORMATS:
+        out.append(ConfigProblem("cards.platform_format", f"must be one of {', '.join(_PLATFORM_FORMATS)}"))
+    if cfg.pairing.window_s <= 0:
+        out.append(ConfigProblem("pairing.window_s", "must be positive"))
+    if cfg.queue.backoff_base_s <= 0 or cfg.queue.backoff_cap_s < cfg.queue.backoff_base_s:
+        out.append(ConfigProblem("queue.backoff_cap_s", "must be >= backoff_base_s > 0"))
+    if cfg.queue.rate_limit_pause_s < 60:
+        out.append(ConfigProblem("queue.rate_limit_pause_s", "must be at least 60 (the platform locks for a minute)"))
+    if cfg.log.level.lower() not in _LOG_LEVELS:
+        out.append(ConfigProblem("log.level", f"must be one of {', '.join(_LOG_LEVELS)}"))
+    if cfg.metrics.listen and not re.match(r"^[\w.\-\[\]:]+:\d+$", cfg.metrics.listen):
+        out.append(ConfigProblem("metrics.listen", 'must be "host:port", e.g. "127.0.0.1:9464"'))
+    return out
