@@ -11,31 +11,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date
 from types import MappingProxyType
 
 from .errors import ChecksumError, FrameError
 from .framing import LineFramer
 from .model import DeviceReport, Measurement, ParseResult, Reading, Segment, SegmentValues
 from .registry import DriverSpec, LinkKind, SerialSettings
+from .tanita_pc import ERROR_CODES, ReplyKind, classify
 from .units import KG_PER_LB, KJ_PER_KCAL, LB_PER_STONE, inch_to_cm
 
 NAME = "tanita"
 MAX_LINE_BYTES = 4096
-
-ERROR_CODES: Mapping[str, str] = MappingProxyType(
-    {
-        "E0": "internal fault",
-        "E1": "overload",
-        "E2": "impedance error",
-        "E3": "zero-point error",
-        "E4": "measure command received with no personal data set",
-        "E5": "zero point not set",
-        "E6": "incomplete set data",
-        "E7": "fat % measurement error",
-        "E8": "memory error",
-        "E9": "negative overload",
-    }
-)
 
 WEIGHT_KEYS = ("Wk", "Wp", "Ws", "Wg")
 _SEGMENT_BY_LETTER: Mapping[str, Segment] = MappingProxyType(
@@ -50,11 +37,14 @@ _SEGMENT_PREFIX: Mapping[str, tuple[str, bool]] = MappingProxyType(
         "m": ("muscle_mass_kg", True),
     }
 )
-_FT_IN = re.compile(r"^\s*(\d+)\s*['\-\s]\s*(\d+(?:\.\d+)?)\s*\"?\s*$")
-_ST_LB = re.compile(r"^\s*(\d+)\.(\d+(?:\.\d+)?)\s*$")
+#: feet-inches: ``5-07.5``, ``5'07.5``, ``5'7.5"``, ``5 07.5``, ``5.07.5`` (inches < 12)
+_FT_IN = re.compile(r"^(\d{1,2})\s*(?:['\-.]|\s)\s*(\d{1,2}(?:\.\d+)?)\s*(?:\"|'')?$")
+#: stone.pounds: ``11.03.4`` = 11 st 3.4 lb
+_ST_LB = re.compile(r"^(\d{1,3})\.(\d{1,2}(?:\.\d+)?)$")
 _DATE = re.compile(r"^(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{1,4})$")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
-_PC_REPLY = re.compile(r"^(?:[DMUG]\d!?|D\?|!|D\d.*)$")
+#: a plain decimal number as Tanita writes it (no exponent, no inf/nan, no ``_``)
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 
 
 def checksum(body: bytes) -> str:
@@ -90,10 +80,10 @@ def _unquote(value: str) -> str:
 
 
 def _number(key: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise FrameError(f"field {key} is not a number: {value[:20]!r}") from None
+    v = value.strip()
+    if len(v) > 24 or not _NUMBER.match(v):
+        raise FrameError(f"field {key} is not a number: {value[:20]!r}")
+    return float(v)
 
 
 def _date(key: str, value: str) -> str | None:
@@ -109,9 +99,10 @@ def _date(key: str, value: str) -> str | None:
         year, month, day = 2000 + int(a), int(b), int(c)
     else:  # dd/mm/yy
         day, month, year = int(a), int(b), 2000 + int(c)
-    if not (1 <= month <= 12 and 1 <= day <= 31):
+    try:
+        return date(year, month, day).isoformat()
+    except ValueError:  # 31/02, month 13, year 0: keep the raw text in fields only
         return None
-    return f"{year:04d}-{month:02d}-{day:02d}"
 
 
 def _time(value: str) -> str | None:
@@ -124,14 +115,15 @@ def _time(value: str) -> str | None:
     return f"{h:02d}:{mi:02d}:{s:02d}"
 
 
-def _weight_kg(fields: Mapping[str, str]) -> float | None:
+def _weight_kg(fields: Mapping[str, str], imperial_file: bool) -> float | None:
     if "Wk" in fields:
-        return _number("Wk", fields["Wk"])
+        # BC-601 imperial files (~0,3) keep the key Wk but write pounds
+        return _number("Wk", fields["Wk"]) * (KG_PER_LB if imperial_file else 1.0)
     if "Wp" in fields:
         return _number("Wp", fields["Wp"]) * KG_PER_LB
     if "Ws" in fields:
-        m = _ST_LB.match(fields["Ws"])
-        if not m:
+        m = _ST_LB.match(fields["Ws"].strip())
+        if not m or float(m.group(2)) >= LB_PER_STONE:
             raise FrameError(f"field Ws is not stone.pounds: {fields['Ws'][:20]!r}")
         return (int(m.group(1)) * LB_PER_STONE + float(m.group(2))) * KG_PER_LB
     if "Wg" in fields:
@@ -141,8 +133,8 @@ def _weight_kg(fields: Mapping[str, str]) -> float | None:
 
 def _height_cm(fields: Mapping[str, str], imperial: bool) -> float | None:
     if "Hf" in fields:
-        m = _FT_IN.match(fields["Hf"])
-        if not m:
+        m = _FT_IN.match(fields["Hf"].strip())
+        if not m or float(m.group(2)) >= 12:
             raise FrameError(f"field Hf is not feet-inches: {fields['Hf'][:20]!r}")
         return inch_to_cm(int(m.group(1)) * 12 + float(m.group(2)))
     if "Hm" in fields:
@@ -152,34 +144,39 @@ def _height_cm(fields: Mapping[str, str], imperial: bool) -> float | None:
 
 
 def _device_report(text: str) -> DeviceReport | None:
-    code = text.strip()
-    if code in ERROR_CODES:
-        return DeviceReport(NAME, code, ERROR_CODES[code], text)
-    if _PC_REPLY.match(code):
-        failed = code.endswith("!")
-        return DeviceReport(NAME, code, "parameter error" if failed else "PC-mode reply", text, is_error=failed)
-    return None
+    """Error codes (E0..E9, sent unsolicited) and PC-mode replies (echoes, ``Dn!``, ``!``, ``D?`` data)."""
+    reply = classify(text)
+    if reply.kind is ReplyKind.OTHER:
+        return None
+    return DeviceReport(NAME, reply.code, reply.message, text, is_error=reply.is_error)
 
 
 def parse(frame: bytes, channel: str = "") -> ParseResult:
-    """Decode one Tanita line (without its CR LF)."""
-    try:
-        text = frame.decode("ascii")
-    except UnicodeDecodeError:
-        raise FrameError("not ASCII", frame) from None
-    text = text.strip(" \r\n\t\x00")
-    start = text.find("{")
+    """Decode one Tanita line (without its CR LF).
+
+    Records start at ``{``; anything before the last ``{`` of the line is noise (a record has exactly
+    one ``{``: strings hold digits, dates and model names). Lines without ``{`` may be PC-mode replies or
+    error codes (``E0``..``E9``) -> ``DeviceReport``; anything else is rejected.
+    """
+    start = frame.rfind(b"{")
     if start < 0:
-        report = _device_report(text)
+        try:
+            plain = frame.decode("ascii").strip(" \r\n\t\x00")
+        except UnicodeDecodeError:
+            raise FrameError("not ASCII", frame) from None
+        report = _device_report(plain)
         if report is not None:
             return report
         raise FrameError("not a Tanita record (no '{')", frame)
-    text = text[start:]
+    try:
+        text = frame[start:].decode("ascii").rstrip(" \r\n\t\x00")
+    except UnicodeDecodeError:
+        raise FrameError("not ASCII", frame) from None
     cs_at = text.rfind(",CS,")
     if cs_at < 0:
         raise FrameError("no CS checksum field", frame)
     body = text[: cs_at + 1].encode("ascii")
-    actual = text[cs_at + 4 :].rstrip("} ").upper()
+    actual = text[cs_at + 4 :].rstrip("} ").upper()  # hand-edited samples end in '}'
     expected = checksum(body)
     if actual != expected:
         raise ChecksumError(expected, actual, frame)
@@ -198,7 +195,7 @@ def parse(frame: bytes, channel: str = "") -> ParseResult:
         fields.setdefault(key, _unquote(pairs[i + 1]))
     visible = {k: v for k, v in fields.items() if not k.startswith("~")}
     try:
-        weight = _weight_kg(fields)
+        weight = _weight_kg(fields, _imperial_file(fields))
         if weight is None:
             return None  # a valid record that is not a weighing (e.g. BC-601 profile line)
         return _reading(text, fields, visible, weight)
@@ -206,8 +203,14 @@ def parse(frame: bytes, channel: str = "") -> ParseResult:
         raise FrameError(exc.reason, frame) from None
 
 
+def _imperial_file(fields: Mapping[str, str]) -> bool:
+    """BC-601 files: ``~0,2`` metric, ``~0,3`` imperial (masses in lb, ``Hm`` in inches)."""
+    return fields.get("~0", "").strip() == "3"
+
+
 def _reading(text: str, fields: dict[str, str], visible: dict[str, str], weight_kg: float) -> Reading:
-    imperial = fields.get("~0") == "3" or "Wp" in fields or "Ws" in fields
+    # masses in lb: BC-601 imperial files, and pro units in lb / st-lb mode (weight key Wp / Ws)
+    imperial = _imperial_file(fields) or "Wp" in fields or "Ws" in fields
     mass = KG_PER_LB if imperial else 1.0
 
     def num(key: str, factor: float = 1.0) -> float | None:
@@ -230,7 +233,7 @@ def _reading(text: str, fields: dict[str, str], visible: dict[str, str], weight_
                 segments[segment] = SegmentValues(**values)
     measurement = Measurement(
         weight_kg=round(weight_kg, 4),
-        height_cm=(None if (h := _height_cm(fields, fields.get("~0") == "3")) is None else round(h, 2)),
+        height_cm=(None if (h := _height_cm(fields, _imperial_file(fields))) is None else round(h, 2)),
         fat_percent=num("FW"),
         fat_mass_kg=num("fW", mass),
         fat_free_mass_kg=num("MW", mass),
@@ -287,5 +290,13 @@ SPEC = DriverSpec(
         "BC-601",
     ),
     serial=SerialSettings(baudrate=9600, bytesize=8, parity="N", stopbits=1),
-    notes={"checksum": "sum of bytes from '{' through the comma before CS, mod 256, 2 hex digits"},
+    notes={
+        "checksum": "sum of bytes from '{' through the comma before CS, mod 256, 2 hex digits",
+        "serial": "9600 8N1 is common (MC-780, BD-815, HD-351BT); MC-980 selectable 4800/9600/19200; "
+        "WB-110S 2400 7E1. Set [scale] serial settings per site.",
+        "error_codes": "; ".join(f"{k} {v}" for k, v in ERROR_CODES.items()),
+        "imperial": "~0,3 (BC-601 files): masses in lb, Hm in inches. Wp / Ws (pro units): masses in lb, "
+        "height as Hf feet-inches.",
+        "segmental": "St,1 = segmental measurement error: segment values are dropped, St kept in fields",
+    },
 )
