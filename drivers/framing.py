@@ -50,13 +50,21 @@ class LineFramer:
             line = bytes(self._buf[:nl]).rstrip(b"\r")
             del self._buf[: nl + 1]
             if len(line) > self._max:
-                self._discarded += len(line)
-                continue
+                line = self._salvage(line)
             if line:
                 out.append(line)
         if len(self._buf) > self._max:
             self._overflow()
         return out
+
+    def _salvage(self, line: bytes) -> bytes:
+        """An over-long line: keep its tail from the last start byte if that fits (resync), else drop it."""
+        keep = -1 if self._start is None else line.rfind(self._start)
+        if keep > 0 and len(line) - keep <= self._max:
+            self._discarded += keep
+            return line[keep:]
+        self._discarded += len(line)
+        return b""
 
     def _overflow(self) -> None:
         keep = -1
