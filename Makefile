@@ -25,5 +25,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
+# Install as a systemd service (root): venv under $(PREFIX), unit, sysusers user, examples.
+# `make install INSTALL_FLAGS=--enable` also starts it; see docs/install.md.
+PREFIX ?= /opt/scale-bridge
+INSTALL_FLAGS ?=
+install:
+	systemd/install.sh --prefix $(PREFIX) $(INSTALL_FLAGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
