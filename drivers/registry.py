@@ -41,7 +41,13 @@ class SerialSettings:
 
 @dataclass(frozen=True, slots=True)
 class BleMatcher:
-    """What a BLE advertisement must show for this driver to claim it. Any one criterion suffices."""
+    """What a BLE advertisement must show for this driver to claim it.
+
+    Any one positive criterion suffices (service UUID, manufacturer id, name prefix), unless one of
+    the exclusions applies. The exclusions keep a broadcast driver and a GATT driver that share
+    service UUIDs apart (Xiaomi Mi scales put their reading in service data under 0x181D/0x181B,
+    standard GATT scales advertise the same UUIDs in their service list): see ``find_ble_drivers``.
+    """
 
     mode: BleMode
     #: full 128-bit lowercase UUID strings found in service data or advertised service UUIDs
@@ -50,9 +56,38 @@ class BleMatcher:
     manufacturer_ids: frozenset[int] = frozenset()
     #: GATT mode: characteristics to subscribe to (full UUIDs)
     characteristics: tuple[str, ...] = ()
+    #: ``service_uuids`` match only keys of the advertisement's service data (broadcast scales)
+    requires_service_data: bool = False
+    #: never claim an advertisement carrying service data under one of these UUIDs
+    excludes_service_data: frozenset[str] = frozenset()
+    #: never claim a device whose name starts with one of these
+    excludes_name_prefixes: tuple[str, ...] = ()
+    #: never claim an advertisement carrying manufacturer data of one of these companies
+    excludes_manufacturer_ids: frozenset[int] = frozenset()
+    #: never claim an advertisement known to be non-connectable (GATT drivers)
+    requires_connectable: bool = False
 
-    def matches(self, *, name: str | None, service_uuids: frozenset[str], manufacturer_ids: frozenset[int]) -> bool:
-        if self.service_uuids & service_uuids:
+    def matches(
+        self,
+        *,
+        name: str | None,
+        service_uuids: frozenset[str],
+        manufacturer_ids: frozenset[int],
+        service_data_uuids: frozenset[str] = frozenset(),
+        connectable: bool | None = None,
+    ) -> bool:
+        """``service_uuids``: the advertised service UUID list; ``service_data_uuids``: the keys of
+        the service data. Callers that cannot tell them apart may pass the union as both."""
+        if self.excludes_service_data & service_data_uuids:
+            return False
+        if name and any(name.startswith(p) for p in self.excludes_name_prefixes):
+            return False
+        if self.excludes_manufacturer_ids & manufacturer_ids:
+            return False
+        if self.requires_connectable and connectable is False:
+            return False
+        wanted = service_data_uuids if self.requires_service_data else service_uuids | service_data_uuids
+        if self.service_uuids & wanted:
             return True
         if self.manufacturer_ids & manufacturer_ids:
             return True
@@ -67,6 +102,17 @@ class Decoder(Protocol):
     """
 
     def decode(self, frame: bytes, channel: str = "") -> list[Reading | DeviceReport]: ...
+
+
+def flush_decoder(decoder: Decoder) -> list[Reading | DeviceReport]:
+    """End of a connection (BLE disconnect, end of a replay): what the decoder still holds.
+
+    Decoders may offer ``flush() -> list[Reading | DeviceReport]``; those without it hold nothing.
+    A held result never carries a weighing that was not already emitted (see drivers/ble_standard.py),
+    so a link that forgets to flush loses no weighing, only a body-composition record without weight.
+    """
+    flush = getattr(decoder, "flush", None)
+    return list(flush()) if callable(flush) else []
 
 
 class StatelessDecoder:
@@ -103,7 +149,7 @@ class DriverSpec:
         return StatelessDecoder(self.parse)
 
 
-_NOT_DRIVERS = frozenset({"errors", "model", "framing", "registry", "capture", "events", "units"})
+_NOT_DRIVERS = frozenset({"errors", "model", "framing", "registry", "capture", "events", "units", "bleuuid"})
 
 
 @cache
@@ -121,6 +167,30 @@ def registry() -> Mapping[str, DriverSpec]:
                 raise RuntimeError(f"driver module {info.name} declares name {spec.name!r}")
             found[spec.name] = spec
     return found
+
+
+def find_ble_drivers(
+    *,
+    name: str | None,
+    service_uuids: frozenset[str] = frozenset(),
+    service_data_uuids: frozenset[str] = frozenset(),
+    manufacturer_ids: frozenset[int] = frozenset(),
+    connectable: bool | None = None,
+) -> list[str]:
+    """Names of the drivers whose BLE matcher claims this advertisement (at most one, by the guard
+    test "no BLE matcher shadows another"). UUIDs are full lowercase 128-bit strings."""
+    return [
+        spec.name
+        for spec in registry().values()
+        if spec.ble is not None
+        and spec.ble.matches(
+            name=name,
+            service_uuids=service_uuids,
+            manufacturer_ids=manufacturer_ids,
+            service_data_uuids=service_data_uuids,
+            connectable=connectable,
+        )
+    ]
 
 
 def get(name: str) -> DriverSpec:
