@@ -1,0 +1,96 @@
+"""``scale-bridge scan --ble`` as a subprocess against the fake BlueZ (and without one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fakes
+
+from tests.fakes import bluez_fixture
+from tests.fakes.bluez_fixture import FakeBluezProcess, PrivateBus
+
+pytestmark = pytest.mark.ble
+
+private_bus = bluez_fixture.private_bus
+fake_bluez = bluez_fixture.fake_bluez
+
+MI_ADDR = "5C:CA:D3:00:00:01"
+MI_V2 = "0226e607020e10293af7019a38"
+
+
+def scan(*args: str, bus: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bridge", "scan", "--ble", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_scan_ble_prints_devices(fake_bluez: FakeBluezProcess, private_bus: PrivateBus) -> None:
+    proc = scan("--duration", "1.5", bus=private_bus.address)
+    fake_bluez.call("advertise", address=MI_ADDR, name="MIBFS", service_data={"181b": MI_V2}, rssi=-55)
+    fake_bluez.call("advertise", address="F0:00:00:00:00:03", rssi=-81, manufacturer_data={"89": "01"})
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].split()[:3] == ["MIBFS", MI_ADDR, "-55"]
+    assert lines[1].split() == ["-", "F0:00:00:00:00:03", "-81", "dBm", "-"]
+
+
+def test_scan_ble_json(fake_bluez: FakeBluezProcess, private_bus: PrivateBus) -> None:
+    proc = scan("--duration", "1.5", "--json", "--adapter", "hci0", bus=private_bus.address)
+    fake_bluez.call("advertise", address=MI_ADDR, name="MIBFS", service_data={"181b": MI_V2}, rssi=-55)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    [row] = doc["ble"]
+    assert row["address"] == MI_ADDR
+    assert row["name"] == "MIBFS"
+    assert row["rssi"] == -55
+    assert row["service_uuids"] == ["0000181b-0000-1000-8000-00805f9b34fb"]
+    assert "driver" in row  # the registered Mi driver's name once it exists, else null
+
+
+def _one_line_69(proc: subprocess.Popen[str]) -> str:
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 69, (out, err)
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_scan_ble_without_system_bus_is_one_line_and_69(tmp_path: Path) -> None:
+    line = _one_line_69(scan("--duration", "0.5", bus=f"unix:path={tmp_path}/no-such-socket"))
+    assert "cannot reach the D-Bus system bus" in line
+
+
+def test_scan_ble_without_bluez_is_one_line_and_69(private_bus: PrivateBus) -> None:
+    line = _one_line_69(scan("--duration", "0.5", bus=private_bus.address))
+    assert "BlueZ (org.bluez) is not on the system bus" in line
+
+
+def test_scan_ble_missing_adapter_is_one_line_and_69(fake_bluez: FakeBluezProcess, private_bus: PrivateBus) -> None:
+    line = _one_line_69(scan("--duration", "0.5", "--adapter", "hci3", bus=private_bus.address))
+    assert "Bluetooth adapter 'hci3' not found" in line
+
+
+def test_scan_ble_adapter_without_central_role_is_one_line_and_69(private_bus: PrivateBus) -> None:
+    fake = FakeBluezProcess(private_bus, central=False)
+    fake.start()
+    try:
+        line = _one_line_69(scan("--duration", "0.5", bus=private_bus.address))
+        assert "'central' role" in line
+    finally:
+        fake.stop()
