@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fakes
 from drivers.errors import LinkError
 from drivers.events import EventKind, LinkEvent
 from drivers.links.ble import WEIGHT_SCALE_FEATURE, BleLink, scan_ble
-from drivers.registry import BleMatcher, BleMode, DriverSpec, LinkKind
+from drivers.registry import get
 from tests.fakes import bluez_fixture
 from tests.fakes.bluez_fixture import FakeBluezProcess, PrivateBus
 
@@ -34,34 +34,9 @@ def uuid16(short: str) -> str:
     return f"0000{short}-0000-1000-8000-00805f9b34fb"
 
 
-def _never(_frame: bytes, _channel: str) -> None:
-    return None
-
-
-MI_SPEC = DriverSpec(
-    name="test_mi",
-    summary="broadcast test driver",
-    link=LinkKind.BLE,
-    parse=_never,
-    make_framer=lambda: None,  # type: ignore[arg-type,return-value]
-    ble=BleMatcher(
-        mode=BleMode.BROADCAST,
-        service_uuids=frozenset({uuid16("181b"), uuid16("181d")}),
-        name_prefixes=("MIBFS", "MI SCALE2"),
-    ),
-)
-GATT_SPEC = DriverSpec(
-    name="test_standard",
-    summary="GATT test driver",
-    link=LinkKind.BLE,
-    parse=_never,
-    make_framer=lambda: None,  # type: ignore[arg-type,return-value]
-    ble=BleMatcher(
-        mode=BleMode.GATT,
-        service_uuids=frozenset({uuid16("181b"), uuid16("181d")}),
-        characteristics=(uuid16("2a9d"), uuid16("2a9c")),
-    ),
-)
+# the registered drivers: their matchers decide what the link claims
+MI_SPEC = get("mi_scale")
+GATT_SPEC = get("ble_standard")
 
 MI_ADDR = "5C:CA:D3:00:00:01"
 STD_ADDR = "A4:C1:38:00:00:02"
@@ -193,6 +168,8 @@ def test_standard_scale_indications_then_disconnect_then_reconnect(fake_bluez: F
             services=services,
             indicate=[{"char": "2a9c", "hex": BCM_1.hex()}, {"char": "2a9c", "hex": BCM_2.hex()}],
         )
+        # a Mi scale nearby (service data under 181B) is not a GATT scale: no connection to it
+        await fake_bluez.acall("advertise", address=MI_ADDR, name="MIBFS", service_data={"181b": MI_V2.hex()}, count=5)
         await fake_bluez.acall("advertise", address=STD_ADDR, name="BF105", uuids=["181d", "181b"])
         await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 3, "feature + 2 indications")
         reply = await fake_bluez.acall("wait", key="disconnects", at_least=1, timeout_s=GUARD_S)
@@ -224,6 +201,7 @@ def test_standard_scale_indications_then_disconnect_then_reconnect(fake_bluez: F
         ]
         assert pump.of(EventKind.ADV) == []  # a GATT scale's adverts are not readings
         assert link.stats["gatt_connects"] == 2
+        assert (await fake_bluez.acall("stats"))["stats"]["connect_calls"] == 2  # never the Mi scale
         await pump.close()
 
     run(main)
@@ -356,6 +334,7 @@ def test_scan_ble_lists_devices(fake_bluez: FakeBluezProcess) -> None:
         mi = by_addr[MI_ADDR]
         assert (mi.name, mi.rssi, mi.service_uuids) == ("MIBFS", -60, (uuid16("181b"),))
         other = by_addr[OTHER_ADDR]
+        assert mi.driver == "mi_scale"
         assert (other.name, other.rssi, other.manufacturer_ids, other.driver) == (None, -80, (89,), None)
 
     run(main)

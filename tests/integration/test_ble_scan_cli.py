@@ -43,7 +43,7 @@ def test_scan_ble_prints_devices(fake_bluez: FakeBluezProcess, private_bus: Priv
     assert proc.returncode == 0, err
     lines = out.splitlines()
     assert len(lines) == 2
-    assert lines[0].split()[:3] == ["MIBFS", MI_ADDR, "-55"]
+    assert lines[0].split() == ["MIBFS", MI_ADDR, "-55", "dBm", "mi_scale"]
     assert lines[1].split() == ["-", "F0:00:00:00:00:03", "-81", "dBm", "-"]
 
 
@@ -58,7 +58,7 @@ def test_scan_ble_json(fake_bluez: FakeBluezProcess, private_bus: PrivateBus) ->
     assert row["name"] == "MIBFS"
     assert row["rssi"] == -55
     assert row["service_uuids"] == ["0000181b-0000-1000-8000-00805f9b34fb"]
-    assert "driver" in row  # the registered Mi driver's name once it exists, else null
+    assert row["driver"] == "mi_scale"
 
 
 def _one_line_69(proc: subprocess.Popen[str]) -> str:
