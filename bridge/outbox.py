@@ -367,10 +367,15 @@ class Outbox:
         state: JobState = JobState.PENDING,
         dedupe_key: str | None = None,
         dedupe_ttl_s: float = 600.0,
+        note: str | None = None,
         now: float | None = None,
     ) -> int | None:
-        """Commit one weighing. Returns its id, or None if ``dedupe_key`` was seen within its TTL."""
-        t = self._clock() if now is None else now
+        """Commit one weighing. Returns its id, or None if ``dedupe_key`` was seen within its TTL.
+
+        ``now`` is when the weighing was received (a replay may pass a time from its recording); the
+        job is due at once by the wall clock."""
+        wall = self._clock()
+        t = wall if now is None else now
         uid = str(uuid.uuid4())
 
         def fn(db: sqlite3.Connection) -> int | None:
@@ -380,9 +385,9 @@ class Outbox:
                     return None
             cur = db.execute(
                 "INSERT INTO weighings (uid, captured_at, scale, driver, card, card_source, body, state, stage,"
-                " next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " next_attempt_at, updated_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (uid, t, scale, driver, card, card_source, json.dumps(body, separators=(",", ":")),
-                 state.value, Stage.RESOLVE.value, t, t),
+                 state.value, Stage.RESOLVE.value, wall, wall, note),
             )
             wid = int(cur.lastrowid or 0)
             if dedupe_key is not None:
@@ -554,7 +559,8 @@ class Outbox:
 
         def fn(db: sqlite3.Connection) -> None:
             db.execute(
-                "UPDATE weighings SET inflight = NULL, next_attempt_at = ?, last_status = ?, last_error = ?,"
+                "UPDATE weighings SET attempts = attempts + (CASE WHEN inflight IS NULL THEN 1 ELSE 0 END),"
+                " inflight = NULL, next_attempt_at = ?, last_status = ?, last_error = ?,"
                 " ambiguous = ambiguous + ?, updated_at = ? WHERE id = ?",
                 (next_attempt_at, status, error[:500], int(ambiguous), t, wid),
             )

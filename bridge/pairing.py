@@ -5,6 +5,26 @@ the window belongs to that card. A reading that carries its own member ID (Tanit
 card. A stable weighing with no member is unidentified: parked or dropped by policy (never silently:
 the caller logs every outcome). Unstable or zero readings are ignored. No clock and no I/O: the caller
 passes the time of every event.
+
+Rules (each one is tested in tests/test_pairing.py):
+
+- Every reading yields exactly one of ``Paired`` / ``Unidentified`` (stable, positive weight) or
+  ``Ignored`` (anything else), plus any ``CardExpired`` that became due first. A card pairs at most
+  once; a weighing is never attributed to two members.
+- Window: a card read at ``t`` pairs with a weighing at ``t <= at <= t + window_s``. A weighing *before*
+  the card (events delivered out of order) does not belong to it.
+- A second, different card on the same scale inside the window wins; the older one is reported as
+  ``CardSuperseded``. The same card again refreshes the window (one presentation, no event). A card
+  that arrives late with an older time than the open one is itself superseded at once.
+- A reading with its own ID is paired with that ID (``CardSource.SCALE_ID``); an open card window on
+  that scale stays open for the next weighing.
+- A card nobody stood on for ``window_s`` is reported as ``CardExpired`` (from ``tick``, ``card`` or
+  ``reading``, whichever sees the time pass first). A card that arrives already older than the window
+  is expired at once.
+- Several scales: windows are per ``scale``. A card read with ``scale=""`` (one reader shared by all
+  scales) is a wildcard: it pairs with the next weighing on any scale, after that scale's own card.
+- Time: the machine keeps the latest time it was given; a time earlier than that never re-opens or
+  prolongs anything (host clock steps, events from several tasks).
 """
 
 from __future__ import annotations
@@ -67,21 +87,44 @@ class CardSuperseded:
 
 PairingEvent = Paired | Unidentified | Ignored | CardExpired | CardSuperseded
 
+#: The scale key of a card read that applies to every scale.
+ANY_SCALE = ""
+
 
 class Pairing:
     def __init__(self, window_s: float = 60.0, policy: UnidentifiedPolicy = UnidentifiedPolicy.PARK) -> None:
-        if window_s <= 0:
+        if not window_s > 0:
             raise ValueError("window_s must be positive")
         self.window = timedelta(seconds=window_s)
         self.policy = policy
         self._open: dict[str, CardRead] = {}
+        self._now: datetime | None = None
 
     def open_cards(self) -> dict[str, CardRead]:
         return dict(self._open)
 
+    def next_deadline(self) -> datetime | None:
+        """When the next open card expires: call ``tick`` then (or later). None if no card is open."""
+        if not self._open:
+            return None
+        return min(c.at for c in self._open.values()) + self.window
+
+    def _advance(self, now: datetime) -> datetime:
+        if self._now is None or now > self._now:
+            self._now = now
+        return self._now
+
     def card(self, card: CardRead) -> list[PairingEvent]:
         out: list[PairingEvent] = list(self.tick(card.at))
+        assert self._now is not None
+        if self._now - card.at > self.window:
+            return [*out, CardExpired(card)]  # arrived too late to open a window
         old = self._open.get(card.scale)
+        if old is not None and old.at > card.at:
+            # a late arrival older than the open card: the newer one wins
+            if old.number != card.number:
+                out.append(CardSuperseded(card, old))
+            return out
         if old is not None and old.number != card.number:
             out.append(CardSuperseded(old, card))
         self._open[card.scale] = card
@@ -93,13 +136,22 @@ class Pairing:
             return [*out, Ignored(reading, "unstable")]
         if not reading.is_weighing:
             return [*out, Ignored(reading, "no weight")]
-        if reading.device_id:
-            return [*out, Paired(reading, CardRead(reading.device_id, at, scale, CardSource.SCALE_ID), at)]
-        card = self._open.pop(scale, None)
+        device_id = (reading.device_id or "").strip()
+        if device_id:
+            return [*out, Paired(reading, CardRead(device_id, at, scale, CardSource.SCALE_ID), at)]
+        card = self._take(scale, at)
         if card is not None:
             return [*out, Paired(reading, card, at)]
         return [*out, Unidentified(reading, at, park=self.policy is UnidentifiedPolicy.PARK)]
 
+    def _take(self, scale: str, at: datetime) -> CardRead | None:
+        for key in (scale, ANY_SCALE) if scale != ANY_SCALE else (ANY_SCALE,):
+            card = self._open.get(key)
+            if card is not None and card.at <= at <= card.at + self.window:
+                return self._open.pop(key)
+        return None
+
     def tick(self, now: datetime) -> list[PairingEvent]:
-        expired = [s for s, c in self._open.items() if now - c.at > self.window]
+        current = self._advance(now)
+        expired = [s for s, c in self._open.items() if current - c.at > self.window]
         return [CardExpired(self._open.pop(s)) for s in expired]

@@ -1,0 +1,1 @@
+"""One module per ``scale-bridge`` subcommand; each defines ``register(subparsers)``."""

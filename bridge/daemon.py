@@ -1,0 +1,445 @@
+"""The daemon: links -> intake -> outbox.commit -> uploader, supervised.
+
+Order of start: outbox open (corruption handled), links started, then READY=1. The watchdog is pinged
+only while the pipeline is alive (uploader loop and link tasks make progress). SIGTERM stops intake,
+commits what was read, lets in-flight uploads finish (bounded), and exits 0. SIGHUP reloads the config
+if it is valid, else keeps the old one and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drivers.errors import CaptureError, LinkError
+from drivers.links.base import Link
+from drivers.model import DeviceReport
+from drivers.registry import DriverSpec, LinkKind, SerialSettings, get
+
+from . import sd_notify
+from .config import Config, load_config
+from .errors import BridgeError, ConfigError, StorageError
+from .intake import Capture, CardSeen, Dropped, Duplicate, Intake, Rejected
+from .logs import get_logger, mask_card, register_secret
+from .outbox import Job, JobState, Outbox
+from .pairing import CardExpired, CardSuperseded, Ignored, Pairing
+from .platform import PlatformClient
+from .uploader import Uploader
+
+HOUSEKEEPING_S = 1.0
+STATUS_EVERY_S = 5.0
+RETENTION_EVERY_S = 3600.0
+STALL_S = 90.0
+UNIDENTIFIED_NOTE = "no member: no card read within the pairing window and no ID on the scale"
+
+
+def _utc(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+@dataclass
+class DaemonStats:
+    frames: int = 0
+    rejected_frames: int = 0
+    weighings_captured: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    device_errors: int = 0
+    last_frame_at: float | None = None
+    last_weighing_at: float | None = None
+    link_states: dict[str, str] = field(default_factory=dict)
+
+
+def serial_settings(cfg: Config, spec: DriverSpec) -> SerialSettings:
+    base = spec.serial or SerialSettings()
+    s = cfg.scale
+    return SerialSettings(
+        baudrate=s.baudrate or base.baudrate,
+        bytesize=s.bytesize or base.bytesize,
+        parity=s.parity or base.parity,
+        stopbits=s.stopbits or base.stopbits,
+        xonxoff=base.xonxoff if s.xonxoff is None else s.xonxoff,
+        rtscts=base.rtscts if s.rtscts is None else s.rtscts,
+    )
+
+
+def build_scale_link(cfg: Config, spec: DriverSpec, on_state: Callable[[str, str], None]) -> Link:
+    s = cfg.scale
+    if s.capture:
+        from drivers.links.replay import ReplayLink
+
+        return ReplayLink(s.capture, scale=s.name, realtime=s.replay_realtime)
+    if spec.link is LinkKind.SERIAL:
+        from drivers.links.serial import SerialLink
+
+        return SerialLink(s.port, serial_settings(cfg, spec), scale=s.name, reconnect_max_s=s.reconnect_max_s,
+                          on_state=on_state)
+    try:
+        from drivers.links.ble import BleLink
+    except ImportError as exc:  # pragma: no cover - shipped with the package
+        raise BridgeError(f"BLE support is not available: {exc}") from None
+    return BleLink([spec], adapter=s.adapter or None, address=s.address or None, scale=s.name)  # type: ignore[no-any-return]
+
+
+def build_card_link(cfg: Config) -> Link | None:
+    c = cfg.cards
+    if c.source in ("scale_id", "capture"):
+        return None
+    from drivers.links import cards  # type: ignore[attr-defined]
+
+    return cards.from_config(c.source, c.device, scale=cfg.scale.name)  # type: ignore[no-any-return]
+
+
+class Daemon:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        config_path: str | Path | None = None,
+        upload: bool = True,
+        exit_when_replayed: bool = False,
+        drain_timeout_s: float | None = None,
+        clock: Callable[[], float] = time.time,
+        on_captured: Callable[[Capture, int], None] | None = None,
+        on_delivered: Callable[[Job], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.upload = upload
+        self.exit_when_replayed = exit_when_replayed
+        self.drain_timeout_s = drain_timeout_s
+        self.clock = clock
+        self.on_captured = on_captured
+        self.on_delivered = on_delivered
+        self.log = get_logger(component="daemon", scale=cfg.scale.name)
+        self.stats = DaemonStats()
+        self.started_at = clock()
+        self._stop = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self._unsaved: deque[Capture] = deque()
+        self.storage_error: str | None = None
+        self.outbox: Outbox | None = None
+        self.uploader: Uploader | None = None
+        self.client: PlatformClient | None = None
+        self.links: list[Link] = []
+        self._intake: Intake | None = None
+        self._last_heartbeat = time.monotonic()
+        self.exit_code = 0
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        cfg = self.cfg
+        register_secret(cfg.platform.api_key)
+        spec = get(cfg.scale.driver)
+        self.outbox = Outbox(cfg.outbox_path, clock=self.clock)
+        if self.outbox.corruption is not None:
+            c = self.outbox.corruption
+            self.log.critical("outbox_corrupt_moved_aside", moved_to=c.moved_to, reason=c.reason,
+                              action="started a fresh outbox; acknowledge with `scale-bridge queue ack-corruption`")
+        if self.outbox.recovered_inflight:
+            self.log.warning("inflight_attempts_recovered", count=self.outbox.recovered_inflight)
+        self.client = PlatformClient(cfg.platform.base_url, cfg.platform.api_key, timeout_s=cfg.platform.timeout_s,
+                                     connect_timeout_s=cfg.platform.connect_timeout_s,
+                                     max_connections=max(4, cfg.platform.concurrency))
+        self.uploader = Uploader(cfg, self.outbox, self.client, clock=self.clock)
+        self.uploader.on_delivered = self._delivered
+        pairing = Pairing(cfg.pairing.window_s, cfg.pairing.unidentified)
+        self._intake = Intake(spec, pairing, scale=cfg.scale.name, is_duplicate=self.outbox.seen,
+                              dedupe_window_s=cfg.queue.dedupe_window_s,
+                              broadcast_dedupe_window_s=cfg.queue.broadcast_dedupe_window_s)
+        scale_link = build_scale_link(cfg, spec, self._link_state_cb(f"scale:{cfg.scale.name}"))
+        self.links = [scale_link]
+        card_link = build_card_link(cfg)
+        if card_link is not None:
+            self.links.append(card_link)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_term, sig)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+
+        link_tasks = [asyncio.create_task(self._pump(link), name=f"link:{link.name}") for link in self.links]
+        upload_task = asyncio.create_task(self.uploader.run(), name="uploader") if self.upload else None
+        house_task = asyncio.create_task(self._housekeeping(link_tasks, upload_task), name="housekeeping")
+        self.log.info("daemon_started", driver=spec.name, link=scale_link.name, pid=os.getpid(),
+                      queue_pending=self.outbox.stats().pending)
+        sd_notify.ready()
+        sd_notify.status(self.status_line())
+        try:
+            await self._stop.wait()
+        finally:
+            sd_notify.stopping()
+            self.log.info("daemon_stopping")
+            for link in self.links:
+                with contextlib.suppress(Exception):
+                    await link.close()
+            for t in link_tasks:
+                t.cancel()
+            await asyncio.gather(*link_tasks, return_exceptions=True)
+            self._flush_unsaved()
+            if upload_task is not None:
+                self.uploader.stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(upload_task, timeout=cfg.platform.timeout_s + 5)
+            house_task.cancel()
+            await asyncio.gather(house_task, return_exceptions=True)
+            self._write_status(final=True)
+            await self.client.aclose()
+            if self._unsaved:
+                self.log.critical("weighings_not_committed_at_exit", count=len(self._unsaved))
+                self.exit_code = self.exit_code or 74
+            self.outbox.close()
+        if self._fatal is not None:
+            self.log.error("daemon_failed", error=str(self._fatal))
+            return self.exit_code or 1
+        self.log.info("daemon_stopped")
+        return self.exit_code
+
+    def _on_term(self, sig: signal.Signals) -> None:
+        self.log.info("signal_received", signal=sig.name)
+        self.request_stop()
+
+    def _on_hup(self) -> None:
+        if self.config_path is None:
+            self.log.warning("reload_ignored", reason="no config file to reload")
+            return
+        sd_notify.reloading()
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            self.log.error("reload_rejected", problems=exc.lines(), action="keeping the running config")
+            sd_notify.ready()
+            return
+        changed_link = (new.scale, new.cards) != (self.cfg.scale, self.cfg.cards)
+        self.cfg.platform.benefit_key = new.platform.benefit_key
+        self.cfg.platform.usage = new.platform.usage
+        self.cfg.platform.not_eligible = new.platform.not_eligible
+        self.cfg.health = new.health
+        self.cfg.queue = new.queue
+        if self._intake is not None:
+            self._intake.pairing.window = Pairing(new.pairing.window_s).window
+            self._intake.pairing.policy = new.pairing.unidentified
+        if (new.platform.base_url, new.platform.api_key) != (self.cfg.platform.base_url, self.cfg.platform.api_key):
+            register_secret(new.platform.api_key)
+            self.log.warning("reload_partial", reason="platform URL/key changes need a restart")
+        if changed_link:
+            self.log.warning("reload_partial", reason="scale/cards link changes need a restart")
+        self.log.info("config_reloaded")
+        if self.uploader is not None:
+            self.uploader.notify()
+        sd_notify.ready()
+
+    def _link_state_cb(self, name: str) -> Callable[[str, str], None]:
+        def cb(state: str, detail: str) -> None:
+            self.stats.link_states[name] = state
+            level = "info" if state == "connected" else "warning"
+            getattr(self.log, level)("link_" + state, link=name, detail=detail)
+
+        return cb
+
+    # ---- intake --------------------------------------------------------------------------------------
+
+    async def _pump(self, link: Link) -> None:
+        assert self._intake is not None
+        try:
+            async for event in link.events():
+                self._last_heartbeat = time.monotonic()
+                self.stats.frames += 0
+                self.stats.last_frame_at = self.clock()
+                for outcome in self._intake.feed(event):
+                    self._handle(outcome)
+        except asyncio.CancelledError:
+            raise
+        except (LinkError, CaptureError) as exc:
+            self._fatal = exc
+            self.exit_code = 66 if isinstance(exc, CaptureError) else 69
+            self.log.error("link_failed", link=link.name, error=str(exc))
+            self.request_stop()
+            return
+        if getattr(link, "finished", None) is not None and self.exit_when_replayed:
+            self.log.info("replay_finished", link=link.name, events=getattr(link, "replayed", None))
+            asyncio.create_task(self._stop_when_drained())
+
+    async def _stop_when_drained(self) -> None:
+        if self.upload and self.uploader is not None:
+            ok = await self.uploader.drain(self.drain_timeout_s)
+            if not ok:
+                self.log.warning("drain_incomplete", pending=self.outbox.stats().pending if self.outbox else None)
+        self.request_stop()
+
+    def _handle(self, outcome: object) -> None:
+        log = self.log
+        if isinstance(outcome, Capture):
+            self._commit(outcome)
+        elif isinstance(outcome, Rejected):
+            self.stats.rejected_frames += 1
+            log.warning("frame_rejected", reason=outcome.error.reason, frame_bytes=len(outcome.frame))
+        elif isinstance(outcome, Duplicate):
+            self.stats.duplicates += 1
+            log.debug("reading_duplicate_skipped", driver=outcome.reading.driver)
+        elif isinstance(outcome, Dropped):
+            self.stats.dropped += 1
+            log.warning("weighing_dropped", reason=outcome.reason, weight_kg=outcome.reading.measurement.weight_kg)
+        elif isinstance(outcome, DeviceReport):
+            self.stats.device_errors += int(outcome.is_error)
+            (log.warning if outcome.is_error else log.debug)("device_report", code=outcome.code, message=outcome.message)
+        elif isinstance(outcome, CardSeen):
+            log.info("card_read", card=mask_card(outcome.card.number), window_s=self.cfg.pairing.window_s)
+        elif isinstance(outcome, CardExpired):
+            log.info("card_expired_without_weighing", card=mask_card(outcome.card.number))
+        elif isinstance(outcome, CardSuperseded):
+            log.info("card_superseded", old=mask_card(outcome.old.number), new=mask_card(outcome.new.number))
+        elif isinstance(outcome, Ignored):
+            log.debug("reading_ignored", reason=outcome.reason)
+
+    def _commit(self, cap: Capture) -> None:
+        assert self.outbox is not None
+        try:
+            wid = self.outbox.capture(scale=self.cfg.scale.name, driver=cap.reading.driver, body=cap.body,
+                                      card=cap.card, card_source=cap.card_source, state=cap.state,
+                                      dedupe_key=cap.dedupe_key, dedupe_ttl_s=cap.dedupe_ttl_s,
+                                      note=UNIDENTIFIED_NOTE if cap.state is JobState.UNIDENTIFIED else None,
+                                      now=cap.received_at.timestamp())
+        except StorageError as exc:
+            self._unsaved.append(cap)
+            if self.storage_error is None:
+                self.log.critical("outbox_commit_failed", error=str(exc), held_in_memory=len(self._unsaved),
+                                  action="retrying; nothing is acknowledged until it is on disk")
+            self.storage_error = str(exc)
+            return
+        if wid is None:
+            self.stats.duplicates += 1
+            return
+        self.stats.weighings_captured += 1
+        self.stats.last_weighing_at = self.clock()
+        self.log.info("weighing_captured", weighing=wid, state=cap.state.value,
+                      weight_kg=cap.reading.measurement.weight_kg, card=mask_card(cap.card) if cap.card else None)
+        if self.on_captured is not None:
+            self.on_captured(cap, wid)
+        if self.uploader is not None:
+            self.uploader.notify()
+
+    def _flush_unsaved(self) -> None:
+        pending = len(self._unsaved)
+        for _ in range(pending):
+            cap = self._unsaved.popleft()
+            before = len(self._unsaved)
+            self._commit(cap)
+            if len(self._unsaved) > before:  # still failing: keep order and stop trying for now
+                self._unsaved.rotate(1)
+                return
+        if pending and not self._unsaved:
+            self.log.info("outbox_commit_recovered", committed=pending)
+            self.storage_error = None
+
+    def _delivered(self, job: Job) -> None:
+        if self.on_delivered is not None:
+            self.on_delivered(job)
+
+    # ---- housekeeping: watchdog, status, retention ---------------------------------------------------
+
+    def alive(self, link_tasks: list[asyncio.Task[None]], upload_task: asyncio.Task[None] | None) -> bool:
+        now = time.monotonic()
+        if upload_task is not None and (upload_task.done() or
+                                        (self.uploader is not None and now - self.uploader.last_progress_at > STALL_S)):
+            return False
+        return not any(t.done() and not self._stop.is_set() for t in link_tasks if not self.exit_when_replayed)
+
+    async def _housekeeping(self, link_tasks: list[asyncio.Task[None]], upload_task: asyncio.Task[None] | None) -> None:
+        interval = sd_notify.watchdog_interval_s()
+        ping_every = (interval / 2.0) if interval else None
+        last_ping = last_status = last_retention = 0.0
+        while True:
+            now = time.monotonic()
+            if self._unsaved:
+                self._flush_unsaved()
+            if ping_every is not None and now - last_ping >= ping_every:
+                if self.alive(link_tasks, upload_task):
+                    sd_notify.watchdog()
+                    last_ping = now
+                else:
+                    self.log.error("pipeline_stalled", action="withholding watchdog pings")
+            if now - last_status >= STATUS_EVERY_S:
+                self._write_status()
+                sd_notify.status(self.status_line())
+                last_status = now
+            if now - last_retention >= RETENTION_EVERY_S and self.outbox is not None:
+                cutoff = self.clock() - self.cfg.queue.retention_delivered_days * 86400
+                with contextlib.suppress(StorageError):
+                    purged = self.outbox.purge_delivered(cutoff)
+                    if purged:
+                        self.log.info("delivered_purged", count=purged)
+                last_retention = now
+            if self._intake is not None:
+                for outcome in self._intake.tick(datetime.fromtimestamp(self.clock(), UTC)):
+                    self._handle(outcome)
+            await asyncio.sleep(HOUSEKEEPING_S)
+
+    def status_line(self) -> str:
+        st = self.outbox.stats() if self.outbox else None
+        links = ",".join(f"{k}={v}" for k, v in self.stats.link_states.items()) or "-"
+        parts = [
+            f"queue {st.pending if st else '?'} pending",
+            f"{st.dead if st else '?'} dead",
+            f"last weighing {_utc(self.stats.last_weighing_at) or 'never'}",
+            f"last upload {_utc(st.last_delivered_at) if st else None or 'never'}",
+            f"links {links}",
+        ]
+        if self.uploader is not None and self.uploader.auth_error is not None:
+            parts.insert(0, "API KEY REJECTED")
+        if self.storage_error:
+            parts.insert(0, "DISK WRITE FAILING")
+        return "; ".join(parts)
+
+    def _write_status(self, final: bool = False) -> None:
+        if self.outbox is None:
+            return
+        st = self.outbox.stats()
+        doc: dict[str, Any] = {
+            "pid": os.getpid(),
+            "state": "stopped" if final else "running",
+            "started_at": _utc(self.started_at),
+            "updated_at": _utc(self.clock()),
+            "updated_at_epoch": self.clock(),
+            "scale": self.cfg.scale.name,
+            "driver": self.cfg.scale.driver,
+            "links": {link.name: link.state for link in self.links},
+            "last_frame_at": _utc(self.stats.last_frame_at),
+            "last_frame_at_epoch": self.stats.last_frame_at,
+            "last_weighing_at": _utc(self.stats.last_weighing_at),
+            "weighings_captured": self.stats.weighings_captured,
+            "rejected_frames": self.stats.rejected_frames,
+            "duplicates": self.stats.duplicates,
+            "queue": {"pending": st.pending, "unidentified": st.unidentified, "parked": st.parked, "dead": st.dead,
+                      "ambiguous": st.ambiguous_jobs},
+            "last_upload_at": _utc(st.last_delivered_at),
+            "auth_rejected": self.uploader is not None and self.uploader.auth_error is not None,
+            "storage_error": self.storage_error,
+            "unsaved_in_memory": len(self._unsaved),
+        }
+        if self.uploader is not None:
+            c = self.uploader.counters
+            doc["uploads"] = {"delivered": c.delivered, "retries": c.retries, "ambiguous": c.ambiguous,
+                              "rate_limited": c.rate_limited, "dead_letters": c.dead_letters}
+        path = self.cfg.status_path
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            self.log.warning("status_write_failed", error=str(exc))

@@ -1,0 +1,169 @@
+"""From link events to weighings ready to commit: framing, decoding, dedupe, pairing.
+
+Pure and synchronous: the daemon feeds events and commits what comes out. Every outcome is returned
+(and logged by the caller), so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from drivers.errors import FrameError
+from drivers.events import EventKind, LinkEvent
+from drivers.framing import Framer
+from drivers.model import DeviceReport, Reading
+from drivers.registry import BleMode, Decoder, DriverSpec, LinkKind
+
+from .body import weighing_body
+from .outbox import JobState
+from .pairing import CardExpired, CardRead, CardSuperseded, Ignored, Paired, Pairing, PairingEvent, Unidentified
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """A weighing to commit to the outbox."""
+
+    reading: Reading
+    body: dict[str, Any]
+    card: str | None
+    card_source: str | None
+    state: JobState
+    dedupe_key: str
+    dedupe_ttl_s: float
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    error: FrameError
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    reading: Reading
+    dedupe_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    reading: Reading
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CardSeen:
+    card: CardRead
+
+
+Outcome = Capture | Rejected | Duplicate | Dropped | CardSeen | DeviceReport | PairingEvent
+
+
+def dedupe_key(reading: Reading, event: LinkEvent) -> str:
+    """Same reading read twice (BLE repeats, serial retransmits) -> same key."""
+    digest = hashlib.sha256(reading.raw.encode("utf-8", "replace")).hexdigest()[:32]
+    return f"{reading.driver}:{event.address or ''}:{digest}"
+
+
+class Intake:
+    def __init__(
+        self,
+        spec: DriverSpec,
+        pairing: Pairing,
+        *,
+        scale: str = "",
+        is_duplicate: Callable[[str], bool] = lambda key: False,
+        dedupe_window_s: float = 600.0,
+        broadcast_dedupe_window_s: float = 7 * 86400.0,
+    ) -> None:
+        self.spec = spec
+        self.scale = scale
+        self.pairing = pairing
+        self.is_duplicate = is_duplicate
+        self._framer: Framer = spec.make_framer()
+        self._decoders: dict[str, Decoder] = {}
+        self._recent: dict[str, float] = {}
+        broadcast = spec.link is LinkKind.BLE and spec.ble is not None and spec.ble.mode is BleMode.BROADCAST
+        self.dedupe_ttl_s = broadcast_dedupe_window_s if broadcast else dedupe_window_s
+        self.frames = 0
+        self.rejected = 0
+
+    def _decoder(self, event: LinkEvent) -> Decoder:
+        key = event.address or ""
+        dec = self._decoders.get(key)
+        if dec is None:
+            dec = self._decoders[key] = self.spec.new_decoder()
+        return dec
+
+    def feed(self, event: LinkEvent) -> list[Outcome]:
+        if event.kind is EventKind.CARD:
+            return self.card(event.payload.decode("ascii", "replace").strip(), event.received_at)
+        if event.kind is EventKind.TX:
+            return []
+        frames = self._framer.feed(event.payload) if event.kind is EventKind.RX else [event.payload]
+        out: list[Outcome] = []
+        for frame in frames:
+            self.frames += 1
+            try:
+                results = self._decoder(event).decode(frame, event.channel)
+            except FrameError as exc:
+                self.rejected += 1
+                out.append(Rejected(exc, frame))
+                continue
+            for result in results:
+                if isinstance(result, DeviceReport):
+                    out.append(result)
+                else:
+                    out.extend(self.reading(result, event))
+        return out
+
+    def card(self, number: str, at: datetime) -> list[Outcome]:
+        if not number:
+            return []
+        card = CardRead(number, at, self.scale)
+        return [CardSeen(card), *self.pairing.card(card)]
+
+    def reading(self, reading: Reading, event: LinkEvent) -> list[Outcome]:
+        at = event.received_at
+        if reading.is_weighing:
+            key = dedupe_key(reading, event)
+            if self.is_duplicate(key):
+                return [Duplicate(reading, key)]
+        out: list[Outcome] = []
+        for ev in self.pairing.reading(reading, at, self.scale):
+            if isinstance(ev, Paired):
+                out.append(self._capture(ev.reading, at, ev.card.number, ev.card.source.value, JobState.PENDING, event))
+            elif isinstance(ev, Unidentified):
+                if ev.park:
+                    out.append(self._capture(ev.reading, at, None, None, JobState.UNIDENTIFIED, event))
+                else:
+                    out.append(Dropped(ev.reading, "no member and unidentified = drop"))
+            else:
+                out.append(ev)
+        return out
+
+    def tick(self, now: datetime) -> list[Outcome]:
+        return list(self.pairing.tick(now))
+
+    def _capture(self, reading: Reading, at: datetime, card: str | None, source: str | None, state: JobState,
+                 event: LinkEvent) -> Capture:
+        return Capture(
+            reading=reading,
+            body=weighing_body(reading, received_at=at, scale=self.scale),
+            card=card,
+            card_source=source,
+            state=state,
+            dedupe_key=dedupe_key(reading, event),
+            dedupe_ttl_s=self.dedupe_ttl_s,
+            received_at=at,
+        )
+
+
+__all__ = [
+    "Capture", "CardExpired", "CardSeen", "CardSuperseded", "Dropped", "Duplicate", "Ignored", "Intake", "Outcome",
+    "Rejected",
+]
