@@ -1,0 +1,78 @@
+"""Replay link: a capture file played through the same framer/parser/pipeline as a live link."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..capture import CaptureEvent, CaptureHeader, read_capture
+from ..errors import CaptureError, LinkError
+from ..events import LinkEvent
+
+
+class ReplayLink:
+    def __init__(self, path: str | Path, *, scale: str = "", realtime: bool = False, start: datetime | None = None):
+        self.path = Path(path)
+        self.name = f"replay:{self.path.name}"
+        self.scale = scale
+        self.realtime = realtime
+        self._start = start
+        self._state = "connecting"
+        self._closed = False
+        self.header: CaptureHeader | None = None
+        self.replayed = 0
+        self.total_events: int | None = None
+        self.finished = asyncio.Event()
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def open(self) -> tuple[CaptureHeader, Iterator[CaptureEvent]]:
+        try:
+            fh = self.path.open("r", encoding="utf-8")
+        except OSError as exc:
+            raise LinkError(f"{self.path}: {exc.strerror}", transient=False) from None
+        try:
+            header, events = read_capture(fh, start=self._start or datetime.now(UTC))
+        except CaptureError as exc:
+            fh.close()
+            raise CaptureError(f"{self.path}: {exc}") from None
+        except UnicodeDecodeError:
+            fh.close()
+            raise CaptureError(f"{self.path}: not UTF-8 text") from None
+        self.header = header
+        return header, events
+
+    async def events(self) -> AsyncIterator[LinkEvent]:
+        _, events = self.open()
+        self._state = "replaying"
+        t0 = time.monotonic()
+        try:
+            for ce in events:
+                if self._closed:
+                    break
+                if self.realtime:
+                    wait = ce.t_s - (time.monotonic() - t0)
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                elif self.replayed % 256 == 0:
+                    await asyncio.sleep(0)
+                ev = ce.event
+                if self.scale and not ev.scale:
+                    ev = LinkEvent(ev.kind, ev.payload, ev.received_at, ev.channel, ev.address, ev.rssi, ev.name,
+                                   self.scale)
+                self.replayed += 1
+                yield ev
+        finally:
+            self._state = "finished"
+            self.finished.set()
+
+    async def send(self, data: bytes) -> None:
+        return None  # a recording cannot answer; PC-mode conversations are not replayed
+
+    async def close(self) -> None:
+        self._closed = True

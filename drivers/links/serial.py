@@ -1,0 +1,155 @@
+"""Serial link: pyserial with the port as a pyserial URL (device path, /dev/serial/by-id/...,
+``socket://host:port``, ``rfc2217://host:port``). Reconnects with capped backoff when the device goes
+away (unplug, pty closed, EOF, SerialException). pyserial is imported lazily."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import LinkError
+from ..events import EventKind, LinkEvent
+from ..registry import SerialSettings
+
+StateCallback = Callable[[str, str], None]
+READ_CHUNK = 4096
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SerialLink:
+    def __init__(
+        self,
+        url: str,
+        settings: SerialSettings,
+        *,
+        scale: str = "",
+        reconnect_min_s: float = 0.25,
+        reconnect_max_s: float = 5.0,
+        on_state: StateCallback | None = None,
+    ) -> None:
+        self.name = f"serial:{url}"
+        self.url = url
+        self.settings = settings
+        self.scale = scale
+        self._min = reconnect_min_s
+        self._max = reconnect_max_s
+        self._on_state = on_state
+        self._state = "connecting"
+        self._closed = False
+        self._writer: Any = None
+        self._thread_serial: Any = None
+        self.connects = 0
+        self.last_rx_at: datetime | None = None
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        if state != self._state or detail:
+            self._state = state
+            if self._on_state is not None:
+                self._on_state(state, detail)
+
+    def _kwargs(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "baudrate": s.baudrate,
+            "bytesize": s.bytesize,
+            "parity": s.parity,
+            "stopbits": s.stopbits,
+            "xonxoff": s.xonxoff,
+            "rtscts": s.rtscts,
+        }
+
+    async def _open_async(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        import serial_asyncio_fast
+
+        return await serial_asyncio_fast.open_serial_connection(url=self.url, **self._kwargs())  # type: ignore[no-any-return]
+
+    async def events(self) -> AsyncIterator[LinkEvent]:
+        import serial
+
+        delay = self._min
+        while not self._closed:
+            try:
+                if self.url.startswith("rfc2217://"):
+                    async for ev in self._threaded():
+                        yield ev
+                    raise EOFError("connection closed")
+                reader, writer = await self._open_async()
+            except (serial.SerialException, OSError, EOFError, ValueError) as exc:
+                if self._closed:
+                    break
+                if isinstance(exc, ValueError):
+                    raise LinkError(f"{self.url}: {exc}", transient=False) from None
+                self._set_state("disconnected", f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(delay)
+                delay = min(self._max, delay * 2)
+                continue
+            self._writer = writer
+            self.connects += 1
+            self._set_state("connected", self.url)
+            delay = self._min
+            try:
+                while not self._closed:
+                    data = await reader.read(READ_CHUNK)
+                    if not data:
+                        break
+                    self.last_rx_at = _now()
+                    yield LinkEvent(EventKind.RX, data, self.last_rx_at, scale=self.scale)
+            except (serial.SerialException, OSError) as exc:
+                self._set_state("disconnected", f"{type(exc).__name__}: {exc}")
+            finally:
+                self._writer = None
+                with contextlib.suppress(Exception):
+                    writer.close()
+            if not self._closed:
+                self._set_state("disconnected", "device closed the line")
+                await asyncio.sleep(self._min)
+        self._set_state("closed")
+
+    async def _threaded(self) -> AsyncIterator[LinkEvent]:
+        """For URL handlers without a pollable file descriptor (rfc2217://): blocking reads with a
+        short timeout in a worker thread."""
+        import serial
+
+        loop = asyncio.get_running_loop()
+        ser = await loop.run_in_executor(None, lambda: serial.serial_for_url(self.url, timeout=0.5, **self._kwargs()))
+        self._thread_serial = ser
+        self.connects += 1
+        self._set_state("connected", self.url)
+        try:
+            while not self._closed:
+                data = await loop.run_in_executor(None, lambda: ser.read(max(1, ser.in_waiting)))
+                if data:
+                    self.last_rx_at = _now()
+                    yield LinkEvent(EventKind.RX, data, self.last_rx_at, scale=self.scale)
+        finally:
+            self._thread_serial = None
+            with contextlib.suppress(Exception):
+                ser.close()
+
+    async def send(self, data: bytes) -> None:
+        if self._writer is not None:
+            self._writer.write(data)
+            with contextlib.suppress(Exception):
+                await self._writer.drain()
+            return
+        if self._thread_serial is not None:
+            ser = self._thread_serial
+            await asyncio.get_running_loop().run_in_executor(None, ser.write, data)
+            return
+        raise LinkError(f"{self.url}: not connected")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
