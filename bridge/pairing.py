@@ -116,8 +116,7 @@ class Pairing:
 
     def card(self, card: CardRead) -> list[PairingEvent]:
         out: list[PairingEvent] = list(self.tick(card.at))
-        assert self._now is not None
-        if self._now - card.at > self.window:
+        if self._advance(card.at) - card.at > self.window:
             return [*out, CardExpired(card)]  # arrived too late to open a window
         old = self._open.get(card.scale)
         if old is not None and old.at > card.at:
