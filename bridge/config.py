@@ -78,6 +78,9 @@ class CardsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     byte_order: str = "msb"
     platform_format: str = "DECIMAL"
     fallbacks: list[str] = msgspec.field(default_factory=list)
+    #: serial card readers: rdm6300 (ASCII frames) | binary (STX len type SNR BCC ETX)
+    protocol: str = "rdm6300"
+    baudrate: int = 9600
 
 
 class PairingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -166,6 +169,25 @@ def _problem_from_validation(exc: msgspec.ValidationError) -> ConfigProblem:
         return ConfigProblem(f"{key}.{u['field']}".lstrip("."), "required key is missing")
     msg = msg.replace("Expected", "expected").replace("`", "")
     return ConfigProblem(key or "(top level)", msg)
+
+
+def _check_cards(c: CardsConfig) -> list[ConfigProblem]:
+    from drivers.cards.numbers import ByteOrder, ReaderFormat, parse_fallbacks
+
+    out: list[ConfigProblem] = []
+    if c.format not in ReaderFormat._value2member_map_:
+        out.append(ConfigProblem("cards.format", f"must be one of {', '.join(m.value for m in ReaderFormat)}"))
+    if c.byte_order not in ByteOrder._value2member_map_:
+        out.append(ConfigProblem("cards.byte_order", f"must be one of {', '.join(m.value for m in ByteOrder)}"))
+    try:
+        parse_fallbacks(c.fallbacks)
+    except ValueError as exc:
+        out.append(ConfigProblem("cards.fallbacks", str(exc)))
+    if c.protocol not in ("rdm6300", "binary"):
+        out.append(ConfigProblem("cards.protocol", "must be rdm6300 or binary"))
+    if c.baudrate <= 0:
+        out.append(ConfigProblem("cards.baudrate", "must be positive"))
+    return out
 
 
 def parse_config(text: str, *, source: str = "config", env: dict[str, str] | None = None) -> Config:
@@ -264,6 +286,7 @@ def _check(cfg: Config) -> list[ConfigProblem]:
         out.append(ConfigProblem("cards.device", f'required for source = "{cfg.cards.source}"'))
     if cfg.cards.platform_format not in _PLATFORM_FORMATS:
         out.append(ConfigProblem("cards.platform_format", f"must be one of {', '.join(_PLATFORM_FORMATS)}"))
+    out.extend(_check_cards(cfg.cards))
     if cfg.pairing.window_s <= 0:
         out.append(ConfigProblem("pairing.window_s", "must be positive"))
     if cfg.queue.backoff_base_s <= 0 or cfg.queue.backoff_cap_s < cfg.queue.backoff_base_s:

@@ -52,6 +52,7 @@ __all__ = [
     "mask",
     "parse",
     "parse_fallbacks",
+    "platform_queries",
     "render",
     "to_platform",
 ]
@@ -354,23 +355,35 @@ DEFAULT_FALLBACKS: tuple[ReaderFormat, ...] = (
 )
 
 
-def parse_fallbacks(names: Sequence[str]) -> tuple[ReaderFormat, ...]:
+Alternative = ReaderFormat | CardNumberFormat
+
+
+def parse_fallbacks(names: Sequence[str]) -> tuple[Alternative, ...]:
     """Config ``[cards] fallbacks``: ``[]`` = ``DEFAULT_FALLBACKS``, ``["none"]`` = no fallbacks,
-    otherwise reader-format names in the order to try. Raises ``ValueError`` naming the bad entry."""
+    otherwise names in the order to try: a reader format (``decimal_le``: the platform may hold the
+    card as such a reader typed it) or a platform format (``HEX_LSB``: the primary number, written in
+    that ``cardNumberFormat``). Raises ``ValueError`` naming the bad entry."""
     if not names:
         return DEFAULT_FALLBACKS
     if list(names) == ["none"]:
         return ()
-    out: list[ReaderFormat] = []
+    out: list[Alternative] = []
     for name in names:
-        try:
-            f = ReaderFormat(name)
-        except ValueError:
-            known = ", ".join(m.value for m in ReaderFormat)
-            raise ValueError(f"unknown card format {name!r} (known: {known}, or 'none' alone)") from None
-        if f not in out:
-            out.append(f)
+        alt = _alternative(name)
+        if alt not in out:
+            out.append(alt)
     return tuple(out)
+
+
+def _alternative(name: Alternative | str) -> Alternative:
+    if isinstance(name, ReaderFormat | CardNumberFormat):
+        return name
+    if name in CardNumberFormat._value2member_map_:
+        return CardNumberFormat(name)
+    if name in ReaderFormat._value2member_map_:
+        return ReaderFormat(name)
+    known = ", ".join([*(m.value for m in ReaderFormat), *(m.value for m in CardNumberFormat)])
+    raise ValueError(f"unknown card format {name!r} (known: {known}, or 'none' alone)")
 
 
 def fallbacks(
@@ -379,22 +392,51 @@ def fallbacks(
     byte_order: ByteOrder | str = ByteOrder.MSB,
     *,
     platform_format: CardNumberFormat | str = CardNumberFormat.DECIMAL,
-    alternatives: Iterable[ReaderFormat | str] | None = None,
+    alternatives: Iterable[Alternative | str] | None = None,
 ) -> list[PlatformCard]:
     """Other queries to try, in order, after the primary ``to_platform`` query got a 404.
 
-    One candidate per alternative (``DEFAULT_FALLBACKS`` when None) that applies to the card, in the
-    given order, without duplicates and without the primary query itself. Raises ``CardNumberError``
-    if the reader text does not parse.
+    One candidate per alternative (``DEFAULT_FALLBACKS`` when None; see ``parse_fallbacks``) that
+    applies to the card, in the given order, without duplicates and without the primary query itself.
+    Raises ``CardNumberError`` if the reader text does not parse.
     """
     f = ReaderFormat(reader_format)
     uid = card if isinstance(card, CardUid) else parse(card, f)
     primary = to_platform(card, f, byte_order, platform_format=platform_format)
     seen = {primary}
     out: list[PlatformCard] = []
-    for alt in DEFAULT_FALLBACKS if alternatives is None else alternatives:
-        c = candidate(uid, alt)
+    for name in DEFAULT_FALLBACKS if alternatives is None else alternatives:
+        alt = _alternative(name)
+        if isinstance(alt, CardNumberFormat):
+            c: PlatformCard | None = to_platform(card, f, byte_order, platform_format=alt)
+        else:
+            c = candidate(uid, alt)
         if c is not None and c not in seen:
             seen.add(c)
             out.append(c)
     return out
+
+
+def platform_queries(
+    text: str,
+    reader_format: ReaderFormat | str,
+    byte_order: ByteOrder | str = ByteOrder.MSB,
+    platform_format: CardNumberFormat | str = CardNumberFormat.DECIMAL,
+    fallback_names: Sequence[str] = (),
+) -> list[tuple[str, str]]:
+    """Every query to try for a card, in order: ``to_platform`` then ``fallbacks`` (config names as
+    in ``parse_fallbacks``). Never raises for a card text: one the format cannot read is sent as it
+    is (the platform answers 404 and the weighing is parked), so a misconfigured format costs a
+    lookup, not a crash. Raises ``ValueError`` only for bad config values."""
+    alts = parse_fallbacks(fallback_names)
+    # bad config values raise here, whatever the card
+    ReaderFormat(reader_format)
+    ByteOrder(byte_order)
+    CardNumberFormat(platform_format)
+    card = text.strip()
+    try:
+        primary = to_platform(card, reader_format, byte_order, platform_format=platform_format)
+        rest = fallbacks(card, reader_format, byte_order, platform_format=platform_format, alternatives=alts)
+    except CardNumberError:
+        return [(card, str(CardNumberFormat(platform_format)))] if card else []
+    return [(n, str(f)) for n, f in [primary, *rest]]

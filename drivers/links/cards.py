@@ -446,3 +446,43 @@ class LineCardSource(_SourceBase):
         await super().close()
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)
+
+
+# ----------------------------------------------------------------------------------------------- config
+
+SOURCES = ("evdev", "serial", "socket", "stdin")
+
+
+def from_config(
+    source: str,
+    device: str,
+    *,
+    scale: str = "",
+    format: str = "hex",
+    protocol: str = "rdm6300",
+    baudrate: int = 9600,
+    on_state: StateCallback | None = None,
+) -> EvdevCardSource | SerialCardSource | LineCardSource:
+    """The card source for ``[cards] source / device``. ``format`` is the configured ``[cards]
+    format``: serial readers deliver bytes, and the source renders them in that format so the text
+    reads back the same way as a keyboard reader's. Raises ``LinkError(transient=False)`` for a bad
+    combination."""
+    if source == "evdev":
+        if not device:
+            raise LinkError("cards.device: required for source = evdev (/dev/input/by-id/...)", transient=False)
+        return EvdevCardSource(device, scale=scale, on_state=on_state)
+    if source == "serial":
+        if not device:
+            raise LinkError("cards.device: required for source = serial (a pyserial URL)", transient=False)
+        try:
+            output = ReaderFormat(format)
+        except ValueError:
+            raise LinkError(f"cards.format: unknown card format {format!r}", transient=False) from None
+        return SerialCardSource(device, protocol, baudrate, scale=scale, output_format=output, on_state=on_state)
+    if source == "socket":
+        if not device:
+            raise LinkError("cards.device: required for source = socket (a socket path)", transient=False)
+        return LineCardSource(device, scale=scale, on_state=on_state)
+    if source == "stdin":
+        return LineCardSource("-", scale=scale, on_state=on_state)
+    raise LinkError(f"cards.source: no card link for {source!r} (one of {', '.join(SOURCES)})", transient=False)

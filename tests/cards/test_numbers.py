@@ -20,6 +20,7 @@ from drivers.cards.numbers import (
     mask,
     parse,
     parse_fallbacks,
+    platform_queries,
     render,
     to_platform,
 )
@@ -257,3 +258,48 @@ def test_fallbacks_never_duplicate(uid: CardUid, alts: list[ReaderFormat], order
 def test_any_text_parses_or_raises_card_number_error(text: str, fmt: ReaderFormat) -> None:
     with contextlib.suppress(CardNumberError):
         parse(text, fmt)
+
+
+# ---------------------------------------------------------------------- platform_queries (uploader API)
+
+
+def test_platform_queries_primary_then_fallbacks() -> None:
+    assert platform_queries("3220338716\n", "decimal_le", "lsb", "DECIMAL", []) == [
+        ("3220338716", "DECIMAL"),
+        ("477688511", "DECIMAL"),
+        ("0477688511", "DECIMAL"),
+        ("1c78f2bf", "HEX_MSB"),
+        ("bff2781c", "HEX_MSB"),
+    ]
+
+
+def test_platform_format_names_as_fallbacks() -> None:
+    # same number, other encodings: for a platform that stores hex strings
+    got = platform_queries("042B73321A3180", "hex", "msb", "DECIMAL", ["HEX_MSB", "HEX_LSB", "DECIMAL"])
+    assert got == [("1173673668653440", "DECIMAL"), ("042b73321a3180", "HEX_MSB"), ("80311a32732b04", "HEX_LSB")]
+
+
+def test_platform_queries_em_fob_on_serial_reader() -> None:
+    assert platform_queries("06008E6D5D", "hex", "msb", "DECIMAL", ["em4100", "w26"]) == [
+        ("25779137885", "DECIMAL"),
+        ("0009334109", "DECIMAL"),
+        ("14227997", "DECIMAL"),
+    ]
+
+
+def test_platform_queries_never_raise_for_card_text() -> None:
+    assert platform_queries(" 12AB ", "decimal", "msb", "DECIMAL", ["none"]) == [("12AB", "DECIMAL")]
+    assert platform_queries("", "decimal") == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("1", "octal", "msb", "DECIMAL", []),
+        ("1", "decimal", "middle", "DECIMAL", []),
+        ("1", "decimal", "msb", "BCD", []),
+    ],
+)
+def test_platform_queries_reject_bad_config(args: tuple) -> None:
+    with pytest.raises(ValueError):
+        platform_queries(*args)

@@ -386,3 +386,17 @@ def test_line_stdin_until_eof() -> None:
 def test_sources_are_read_only() -> None:
     with pytest.raises(LinkError):
         run(LineCardSource("-").send(b"x"))
+
+
+def test_from_config() -> None:
+    from drivers.links.cards import from_config
+
+    assert isinstance(from_config("evdev", "/dev/input/event3"), EvdevCardSource)
+    serial_source = from_config("serial", "/dev/ttyUSB1", format="em4100", protocol="binary", scale="s")
+    assert isinstance(serial_source, SerialCardSource)
+    assert (serial_source.protocol, serial_source.output_format, serial_source.scale) == ("binary", "em4100", "s")
+    assert from_config("socket", "/run/scale-bridge/cards.sock").name == "socket:/run/scale-bridge/cards.sock"
+    assert from_config("stdin", "").is_stdin  # type: ignore[union-attr]
+    for bad in [("evdev", ""), ("serial", "/dev/ttyUSB1", "octal"), ("nfc", "x")]:
+        with pytest.raises(LinkError):
+            from_config(*bad[:2], **({"format": bad[2]} if len(bad) > 2 else {}))
