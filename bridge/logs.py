@@ -26,7 +26,9 @@ def mask_card(value: object) -> str:
 
 
 def register_secret(secret: str) -> None:
-    if secret:
+    """Never log this value. Very short values (placeholders like "-") are not secrets worth masking
+    and would mangle every line."""
+    if len(secret) >= 6:
         _SECRETS.add(secret)
 
 
