@@ -1,0 +1,32 @@
+"""Shared fixtures: the shared/ folder beside the repo, the platform simulator (a real HTTP server on
+127.0.0.1), config files, and a way to run the CLI as a subprocess."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import SHARED
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "vectors").is_dir():
+        pytest.skip(f"shared/ folder not found beside the repo ({SHARED})")
+    return SHARED
+
+
+@pytest.fixture
+def simulator() -> Iterator[Any]:
+    from bridge.simulator import SimulatorThread
+
+    sim = SimulatorThread().start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
