@@ -364,7 +364,7 @@ class BleLink:
             raise
         except Exception as exc:  # noqa: BLE001 - the boundary: translated and handed to the consumer
             error = translate_error(exc)
-            log.error("ble_link_failed", extra={"error": str(error), "transient": error.transient})
+            log.error("ble_link_failed error=%r", str(error))
             self._set_state("disconnected", str(error))
             self._put_control(LinkError(str(error), transient=False) if error.transient else error)
 
@@ -372,8 +372,9 @@ class BleLink:
         failures = 0  # consecutive: failed starts and restarts without an advertisement in between
         started_once = False
         last_error: LinkError | None = None
+        reason = "start"
         while not self._closed:
-            self._set_state("connecting")
+            self._set_state("connecting", reason)
             try:
                 scanner, manager, adapter_path = await self._start_scanner()
             except Exception as exc:
@@ -389,7 +390,8 @@ class BleLink:
                         f"BLE scanning failed {failures} times in a row, giving up: {error}", transient=False
                     ) from exc
                 delay = self._backoff(failures)
-                log.warning("ble_scanner_start_failed", extra={"error": str(error), "retry_in_s": round(delay, 2)})
+                log.warning("ble_scanner_start_failed error=%r retry_in_s=%.2f", str(error), delay)
+                reason = f"retrying after: {error}"
                 await asyncio.sleep(delay)
                 continue
 
@@ -412,7 +414,8 @@ class BleLink:
                         transient=False,
                     )
             self._count("scanner_restarts")
-            log.warning("ble_scanner_restart", extra={"reason": reason, "consecutive_failures": failures})
+            log.warning("ble_scanner_restart reason=%s consecutive_failures=%d", reason, failures)
+            reason = f"scanner restart ({reason})"
 
     def _backoff(self, failures: int) -> float:
         cap = min(MAX_BACKOFF_S, self._backoff_s * 2 ** (failures - 1))
@@ -430,7 +433,7 @@ class BleLink:
         mode = "passive" if self._scanning_mode == "passive" else "active"
         scanner = BleakScanner(self._on_advert, scanning_mode=mode, bluez=bluez)  # type: ignore[arg-type]
         await scanner.start()
-        log.info("ble_scanning", extra={"adapter": adapter_path, "mode": mode})
+        log.info("ble_scanning adapter=%s mode=%s", adapter_path, mode)
         return scanner, manager, adapter_path
 
     async def _stop_scanner(self, scanner: BleakScanner) -> None:
@@ -439,7 +442,7 @@ class BleLink:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - bluetoothd gone or restarted: its discovery session went with it
-            log.info("ble_scanner_stop_failed", extra={"error": str(translate_error(exc))})
+            log.info("ble_scanner_stop_failed error=%r", str(translate_error(exc)))
 
     async def _watch(self, manager: BlueZManager, adapter_path: str) -> tuple[str, bool]:
         """Sleep while scanning is healthy; return why it needs a restart and whether anything was heard."""
@@ -570,7 +573,7 @@ class BleLink:
             raise
         except Exception as exc:  # noqa: BLE001 - one failed session must not stop the scanner
             error = translate_error(exc)
-            log.warning("ble_gatt_failed", extra={"address": address, "error": str(error)})
+            log.warning("ble_gatt_failed address=%s error=%r", address, str(error))
             self._count("gatt_failures")
         finally:
             self._gatt_connected.discard(address)
@@ -592,7 +595,7 @@ class BleLink:
         def on_disconnect(_client: Any) -> None:
             disconnected.set()
 
-        log.info("ble_gatt_connecting", extra={"address": address, "driver": spec.name})
+        log.info("ble_gatt_connecting address=%s driver=%s", address, spec.name)
         client = await establish_connection(
             BleakClientWithServiceCache,
             device,
@@ -628,9 +631,9 @@ class BleLink:
             if not subscribed:
                 wanted = ", ".join(matcher.characteristics) or "none"
                 raise LinkError(f"{address} offers none of the characteristics {spec.name} reads ({wanted})")
-            log.info("ble_gatt_subscribed", extra={"address": address, "characteristics": subscribed})
+            log.info("ble_gatt_subscribed address=%s characteristics=%s", address, ",".join(subscribed))
             await disconnected.wait()
-            log.info("ble_gatt_disconnected", extra={"address": address})
+            log.info("ble_gatt_disconnected address=%s", address)
             return True
         finally:
             with contextlib.suppress(Exception):

@@ -30,7 +30,7 @@ import sys
 from collections import Counter
 from typing import Annotated, Any
 
-from dbus_fast import BusType, DBusError, Variant
+from dbus_fast import BusType, DBusError, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusBool, DBusBytes, DBusDict, DBusInt16, DBusObjectPath, DBusSignature, DBusStr
 from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_method, dbus_property
@@ -57,7 +57,12 @@ class Adapter(ServiceInterface):
         self.fake = fake
         self.address = address
         self.roles = ["central", "peripheral"] if central else ["peripheral"]
-        self.sessions = 0  # discovery sessions (bleak opens one per scanner)
+        #: discovery sessions by D-Bus client, like bluetoothd: one per client, dropped when it leaves the bus
+        self.clients: set[str] = set()
+
+    @property
+    def sessions(self) -> int:
+        return len(self.clients)
 
     @dbus_property(access=R)
     def Address(self) -> DBusStr:
@@ -93,8 +98,11 @@ class Adapter(ServiceInterface):
             self.fake.fail_start -= 1
             self.fake.count("start_discovery_failed")
             raise DBusError("org.bluez.Error.InProgress", "Operation already in progress (fake)")
+        client = self.fake.caller
+        if client in self.clients:
+            raise DBusError("org.bluez.Error.InProgress", "Operation already in progress")
         self.fake.count("start_discovery")
-        self.sessions += 1
+        self.clients.add(client)
         if self.sessions == 1:
             self.emit_properties_changed({"Discovering": True})
             self.fake.changed()
@@ -102,11 +110,16 @@ class Adapter(ServiceInterface):
     @dbus_method()
     def StopDiscovery(self) -> None:
         self.fake.count("stop_discovery")
-        if self.sessions == 0:
+        if self.fake.caller not in self.clients:
             raise DBusError(ERR_FAILED, "No discovery started")
-        self.sessions -= 1
-        if self.sessions == 0:
-            self.emit_properties_changed({"Discovering": False})
+        self.drop_client(self.fake.caller)
+
+    def drop_client(self, client: str) -> None:
+        if client in self.clients:
+            self.clients.discard(client)
+            if not self.clients:
+                self.emit_properties_changed({"Discovering": False})
+                self.fake.changed()
 
     @dbus_method()
     def RemoveDevice(self, device: DBusObjectPath) -> None:
@@ -344,7 +357,18 @@ class FakeBluez:
         self.scripts: dict[str, dict[str, Any]] = {}  # GATT scripts of devices not seen yet
         self.stats: Counter[str] = Counter()
         self.fail_start = 0
+        self.caller = ""  # sender of the method call being dispatched
         self._changed = asyncio.Condition()
+        bus.add_message_handler(self._observe)
+
+    def _observe(self, msg: Message) -> None:
+        """Runs before dbus-fast dispatches a call: remember who calls; forget clients that left."""
+        if msg.message_type is MessageType.METHOD_CALL:
+            self.caller = msg.sender or ""
+        elif msg.message_type is MessageType.SIGNAL and msg.member == "NameOwnerChanged":
+            name, _old, new = msg.body
+            if not new:
+                self.adapter.drop_client(name)
 
     def count(self, key: str) -> None:
         self.stats[key] += 1
@@ -506,6 +530,17 @@ async def main(argv: list[str] | None = None) -> None:
 
     bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
     await bus.request_name("org.bluez")
+    match = "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"
+    await bus.call(
+        Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            member="AddMatch",
+            signature="s",
+            body=[match],
+        )
+    )
     fake = FakeBluez(bus, central=not args.no_central, adapter=args.adapter)
     # after the name, like bluetoothd: clients see InterfacesAdded for the adapter on a restart
     bus.export(fake.adapter_path, fake.adapter)

@@ -50,7 +50,7 @@ MI_V2_LATER = bytes.fromhex("02 26 e6 07 02 0e 10 2a 05 f4 01 a4 38")
 BCM_1 = bytes.fromhex("06 10 ea 00 e8 07 05 11 08 1e 00 01")
 BCM_2 = bytes.fromhex("00 16 ea 00 03 14 80 3e")
 WEIGHT_2A9D = bytes.fromhex("00 8c 3c")  # 77.5 kg
-FEATURE = bytes.fromhex("06 00 00 00")  # time stamp + multiple users supported
+FEATURE = bytes.fromhex("06 00 00 00")  # multiple users and BMI supported
 
 
 class Pump:
