@@ -18,8 +18,9 @@ Weight: kg = raw / 200; lb and catty = raw / 100 (converted here to kg: 1 lb = 0
   *load removed* says: after the person steps off, the scale keeps advertising the final result with
   that bit set, and rejecting it (as openScale and xiaomi-ble do) can drop a completed reading;
 - impedance is taken only from frames with the impedance bit set (and a value in 1..65534 Ω);
-- every other well-formed frame is a ``Reading`` with ``stable=False`` (live weight, empty scale):
-  the pairing never turns it into a weighing, but it shows in ``decode`` and logs.
+- every other well-formed frame is a ``Reading`` with ``stable=False`` and an empty measurement (live
+  weight, empty scale; the live weight is in ``fields``): never a weighing, but it shows in
+  ``decode`` and logs.
 
 The scale repeats the same advertisement for minutes; the bridge dedupes persistently with
 ``dedupe_key`` (device + payload content, including the payload's own timestamp).
@@ -148,12 +149,15 @@ def parse(frame: bytes, channel: str = "") -> ParseResult:
             "object_mode": "1" if object_mode else "0",
         }
     )
-    # an empty scale (weight 0) measured nothing: no weight rather than an invented zero
-    measurement = Measurement(weight_kg=round(weight_kg, 4) if raw_weight else None, impedance_ohm=impedance)
+    fields["weight_kg"] = f"{weight_kg:.3f}"
+    stable = stabilised and raw_weight > 0
+    # Only a weighing carries a measurement: a live (non-stabilised) weight or an empty scale stays in
+    # ``fields``, so a frame's weighing body is empty unless it is a weighing (never an invented zero).
+    measurement = Measurement(weight_kg=round(weight_kg, 4), impedance_ohm=impedance) if stable else Measurement()
     return Reading(
         driver=NAME,
         measurement=measurement,
-        stable=stabilised and raw_weight > 0,
+        stable=stable,
         raw=payload.hex(),
         device_time=when,
         model=model,
