@@ -188,6 +188,7 @@ SPEC = DriverSpec(
     parse=parse,
     make_framer=PassthroughFramer,
     models=("XMTZC01HM", "XMTZC04HM", "XMTZC02HM", "XMTZC05HM", "NUN4049CN"),
+    dedupe_key=dedupe_key,
     ble=BleMatcher(
         mode=BleMode.BROADCAST,
         service_uuids=frozenset({UUID_V1, UUID_V2}),

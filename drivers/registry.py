@@ -141,6 +141,9 @@ class DriverSpec:
     poll_command: bytes | None = None
     poll_interval_s: float = 1.0
     make_decoder: Callable[[], Decoder] | None = None
+    #: Broadcast scales: ``(address, payload) -> key`` that is equal for repeats of one weighing (the
+    #: bridge stores it persistently). None: the bridge keys on the reading's raw payload.
+    dedupe_key: Callable[[str, bytes], str] | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
 
     def new_decoder(self) -> Decoder:

@@ -258,3 +258,10 @@ def test_long_profile(request: pytest.FixtureRequest) -> None:
 
     random_frames()
     round_trips()
+
+
+def test_spec_offers_the_dedupe_key() -> None:
+    assert SPEC.dedupe_key is mi.dedupe_key
+    payload = bytes.fromhex("0226e607020e10293af7019a38")
+    removed = bytes([payload[0], payload[1] | 0x80]) + payload[2:]
+    assert SPEC.dedupe_key("c8:47:8c:00:00:01", payload) == SPEC.dedupe_key("C8:47:8C:00:00:01", removed)
