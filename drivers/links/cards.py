@@ -25,7 +25,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -182,18 +182,16 @@ class EvdevCardSource(_SourceBase):
             self._connected(self.device_path)
             acc = KeyAccumulator(timeout_s=self._key_timeout_s, max_len=self._max_len)
             try:
-                async for ev in device.async_read_loop():
-                    if ev.type != EV_KEY:
-                        continue
-                    stamp = ev.timestamp() if hasattr(ev, "timestamp") else time.monotonic()
-                    text = acc.feed(ev.code, ev.value, stamp)
-                    if text is not None:
-                        yield self._event(text)
-                    if self._closed:
-                        break
-                else:
-                    if not self._closed:
-                        self._set_state("disconnected", "device stopped sending")
+                async with contextlib.aclosing(self._until_closed(device.async_read_loop())) as stream:
+                    async for ev in stream:
+                        if ev.type != EV_KEY:
+                            continue
+                        stamp = ev.timestamp() if hasattr(ev, "timestamp") else time.monotonic()
+                        text = acc.feed(ev.code, ev.value, stamp)
+                        if text is not None:
+                            yield self._event(text)
+                if not self._closed:
+                    self._set_state("disconnected", "device stopped sending")
             except OSError as exc:  # ENODEV when unplugged
                 if not self._closed:
                     self._set_state("disconnected", _why(exc))
@@ -208,6 +206,27 @@ class EvdevCardSource(_SourceBase):
             if not self._closed:
                 await self._backoff()
         self._set_state("closed")
+
+    async def _until_closed(self, events: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
+        """The device's events until it ends or ``close()`` is called: python-evdev's read loop never
+        wakes up once the device is closed under it, so each read races the close signal."""
+        it = aiter(events)
+        closing = asyncio.ensure_future(self._wake.wait())
+        try:
+            while not self._closed:
+                nxt = asyncio.ensure_future(anext(it))
+                await asyncio.wait((nxt, closing), return_when=asyncio.FIRST_COMPLETED)
+                if not nxt.done():
+                    nxt.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, OSError):
+                        await nxt
+                    return
+                try:
+                    yield nxt.result()
+                except StopAsyncIteration:
+                    return
+        finally:
+            closing.cancel()
 
     async def close(self) -> None:
         await super().close()

@@ -185,7 +185,8 @@ class FakeInputEvent:
 class FakeInputDevice:
     """Boundary fake for ``evdev.InputDevice``: only the surface ``EvdevCardSource`` uses."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, ends_on_close: bool = True) -> None:
+        self.ends_on_close = ends_on_close
         self.queue: asyncio.Queue[FakeInputEvent | OSError | None] = asyncio.Queue()
         self.grabbed = False
         self.closed = False
@@ -199,7 +200,8 @@ class FakeInputDevice:
 
     def close(self) -> None:
         self.closed = True
-        self.queue.put_nowait(None)
+        if self.ends_on_close:
+            self.queue.put_nowait(None)
 
     async def async_read_loop(self) -> AsyncIterator[FakeInputEvent]:
         while True:
@@ -294,6 +296,31 @@ def test_evdev_busy_device_is_retried() -> None:
         return ev
 
     assert run(scenario()).payload == b"0477688511"
+
+
+def test_evdev_close_ends_events_even_if_the_read_loop_never_wakes() -> None:
+    """python-evdev's async read loop is not woken by close(); the source must end anyway."""
+    dev = FakeInputDevice(ends_on_close=False)
+
+    async def scenario() -> list[LinkEvent]:
+        watch = StateWatch()
+        source = EvdevCardSource("/dev/input/event3", on_state=watch, open_device=lambda _: dev)
+
+        async def collect() -> list[LinkEvent]:
+            return [ev async for ev in source.events()]
+
+        task = asyncio.create_task(collect())
+        await watch.event("connected").wait()
+        dev.type_card("123")
+        while source.cards_read < 1:
+            await asyncio.sleep(0.01)
+        await source.close()
+        got = await task
+        assert dev.closed and not dev.grabbed
+        assert source.state == "closed"
+        return got
+
+    assert [e.payload for e in run(scenario())] == [b"123"]
 
 
 @pytest.mark.skipif(not os.access("/dev/uinput", os.W_OK), reason="/dev/uinput is not available on this machine")
