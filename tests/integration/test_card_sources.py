@@ -427,3 +427,33 @@ def test_from_config() -> None:
     for bad in [("evdev", ""), ("serial", "/dev/ttyUSB1", "octal"), ("nfc", "x")]:
         with pytest.raises(LinkError):
             from_config(*bad[:2], **({"format": bad[2]} if len(bad) > 2 else {}))
+
+
+def test_serial_close_ends_pending_events(pty_pair: tuple[int, str]) -> None:
+    _, path = pty_pair
+
+    async def scenario() -> list[LinkEvent]:
+        watch = StateWatch()
+        source = SerialCardSource(path, "rdm6300", on_state=watch)
+
+        async def collect() -> list[LinkEvent]:
+            return [ev async for ev in source.events()]
+
+        task = asyncio.create_task(collect())
+        await watch.event("connected").wait()
+        await source.close()
+        return await task
+
+    assert run(scenario()) == []
+
+
+def test_importing_card_modules_loads_no_foreign_packages() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, drivers.cards, drivers.cards.explain, drivers.links.cards;"
+        "bad = [m for m in ('serial', 'serial_asyncio_fast', 'evdev', 'bleak', 'httpx') if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
