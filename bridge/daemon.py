@@ -40,6 +40,10 @@ HOUSEKEEPING_S = 1.0
 STATUS_EVERY_S = 5.0
 RETENTION_EVERY_S = 3600.0
 STALL_S = 90.0
+#: A replay link reads its whole capture again after every restart: its dedupe keys (content of each
+#: reading) must outlive any restart, or a weighing replayed after the normal window would be captured
+#: (and uploaded) a second time. See docs/reliability.md.
+REPLAY_DEDUPE_S = 100 * 365 * 86400.0
 UNIDENTIFIED_NOTE = "no member: no card read within the pairing window and no ID on the scale"
 
 
@@ -91,13 +95,14 @@ def build_scale_link(cfg: Config, spec: DriverSpec, on_state: Callable[[str, str
     return BleLink([spec], adapter=s.adapter or None, address=s.address or None, scale=s.name, on_state=on_state)
 
 
-def build_card_link(cfg: Config) -> Link | None:
+def build_card_link(cfg: Config, on_state: Callable[[str, str], None]) -> Link | None:
     c = cfg.cards
     if c.source in ("scale_id", "capture"):
         return None
-    from drivers.links import cards  # type: ignore[attr-defined]
+    from drivers.links.cards import from_config
 
-    return cards.from_config(c.source, c.device, scale=cfg.scale.name)  # type: ignore[no-any-return]
+    return from_config(c.source, c.device, scale=cfg.scale.name, format=c.format, protocol=c.protocol,
+                       baudrate=c.baudrate, on_state=on_state)
 
 
 class Daemon:
@@ -159,11 +164,12 @@ class Daemon:
         self.uploader.on_delivered = self._delivered
         pairing = Pairing(cfg.pairing.window_s, cfg.pairing.unidentified)
         self._intake = Intake(spec, pairing, scale=cfg.scale.name, is_duplicate=self.outbox.seen,
-                              dedupe_window_s=cfg.queue.dedupe_window_s,
-                              broadcast_dedupe_window_s=cfg.queue.broadcast_dedupe_window_s)
+                              dedupe_window_s=REPLAY_DEDUPE_S if cfg.scale.capture else cfg.queue.dedupe_window_s,
+                              broadcast_dedupe_window_s=REPLAY_DEDUPE_S if cfg.scale.capture
+                              else cfg.queue.broadcast_dedupe_window_s)
         scale_link = build_scale_link(cfg, spec, self._link_state_cb(f"scale:{cfg.scale.name}"))
         self.links = [scale_link]
-        card_link = build_card_link(cfg)
+        card_link = build_card_link(cfg, self._link_state_cb(f"cards:{cfg.cards.source}"))
         if card_link is not None:
             self.links.append(card_link)
         loop = asyncio.get_running_loop()
