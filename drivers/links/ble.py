@@ -250,6 +250,7 @@ class BleLink:
         scanning_mode: str = "active",
         backoff_s: float = 1.0,
         reconnect_cooldown_s: float = 2.0,
+        max_session_s: float = 300.0,
         connect_attempts: int = 3,
         queue_size: int = 4096,
         on_state: Callable[[str, str], None] | None = None,
@@ -270,6 +271,7 @@ class BleLink:
         self._scanning_mode = scanning_mode
         self._backoff_s = backoff_s
         self._cooldown_s = reconnect_cooldown_s
+        self._max_session_s = max_session_s
         self._connect_attempts = connect_attempts
         self._on_state = on_state
         self.name = f"ble:{address or adapter or 'any'}"
@@ -402,6 +404,10 @@ class BleLink:
                 reason, heard = await self._watch(manager, adapter_path)
             finally:
                 await self._stop_scanner(scanner)
+            if reason in ("adapter_gone", "adapter_reappeared"):
+                # bluetoothd restarted (or the adapter went away): its connections are gone, but bleak may
+                # never report them closed. End the GATT sessions so the scales are reconnected.
+                await self._end_gatt_sessions()
             if heard:
                 failures = 0
             if reason == "silence":
@@ -416,6 +422,16 @@ class BleLink:
             self._count("scanner_restarts")
             log.warning("ble_scanner_restart reason=%s consecutive_failures=%d", reason, failures)
             reason = f"scanner restart ({reason})"
+
+    async def _end_gatt_sessions(self) -> None:
+        tasks = list(self._gatt_tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._gatt_connected.clear()
+        self._cooldown_until.clear()
 
     def _backoff(self, failures: int) -> float:
         cap = min(MAX_BACKOFF_S, self._backoff_s * 2 ** (failures - 1))
@@ -632,7 +648,12 @@ class BleLink:
                 wanted = ", ".join(matcher.characteristics) or "none"
                 raise LinkError(f"{address} offers none of the characteristics {spec.name} reads ({wanted})")
             log.info("ble_gatt_subscribed address=%s characteristics=%s", address, ",".join(subscribed))
-            await disconnected.wait()
+            try:
+                await asyncio.wait_for(disconnected.wait(), self._max_session_s)
+            except TimeoutError:
+                # a scale stays connected for seconds; a session this long is a lost disconnect signal
+                log.warning("ble_gatt_session_too_long address=%s limit_s=%g", address, self._max_session_s)
+                return True
             log.info("ble_gatt_disconnected address=%s", address)
             return True
         finally:

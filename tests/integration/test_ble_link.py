@@ -6,6 +6,7 @@ Addresses and payloads are synthetic and written out literally. Timeouts are fai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC
@@ -93,8 +94,30 @@ class Pump:
         await asyncio.wait_for(self.task, GUARD_S)
 
 
+async def release_bleak() -> None:
+    """Close bleak's per-loop BlueZ manager connection, so no D-Bus socket outlives the test's loop."""
+    from bleak.backends.bluezdbus import manager
+
+    instance = manager._global_instances.pop(asyncio.get_running_loop(), None)
+    bus = getattr(instance, "_bus", None)
+    if bus is not None:
+        bus.disconnect()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(bus.wait_for_disconnect(), 5)
+    task = getattr(instance, "_bus_watcher_task", None)
+    if task is not None:
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, 5)
+
+
 def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro_fn(), 60))
+    async def main() -> None:
+        try:
+            await asyncio.wait_for(coro_fn(), 60)
+        finally:
+            await release_bleak()
+
+    asyncio.run(main())
 
 
 async def wait_discovering(fake: FakeBluezProcess) -> None:
@@ -147,16 +170,7 @@ def test_configured_address_only_takes_that_device(fake_bluez: FakeBluezProcess)
 
 
 def test_standard_scale_indications_then_disconnect_then_reconnect(fake_bluez: FakeBluezProcess) -> None:
-    services = [
-        {
-            "uuid": "181d",
-            "characteristics": [
-                {"uuid": "2a9e", "flags": ["read"], "value": FEATURE.hex()},
-                {"uuid": "2a9d", "flags": ["indicate"]},
-            ],
-        },
-        {"uuid": "181b", "characteristics": [{"uuid": "2a9c", "flags": ["indicate"]}]},
-    ]
+    services = STD_SERVICES
 
     async def main() -> None:
         link = BleLink([GATT_SPEC], watchdog_s=30, reconnect_cooldown_s=0.2)
@@ -224,6 +238,83 @@ def test_link_recovers_when_bluez_is_killed_and_restarted(fake_bluez: FakeBluezP
         )
         await pump.until(lambda: any(e.payload == MI_V2_LATER for e in pump.events), "adverts after the restart")
         assert link.stats["scanner_restarts"] >= 1
+        assert pump.error is None
+        await pump.close()
+
+    run(main)
+
+
+STD_SERVICES = [
+    {
+        "uuid": "181d",
+        "characteristics": [
+            {"uuid": "2a9e", "flags": ["read"], "value": FEATURE.hex()},
+            {"uuid": "2a9d", "flags": ["indicate"]},
+        ],
+    },
+    {"uuid": "181b", "characteristics": [{"uuid": "2a9c", "flags": ["indicate"]}]},
+]
+
+
+async def advertise_until_connected(fake: FakeBluezProcess, connects: int) -> None:
+    async def loop() -> None:
+        while (await fake.acall("stats"))["stats"].get("connects", 0) < connects:
+            await fake.acall("advertise", address=STD_ADDR, name="BF105", uuids=["181d", "181b"])
+            await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(loop(), GUARD_S)
+
+
+def test_gatt_session_survives_a_bluez_crash_while_connected(fake_bluez: FakeBluezProcess) -> None:
+    async def main() -> None:
+        link = BleLink([GATT_SPEC], watchdog_s=60, backoff_s=0.05, reconnect_cooldown_s=0.2)
+        pump = Pump(link)
+        await wait_discovering(fake_bluez)
+        # the scale stays connected after its indication
+        await fake_bluez.acall(
+            "gatt_device",
+            address=STD_ADDR,
+            services=STD_SERVICES,
+            indicate=[{"char": "2a9d", "hex": WEIGHT_2A9D.hex()}],
+            disconnect_after=False,
+        )
+        await advertise_until_connected(fake_bluez, 1)
+        await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 2, "the first session's values")
+        assert link.gatt_connected
+
+        # bluetoothd dies with the connection up: nobody will say "Connected": false
+        await asyncio.to_thread(fake_bluez.kill)
+        await asyncio.to_thread(fake_bluez.start)
+        await wait_discovering(fake_bluez)
+        await fake_bluez.acall(
+            "gatt_device",
+            address=STD_ADDR,
+            services=STD_SERVICES,
+            indicate=[{"char": "2a9c", "hex": BCM_1.hex()}, {"char": "2a9c", "hex": BCM_2.hex()}],
+        )
+        await advertise_until_connected(fake_bluez, 1)  # the restarted fake counts from zero
+        await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 5, "the session after the crash")
+        assert [e.payload for e in pump.of(EventKind.NOTIFY)] == [FEATURE, WEIGHT_2A9D, FEATURE, BCM_1, BCM_2]
+        await pump.close()
+
+    run(main)
+
+
+def test_link_recovers_when_the_system_bus_restarts(private_bus: PrivateBus, fake_bluez: FakeBluezProcess) -> None:
+    async def main() -> None:
+        link = BleLink([MI_SPEC], watchdog_s=60, backoff_s=0.05, max_scanner_restarts=50)
+        pump = Pump(link)
+        await wait_discovering(fake_bluez)
+        await fake_bluez.acall("advertise", address=MI_ADDR, name="MIBFS", service_data={"181b": MI_V2.hex()})
+        await pump.until(lambda: len(pump.events) >= 1, "an advert before the bus restart")
+
+        await asyncio.to_thread(fake_bluez.kill)
+        await asyncio.to_thread(private_bus.stop)  # the link's D-Bus connection drops
+        await asyncio.to_thread(private_bus.start)
+        await asyncio.to_thread(fake_bluez.start)
+        await wait_discovering(fake_bluez)
+        await fake_bluez.acall("advertise", address=MI_ADDR, name="MIBFS", service_data={"181b": MI_V2_LATER.hex()})
+        await pump.until(lambda: any(e.payload == MI_V2_LATER for e in pump.events), "an advert after the restart")
         assert pump.error is None
         await pump.close()
 
