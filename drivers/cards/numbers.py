@@ -343,13 +343,15 @@ def candidate(uid: CardUid, alternative: ReaderFormat | str) -> PlatformCard | N
     return PlatformCard(rendered, CardNumberFormat.DECIMAL)
 
 
-#: Tried after a 404 when the config names none. w26 and first_cascade are left out on purpose: they
-#: are short partial numbers, so a wrong guess could match *another* member's card.
+#: Tried after a 404 when the config names none: other numbers first (byte order, EM version byte
+#: dropped), then other spellings of numbers already tried (zero padding, hex), in case the platform
+#: compares text (unknown). w26 and first_cascade are left out on purpose: they are short partial
+#: numbers, so a wrong guess could match *another* member's card.
 DEFAULT_FALLBACKS: tuple[ReaderFormat, ...] = (
     ReaderFormat.DECIMAL,
     ReaderFormat.DECIMAL_LE,
-    ReaderFormat.DECIMAL10,
     ReaderFormat.EM4100,
+    ReaderFormat.DECIMAL10,
     ReaderFormat.HEX,
     ReaderFormat.HEX_REVERSED,
 )

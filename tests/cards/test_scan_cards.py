@@ -3,25 +3,43 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from bridge.cli import main
 from drivers.cards.explain import explain
 from drivers.cards.numbers import ByteOrder, ReaderFormat
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def scan(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", "scan", "--cards", *args],
-        input=stdin,
-        capture_output=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+@dataclass
+class Result:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+@pytest.fixture
+def scan(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run ``scale-bridge scan --cards ARGS`` in-process with ``stdin`` fed through a real pipe."""
+
+    def run(*args: str, stdin: bytes = b"") -> Result:
+        r, w = os.pipe()
+        os.write(w, stdin)
+        os.close(w)
+        with os.fdopen(r, "rb", buffering=0) as pipe:
+            monkeypatch.setattr(sys, "stdin", pipe)
+            code = main(["scan", "--cards", *args])
+        out, err = capsys.readouterr()
+        return Result(code, out.encode(), err.encode())
+
+    return run
 
 
 def test_explain_usb_wedge_number() -> None:
@@ -41,7 +59,7 @@ def test_explain_formats_by_shape() -> None:
     assert explain("hello") == []
 
 
-def test_scan_cards_from_stdin_human() -> None:
+def test_scan_cards_from_stdin_human(scan) -> None:  # type: ignore[no-untyped-def]
     r = scan("--source", "stdin", "--timeout", "30", stdin=b"3220338716\n04C43BC21C2680\n")
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
@@ -52,7 +70,7 @@ def test_scan_cards_from_stdin_human() -> None:
     assert "2 tap(s)" in out
 
 
-def test_scan_cards_json_and_count() -> None:
+def test_scan_cards_json_and_count(scan) -> None:  # type: ignore[no-untyped-def]
     r = scan("--source", "stdin", "--json", "--count", "1", stdin=b"0009334109\n0006547886\n")
     assert r.returncode == 0, r.stderr
     (row,) = json.loads(r.stdout)["cards"]
@@ -73,7 +91,7 @@ def test_scan_cards_json_and_count() -> None:
     }
 
 
-def test_scan_cards_errors_are_one_line() -> None:
+def test_scan_cards_errors_are_one_line(scan) -> None:  # type: ignore[no-untyped-def]
     r = scan("--source", "nfc:/dev/x")
     assert r.returncode == 69
     assert r.stderr.decode().count("\n") == 1 and "--source" in r.stderr.decode()
@@ -87,3 +105,17 @@ def test_plain_scan_does_not_wait_for_cards() -> None:
 
     assert "cards" in scan_cmd.SCANNERS
     assert "cards" in scan_cmd.INTERACTIVE
+
+
+def test_console_script_end_to_end() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "bridge", "scan", "--cards", "--source", "stdin", "--json"],
+        input=b"3220338716\n",
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)["cards"]
+    assert row["interpretations"][0]["platform"]["lsb"] == ["3220338716", "DECIMAL"]
