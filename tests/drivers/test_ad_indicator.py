@@ -8,13 +8,13 @@ import pytest
 from builders import ad_balance_line, ad_data, ad_indicator_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from props import decode_stream, frames, garbage_then_frame, no_terminators, parse_only_frame_error, split_at
+from props import HEAVY, decode_stream, frames, garbage_then_frame, no_terminators, parse_only_frame_error, split_at
 from vectorlib import MODES, Vector, check_vector, require_slow, vector_params
 
 from drivers import FrameError, Reading, ad_indicator
 
 SPEC = ad_indicator.SPEC
-FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=100_000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 UNIT_KG = {"kg": 1.0, " g": 0.001, "lb": 0.45359237, " t": 1000.0}
 
@@ -93,7 +93,7 @@ def test_round_trip(frame: tuple[bytes, float, bool]) -> None:
     check_round_trip(frame)
 
 
-@FAST
+@HEAVY
 @given(st.lists(st.one_of(indicator_frames(), balance_frames()), min_size=1, max_size=6), st.lists(st.integers()))
 def test_any_chunking_gives_the_same_frames(items: list[tuple[bytes, float, bool]], cuts: list[int]) -> None:
     stream = b"".join(i[0] for i in items)
@@ -122,7 +122,7 @@ def test_field_soup_raises_only_frame_error(text: str) -> None:
     _robust(text.encode())
 
 
-@FAST
+@HEAVY
 @given(st.lists(no_terminators(b""), min_size=1, max_size=20), indicator_frames())
 def test_garbage_stream_stays_under_cap_and_resyncs(garbage: list[bytes], frame: tuple[bytes, float, bool]) -> None:
     big = [g * (1 + ad_indicator.MAX_LINE_BYTES // max(1, len(g))) for g in garbage if g] or [b"x" * 500]

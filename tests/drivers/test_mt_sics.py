@@ -8,13 +8,13 @@ import pytest
 from builders import mt_sics_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from props import decode_stream, frames, garbage_then_frame, no_terminators, parse_only_frame_error, split_at
+from props import HEAVY, decode_stream, frames, garbage_then_frame, no_terminators, parse_only_frame_error, split_at
 from vectorlib import MODES, Vector, check_vector, require_slow, vector_params
 
 from drivers import DeviceReport, FrameError, Reading, mt_sics
 
 SPEC = mt_sics.SPEC
-FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=100_000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 UNIT_KG = {"g": 0.001, "kg": 1.0, "mg": 1e-6, "lb": 0.45359237, "oz": 0.028349523125, "ct": 0.0002}
 
@@ -72,7 +72,7 @@ def test_round_trip(item: tuple[bytes, float, bool]) -> None:
     check_round_trip(item)
 
 
-@FAST
+@HEAVY
 @given(st.lists(responses(), min_size=1, max_size=6), st.lists(st.integers()))
 def test_any_chunking_gives_the_same_frames(items: list[tuple[bytes, float, bool]], cuts: list[int]) -> None:
     stream = b"".join(i[0] for i in items)
@@ -101,7 +101,7 @@ def test_token_soup_raises_only_frame_error(text: str) -> None:
     _robust(text.encode())
 
 
-@FAST
+@HEAVY
 @given(st.lists(no_terminators(b""), min_size=1, max_size=20), responses())
 def test_garbage_stream_stays_under_cap_and_resyncs(garbage: list[bytes], item: tuple[bytes, float, bool]) -> None:
     big = [g * (1 + mt_sics.MAX_LINE_BYTES // max(1, len(g))) for g in garbage if g] or [b"x" * 500]

@@ -11,6 +11,7 @@ from builders import TANITA_BC601_HEAD_IMPERIAL, TANITA_BC601_HEAD_METRIC, TANIT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from props import (
+    HEAVY,
     decode_stream,
     frames,
     garbage_then_frame,
@@ -25,7 +26,7 @@ from drivers.tanita_pc import ERROR_CODES
 
 SPEC = tanita.SPEC
 KG_PER_LB = 0.45359237
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=100_000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
@@ -284,7 +285,7 @@ def test_round_trip(record: tuple[bytes, dict[str, Any]]) -> None:
     check_round_trip(record)
 
 
-@FAST
+@HEAVY
 @given(tanita_records(), st.lists(st.integers(0, 10_000), max_size=8))
 def test_round_trip_any_chunking(record: tuple[bytes, dict[str, Any]], cuts: list[int]) -> None:
     stream = record[0] * 3
@@ -333,7 +334,7 @@ def test_checksummed_noise_raises_only_frame_error(data: bytes) -> None:
     _robust(data)
 
 
-@FAST
+@HEAVY
 @given(st.lists(no_terminators(b"{"), min_size=1, max_size=30), tanita_records())
 def test_garbage_stream_stays_under_cap_and_resyncs(garbage: list[bytes], record: tuple[bytes, dict[str, Any]]) -> None:
     # enough garbage to overflow the cap several times, without a terminator

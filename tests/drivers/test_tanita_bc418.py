@@ -9,14 +9,14 @@ import pytest
 from builders import csv_line, q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from props import decode_stream, frames, garbage_then_frame, no_terminators, parse_only_frame_error, split_at
+from props import HEAVY, decode_stream, frames, garbage_then_frame, no_terminators, parse_only_frame_error, split_at
 from vectorlib import MODES, Vector, check_vector, require_slow, vector_params
 
 from drivers import DeviceReport, FrameError, Reading, Segment, tanita_bc418
 from drivers.tanita_bc418 import BC418, DEFAULT_LAYOUTS, TBF310, Layout, make_parse
 
 SPEC = tanita_bc418.SPEC
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=100_000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
@@ -138,7 +138,7 @@ def test_tbf310_round_trip(item: tuple[bytes, dict[str, float]]) -> None:
     check_tbf310(item)
 
 
-@FAST
+@HEAVY
 @given(st.lists(st.one_of(bc418_lines(), tbf310_lines()), min_size=1, max_size=5), st.lists(st.integers()))
 def test_any_chunking_gives_the_same_frames(items: list[tuple[bytes, object]], cuts: list[int]) -> None:
     stream = b"".join(i[0] for i in items)
@@ -167,7 +167,7 @@ def test_csv_soup_raises_only_frame_error(values: list[str]) -> None:
     _robust(",".join(values).encode())
 
 
-@FAST
+@HEAVY
 @given(st.lists(no_terminators(b""), min_size=1, max_size=20), tbf310_lines())
 def test_garbage_stream_stays_under_cap_and_resyncs(garbage: list[bytes], item: tuple[bytes, dict[str, float]]) -> None:
     big = [g * (1 + tanita_bc418.MAX_LINE_BYTES // max(1, len(g))) for g in garbage if g] or [b"x" * 5000]

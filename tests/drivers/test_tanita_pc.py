@@ -34,7 +34,7 @@ from drivers.tanita_pc import (
     pad_result_number,
 )
 
-FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MALE_175 = Profile(Gender.MALE, 30, 175.4, BodyType.STANDARD, 1.5, "0000012345", 20)
 
 
