@@ -5,6 +5,18 @@ A record is one ASCII line ``{0,16,~0,1,...,MO,"MC-780",Wk,70.5,...,CS,A5`` + CR
 of every byte from ``{`` up to and including the comma before ``CS``, mod 256, as two hex digits.
 Field codes are case-sensitive (``FW`` fat %, ``fW`` fat mass, ``MW`` fat-free mass, ``mW`` muscle
 mass). See shared/reference/scales.md §A1.
+
+Quirks handled:
+
+* date keys ``Da`` / ``DA`` / ``DT`` in dd/mm/yyyy, yyyy/mm/dd, yy/mm/dd (``DA``, DC-320) and dd/mm/yy;
+  time keys ``TI`` (hh:mm) and ``Ti`` (hh:mm:ss). An impossible date is kept in ``fields`` only.
+* weight keys ``Wk`` kg, ``Wp`` lb, ``Ws`` stone.pounds (``12.08.6``), ``Wg`` grams (BD-815).
+* lb units: with ``Wp`` / ``Ws`` every mass is in lb and the height comes as ``Hf`` feet-inches; BC-601
+  files with ``~0,3`` keep the key ``Wk`` but write lb, and ``Hm`` in inches. All converted to kg / cm.
+* ``St,1`` (segmental measurement error): segment values are dropped, ``St`` stays in ``fields``.
+* a trailing ``}`` after the checksum; noise glued before ``{`` (the last ``{`` starts the record).
+* lines without ``{``: error codes ``E0``..``E9`` and PC-mode replies become ``DeviceReport``s.
+* numbers must be plain decimals (no ``nan``, ``inf``, exponents or ``_``): anything else is a FrameError.
 """
 
 from __future__ import annotations
