@@ -390,8 +390,10 @@ class LineCardSource(_SourceBase):
             for line in framer.feed(data):
                 text = self._accept_line(line)
                 if text is not None:
-                    with contextlib.suppress(asyncio.QueueFull):
+                    try:
                         self._queue.put_nowait(text)
+                    except asyncio.QueueFull:  # nobody is consuming: drop, but count it
+                        self.rejected += 1
             if framer.discarded_bytes != before:
                 self.rejected += 1
 
