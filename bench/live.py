@@ -1,0 +1,198 @@
+"""3. Latency and 5. footprint, on the real daemon: ``python -m bridge run`` as a subprocess, its
+scale on a pty (``os.openpty()`` + ``tty.setraw``), the simulator in this process (``SimulatorThread``,
+so its request log can be read), ``$NOTIFY_SOCKET`` bound here.
+
+- start -> READY: from ``Popen`` to the ``READY=1`` datagram.
+- latency: the last byte of a Tanita frame written to the pty master -> the weighing POST seen by the
+  simulator (``requests`` entry, stamped when the route starts, before request validation); the
+  simulator's own ``receivedAt`` (after validating the body against the OpenAPI) is reported beside it.
+- RSS after the latency phase and through the idle phase; CPU over an idle period (utime + stime from
+  /proc/<pid>/stat).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import tty
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bridge.simulator import SimulatorThread
+
+from .common import PY, REPO, cpu_seconds, log, median, percentile, rss_bytes, tanita_frame
+
+CONFIG = """\
+[platform]
+base_url = "{url}"
+api_key = "sim-key-studio-a"
+benefit_key = "BODY_SCAN"
+timeout_s = 10
+
+[scale]
+name = "bench"
+driver = "tanita"
+port = "{port}"
+
+[cards]
+source = "scale_id"
+
+[state]
+dir = "{state}"
+
+[log]
+level = "info"
+format = "json"
+"""
+
+
+class DaemonProc:
+    def __init__(self, url: str, port: str, workdir: Path) -> None:
+        self.dir = Path(tempfile.mkdtemp(dir=workdir))
+        self.cfg = self.dir / "config.toml"
+        self.cfg.write_text(CONFIG.format(url=url, port=port, state=self.dir / "state"), encoding="utf-8")
+        self.sock_path = str(self.dir / "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.sock_path)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_s: float | None = None
+
+    def start(self, timeout_s: float = 30.0) -> float:
+        env = {**os.environ, "NOTIFY_SOCKET": self.sock_path}
+        env.pop("WATCHDOG_USEC", None)
+        self.log_fh = open(self.dir / "daemon.log", "wb")  # noqa: SIM115
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen([PY, "-m", "bridge", "run", "--config", str(self.cfg)], cwd=REPO, env=env,
+                                     stdout=self.log_fh, stderr=subprocess.STDOUT)
+        self.sock.settimeout(0.5)
+        deadline = t0 + timeout_s
+        while time.perf_counter() < deadline:
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.tail()}") from None
+                continue
+            if b"READY=1" in data.split(b"\n"):
+                self.ready_s = time.perf_counter() - t0
+                return self.ready_s
+        raise RuntimeError("no READY=1 from the daemon")
+
+    def tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return (self.dir / "daemon.log").read_text(errors="replace")[-2000:]
+        return ""
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log_fh.close()
+        self.sock.close()
+        return self.proc.returncode
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+
+def _pty() -> tuple[int, int, str]:
+    master, slave = os.openpty()
+    tty.setraw(master)
+    return master, slave, os.ttyname(slave)
+
+
+def _posts(sim: SimulatorThread) -> list[tuple[str, str]]:
+    def fn() -> list[tuple[str, str]]:
+        return [(r["at"], r.get("status", 0)) for r in sim.state.requests if r["operation"] == "createCustomerWeighing"]
+
+    return sim.call(fn)  # type: ignore[no-any-return]
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def run(quick: bool, idle_s: float | None = None) -> dict[str, Any]:
+    starts = 2 if quick else 5
+    frames = 10 if quick else 100
+    idle = idle_s if idle_s is not None else (5.0 if quick else 60.0)
+    gap_s = 0.2
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as d, SimulatorThread() as sim:
+        work = Path(d)
+        # -- start -> READY (fresh state dir each time; the last start is kept for the rest)
+        ready: list[float] = []
+        daemon: DaemonProc | None = None
+        master = slave = -1
+        for k in range(starts):
+            master, slave, path = _pty()
+            daemon = DaemonProc(sim.url, path, work)
+            ready.append(daemon.start())
+            log(f"live: start -> READY {ready[-1] * 1000:.0f} ms")
+            if k < starts - 1:
+                daemon.stop()
+                os.close(master)
+                os.close(slave)
+        assert daemon is not None
+        out["ready_s"] = {"median": median(ready), "runs": ready}
+        try:
+            time.sleep(1.0)
+            rss_at_ready = rss_bytes(daemon.pid)
+            # -- latency
+            sent: list[float] = []
+            for i in range(frames):
+                frame = tanita_frame(10_000_000 + i)
+                os.write(master, frame)
+                sent.append(time.time())
+                time.sleep(gap_s + (i % 7) * 0.01)
+            deadline = time.monotonic() + 30
+            posts = _posts(sim)
+            while len(posts) < frames and time.monotonic() < deadline:
+                time.sleep(0.2)
+                posts = _posts(sim)
+            weighings = sim.call(lambda: [w["receivedAt"] for w in sim.state.weighings])
+            lat = [(_ts(p[0]) - s) * 1000 for p, s in zip(posts, sent, strict=False)]
+            lat_rec = [(_ts(w) - s) * 1000 for w, s in zip(weighings, sent, strict=False)]
+            out["latency_ms"] = {
+                "frames": frames, "received": len(posts), "p50": percentile(lat, 50), "p99": percentile(lat, 99),
+                "max": max(lat) if lat else None,
+                "recorded_p50": percentile(lat_rec, 50), "recorded_p99": percentile(lat_rec, 99),
+            }
+            log(f"live: latency p50 {out['latency_ms']['p50']:.1f} ms, p99 {out['latency_ms']['p99']:.1f} ms "
+                f"({len(posts)}/{frames} received)")
+            # -- footprint: RSS after traffic, CPU over an idle period
+            time.sleep(2.0)
+            rss_steady = rss_bytes(daemon.pid)
+            samples = []
+            c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+            while time.monotonic() - t0 < idle:
+                time.sleep(min(1.0, idle / 5))
+                samples.append(rss_bytes(daemon.pid))
+            cpu = cpu_seconds(daemon.pid) - c0
+            wall = time.monotonic() - t0
+            out["footprint"] = {
+                "rss_at_ready_mb": rss_at_ready / 2**20, "rss_after_traffic_mb": rss_steady / 2**20,
+                "rss_idle_max_mb": max(samples) / 2**20, "idle_s": wall, "idle_cpu_s": cpu,
+                "idle_cpu_percent": 100.0 * cpu / wall,
+            }
+            log(f"live: RSS {rss_steady / 2**20:.1f} MB, idle CPU {100 * cpu / wall:.3f} % over {wall:.0f} s")
+        finally:
+            code = daemon.stop()
+            os.close(master)
+            os.close(slave)
+        out["exit_code"] = code
+    return out
