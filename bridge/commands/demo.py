@@ -14,7 +14,6 @@ from typing import Any
 from ..config import config_from_dict
 from ..logs import configure, mask_card
 from ..outbox import Job, JobState, Outbox
-from ..simulator import SimulatorThread
 
 DEMO_CAPTURE = "demo-tanita.capture.jsonl"
 
@@ -45,6 +44,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         header, _ = ReplayLink(capture).open()
         driver = header.driver
+    from ..simulator import SimulatorThread
+
     configure("info" if args.verbose else "critical", "console")
     with tempfile.TemporaryDirectory(prefix="scale-bridge-demo-") as state_dir, SimulatorThread() as sim:
         cfg = config_from_dict({

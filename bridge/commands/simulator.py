@@ -8,7 +8,7 @@ import contextlib
 import signal
 import sys
 
-from ..simulator import DEFAULT_SEED, PlatformState, serve
+from ..simulator.model import DEFAULT_SEED
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
+    from ..simulator import PlatformState, serve
+
     state = PlatformState.from_file(args.seed, rate_limit_per_min=args.rate_limit)
 
     async def main() -> None:

@@ -37,7 +37,7 @@ class ReplayLink:
         except OSError as exc:
             raise LinkError(f"{self.path}: {exc.strerror}", transient=False) from None
         try:
-            header, events = read_capture(fh, start=self._start or datetime.now(UTC))
+            header, events = read_capture(fh, start=self._start)
         except CaptureError as exc:
             fh.close()
             raise CaptureError(f"{self.path}: {exc}") from None
