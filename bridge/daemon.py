@@ -37,7 +37,7 @@ from .platform import PlatformClient
 from .uploader import Uploader
 
 HOUSEKEEPING_S = 1.0
-STATUS_EVERY_S = 5.0
+STATUS_EVERY_S = 2.0
 RETENTION_EVERY_S = 3600.0
 STALL_S = 90.0
 #: A replay link reads its whole capture again after every restart: its dedupe keys (content of each
@@ -140,6 +140,8 @@ class Daemon:
         self._intake: Intake | None = None
         self._last_heartbeat = time.monotonic()
         self.exit_code = 0
+        self.snapshot: dict[str, Any] = {}
+        self._metrics: Any = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
@@ -184,6 +186,9 @@ class Daemon:
         house_task = asyncio.create_task(self._housekeeping(link_tasks, upload_task), name="housekeeping")
         self.log.info("daemon_started", driver=spec.name, link=scale_link.name, pid=os.getpid(),
                       queue_pending=self.outbox.stats().pending)
+        self._write_status()
+        if cfg.metrics.listen:
+            self._start_metrics(cfg.metrics.listen)
         sd_notify.ready()
         sd_notify.status(self.status_line())
         try:
@@ -205,6 +210,8 @@ class Daemon:
             house_task.cancel()
             await asyncio.gather(house_task, return_exceptions=True)
             self._write_status(final=True)
+            if self._metrics is not None:
+                self._metrics.shutdown()
             await self.client.aclose()
             if self._unsaved:
                 self.log.critical("weighings_not_committed_at_exit", count=len(self._unsaved))
@@ -215,6 +222,15 @@ class Daemon:
             return self.exit_code or 1
         self.log.info("daemon_stopped")
         return self.exit_code
+
+    def _start_metrics(self, listen: str) -> None:
+        from .metrics import serve
+
+        try:
+            self._metrics = serve(listen, lambda: self.snapshot)
+            self.log.info("metrics_listening", listen=listen)
+        except (OSError, ImportError) as exc:
+            self.log.error("metrics_unavailable", listen=listen, error=str(exc))
 
     def _on_term(self, sig: signal.Signals) -> None:
         self.log.info("signal_received", signal=sig.name)
@@ -441,7 +457,12 @@ class Daemon:
         if self.uploader is not None:
             c = self.uploader.counters
             doc["uploads"] = {"delivered": c.delivered, "retries": c.retries, "ambiguous": c.ambiguous,
-                              "rate_limited": c.rate_limited, "dead_letters": c.dead_letters}
+                              "rate_limited": c.rate_limited, "dead_letters": c.dead_letters,
+                              "auth_failures": c.auth_failures}
+        doc["frames"] = self._intake.frames if self._intake is not None else 0
+        doc["oldest_pending_age_s"] = st.oldest_pending_age_s(self.clock())
+        doc["last_upload_epoch"] = st.last_delivered_at
+        self.snapshot = doc
         path = self.cfg.status_path
         tmp = path.with_name(path.name + ".tmp")
         try:
