@@ -63,8 +63,16 @@ class CardSeen:
 Outcome = Capture | Rejected | Duplicate | Dropped | CardSeen | DeviceReport | PairingEvent
 
 
-def dedupe_key(reading: Reading, event: LinkEvent) -> str:
-    """Same reading read twice (BLE repeats, serial retransmits) -> same key."""
+def dedupe_key(reading: Reading, event: LinkEvent, spec: DriverSpec | None = None) -> str:
+    """Same reading read twice (BLE repeats, serial retransmits) -> same key. A driver may define what
+    "the same" means for its payloads (``DriverSpec.dedupe_key``, e.g. Mi scales mask the
+    load-removed bit); otherwise the raw frame text decides."""
+    if spec is not None and spec.dedupe_key is not None:
+        try:
+            payload = bytes.fromhex(reading.raw)
+        except ValueError:
+            payload = reading.raw.encode("utf-8", "replace")
+        return spec.dedupe_key(event.address or "", payload)
     digest = hashlib.sha256(reading.raw.encode("utf-8", "replace")).hexdigest()[:32]
     return f"{reading.driver}:{event.address or ''}:{digest}"
 
@@ -130,7 +138,7 @@ class Intake:
     def reading(self, reading: Reading, event: LinkEvent) -> list[Outcome]:
         at = event.received_at
         if reading.is_weighing:
-            key = dedupe_key(reading, event)
+            key = dedupe_key(reading, event, self.spec)
             if self.is_duplicate(key):
                 return [Duplicate(reading, key)]
         out: list[Outcome] = []
@@ -157,7 +165,7 @@ class Intake:
             card=card,
             card_source=source,
             state=state,
-            dedupe_key=dedupe_key(reading, event),
+            dedupe_key=dedupe_key(reading, event, self.spec),
             dedupe_ttl_s=self.dedupe_ttl_s,
             received_at=at,
         )
