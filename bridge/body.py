@@ -119,3 +119,39 @@ def weighing_body(reading: Reading, *, received_at: datetime, scale: str = "") -
     body = measured_fields(reading.measurement)
     body["rawResults"] = raw_results(reading, received_at=received_at, scale=scale)
     return body
+
+
+ESTIMATE_SOURCE = "scale-bridge body_estimate (published Xiaomi bio-impedance formulas; see docs/body-composition.md)"
+
+
+def with_estimate(body: dict[str, Any], profile: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+    """Add estimated body composition to a weighing that has weight and impedance but no composition
+    (impedance-only scales such as the Mi v2), from the member's profile. Measured fields are never
+    overwritten; added fields are listed under ``estimated`` in ``rawResults``. Returns the body and,
+    when nothing was added, the reason."""
+    from .body_estimate import estimate
+
+    try:
+        raw = json.loads(body.get("rawResults", ""))
+    except ValueError:
+        return body, "rawResults is not ours"
+    impedance = (raw.get("unmapped") or {}).get("impedance_ohm")
+    weight = body.get("weight")
+    if impedance is None or weight is None:
+        return body, "no weight or impedance"
+    if not profile or not profile.get("height_cm") or profile.get("age") is None:
+        return body, "member profile lacks height or age"
+    gender = str(profile.get("gender") or "").upper()
+    if gender not in ("MALE", "FEMALE"):
+        return body, "the formulas need a male or female profile"
+    m = estimate(weight_kg=weight, impedance_ohm=impedance, height_cm=profile["height_cm"],
+                 age_years=int(profile["age"]), sex=gender.lower())
+    if m is None:
+        return body, "outside the formulas' validity range"
+    added = {k: v for k, v in measured_fields(m).items() if k not in body}
+    if not added:
+        return body, "the scale measured these fields already"
+    raw["estimated"] = sorted(set(raw.get("estimated", [])) | set(added))
+    raw["estimateSource"] = ESTIMATE_SOURCE
+    raw["estimateProfile"] = {"height_cm": profile["height_cm"], "age": profile["age"], "gender": gender}
+    return {**body, **added, "rawResults": json.dumps(raw, separators=(",", ":"), ensure_ascii=True)}, None

@@ -68,6 +68,8 @@ class ScaleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rtscts: bool | None = None
     pc_mode: bool = False
     reconnect_max_s: float = 5.0
+    #: impedance-only scales (Mi v2): add estimated body composition from the member's profile
+    estimate_body_composition: bool = False
 
 
 class CardsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

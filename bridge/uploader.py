@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .body import with_estimate
 from .cardquery import platform_queries
 from .config import Config, NotEligible, Usage
 from .errors import AuthRejected, Conflict, NotFound, PlatformError, RateLimited, RequestRejected, StorageError
@@ -264,10 +265,15 @@ class Uploader:
         p = self.cfg.platform
         assert job.customer_id is not None
         attach = bool(p.benefit_key) and job.benefit_valid is True and p.usage is Usage.WEIGHING
+        body = job.body
+        if self.cfg.scale.estimate_body_composition:
+            body, why_not = with_estimate(body, job.profile)
+            if why_not is not None:
+                self.log.info("body_composition_not_estimated", weighing=job.id, reason=why_not)
         self.outbox.begin(job.id, Stage.POST)
         try:
             status = await self._call("createCustomerWeighing", lambda: self.client.post_weighing(
-                job.customer_id, job.body, benefit_key=p.benefit_key if attach else None,  # type: ignore[arg-type]
+                job.customer_id, body, benefit_key=p.benefit_key if attach else None,  # type: ignore[arg-type]
                 idempotency_key=job.uid))
         except RequestRejected as exc:
             if attach and exc.status == 400 and not isinstance(exc, Conflict):
