@@ -20,7 +20,7 @@ Mapping: BCM "muscle mass" / "muscle percentage" are not skeletal muscle -> ``mu
 
 - A record too long for one indication is split; each packet carries the flags (bit 12 set) and the
   body fat %, then the fields it holds, in the fixed order. The largest record is 30 bytes and every
-  packet holds at least 20 at the minimum ATT_MTU, so the specification's split gives two packets;
+  packet holds 20 at the minimum ATT_MTU (23), so a record never needs more than two packets;
   time stamp and user id usually come only in the first (chip vendors' BCS servers do so).
 - Packets are merged per user id; a packet without a user id joins the most recent pending record.
   A packet joins a pending record only if it *continues* it: same units, and every field it holds comes
