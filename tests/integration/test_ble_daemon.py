@@ -6,6 +6,8 @@ Addresses and payloads are synthetic and written out literally. Timeouts are fai
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -98,7 +100,15 @@ format = "json"
                 stderr=subprocess.STDOUT,
                 env=self.env,
             )
-        until(self.card_socket.exists, "the daemon's card socket", self)
+        until(self._card_socket_listens, "the daemon's card socket", self)
+
+    def _card_socket_listens(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(self.card_socket))  # a stale socket file from a killed daemon refuses
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+        return True
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         assert self.proc is not None
@@ -114,9 +124,23 @@ format = "json"
         self.proc = None
 
     def tap(self, card: str) -> None:
+        """Type a card number into the card socket and wait until the daemon has read it (a member taps,
+        then steps on the scale: the card must not lose a race against the advertisement)."""
+        before = self.log_count("card_read")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(str(self.card_socket))
             sock.sendall(card.encode() + b"\n")
+        until(lambda: self.log_count("card_read") > before, "the daemon to read the card", self)
+
+    def log_count(self, event: str) -> int:
+        if not self.log.exists():
+            return 0
+        count = 0
+        for line in self.log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                doc = json.loads(line)
+                count += isinstance(doc, dict) and doc.get("event") == event
+        return count
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
@@ -214,8 +238,12 @@ def test_standard_scale_weighing_reaches_the_platform(
     assert daemon.stop() == 0
 
 
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_mi_broadcast_50_times_across_a_daemon_restart_is_one_weighing(
-    fake_bluez: FakeBluezProcess, simulator: SimulatorThread, make_daemon: Callable[[str, str], DaemonProcess]
+    fake_bluez: FakeBluezProcess,
+    simulator: SimulatorThread,
+    make_daemon: Callable[[str, str], DaemonProcess],
+    stop_signal: signal.Signals,
 ) -> None:
     daemon = make_daemon("mi_scale", MI_ADDR)
     daemon.start()
@@ -224,7 +252,7 @@ def test_mi_broadcast_50_times_across_a_daemon_restart_is_one_weighing(
     fake_bluez.call("advertise", address=MI_ADDR, name="MIBFS", service_data={"181b": MI_A}, count=25, interval_s=0.01)
     until(lambda: len(weighings(simulator)) >= 1, "the first weighing", daemon)
 
-    assert daemon.stop() == 0
+    assert daemon.stop(stop_signal) == (0 if stop_signal is signal.SIGTERM else -signal.SIGKILL)
     daemon.start()
     wait_discovering(fake_bluez)
     # the member taps again: if the repeats after the restart were not known duplicates, they would
