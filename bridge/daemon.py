@@ -86,8 +86,9 @@ def build_scale_link(cfg: Config, spec: DriverSpec, on_state: Callable[[str, str
     if spec.link is LinkKind.SERIAL:
         from drivers.links.serial import SerialLink
 
+        # command/response scales (MT-SICS): the link polls while connected (drivers/links/serial.py)
         return SerialLink(s.port, serial_settings(cfg, spec), scale=s.name, reconnect_max_s=s.reconnect_max_s,
-                          on_state=on_state)
+                          on_state=on_state, poll_command=spec.poll_command, poll_interval_s=spec.poll_interval_s)
     try:
         from drivers.links.ble import BleLink
     except ImportError as exc:  # pragma: no cover - shipped with the package
