@@ -119,12 +119,16 @@ def translate_error(exc: BaseException) -> LinkError:
         if name in BLUEZ_GONE_ERRORS:
             return LinkError("BlueZ (org.bluez) is not on the system bus: is bluetooth.service running?")
         return LinkError(f"BlueZ error {exc}", transient=name in TRANSIENT_DBUS_ERRORS or not name.startswith("org."))
+    if isinstance(exc, PermissionError):
+        return LinkError(f"no permission to open the D-Bus system bus at {_bus_address()}", transient=False)
     if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
         return LinkError(f"cannot reach the D-Bus system bus at {_bus_address()} ({exc.strerror or exc})")
     if isinstance(exc, EOFError | ConnectionError | BrokenPipeError):
         return LinkError(f"D-Bus connection lost ({type(exc).__name__}: {exc})")
     if isinstance(exc, TimeoutError):
         return LinkError("timed out talking to BlueZ")
+    if "passive scanning" in str(exc):  # bleak: BlueZ lacks AdvertisementMonitor (needs --experimental)
+        return LinkError(f"{exc}; or use scanning_mode = 'active'", transient=False)
     return LinkError(f"BLE error: {type(exc).__name__}: {exc}")
 
 

@@ -400,6 +400,18 @@ def test_missing_adapter_is_a_clear_permanent_error(fake_bluez: FakeBluezProcess
     run(main)
 
 
+def test_passive_scanning_without_bluez_support_is_a_clear_permanent_error(fake_bluez: FakeBluezProcess) -> None:
+    # the fake, like BlueZ without --experimental, has no AdvertisementMonitorManager1
+    async def main() -> None:
+        pump = Pump(BleLink([MI_SPEC], scanning_mode="passive"))
+        await asyncio.wait_for(pump.task, GUARD_S)
+        assert isinstance(pump.error, LinkError)
+        assert pump.error.transient is False
+        assert "passive scanning" in str(pump.error)
+
+    run(main)
+
+
 def test_send_is_not_supported() -> None:
     async def main() -> None:
         link = BleLink([MI_SPEC])
