@@ -17,7 +17,7 @@ from drivers.capture import FORMAT, read_capture
 from drivers.errors import FrameError
 from drivers.events import EventKind
 from drivers.model import DeviceReport, Reading
-from drivers.registry import DriverSpec, LinkKind, get, registry
+from drivers.registry import Decoder, DriverSpec, LinkKind, get, registry
 
 from ..body import weighing_body
 from ..errors import EX_DATAERR, UsageError
@@ -112,7 +112,8 @@ def _decode_hex_lines(spec: DriverSpec, data: bytes, out: _Printer) -> None:
 
 def _decode_capture(spec: DriverSpec, data: bytes, out: _Printer) -> None:
     header, events = read_capture(data.decode("utf-8").splitlines())
-    framer, decoders = spec.make_framer(), {}
+    framer = spec.make_framer()
+    decoders: dict[str, Decoder] = {}
     for ce in events:
         ev = ce.event
         if ev.kind in (EventKind.CARD, EventKind.TX):

@@ -202,8 +202,8 @@ def _make_route(operation: str, handler: Any) -> Any:
     async def route(request: web.Request) -> web.StreamResponse:
         st = request.app[STATE]
         request["operation"] = operation
-        entry = {"method": request.method, "path": request.path, "operation": operation,
-                 "at": _now().isoformat()}
+        entry: dict[str, Any] = {"method": request.method, "path": request.path, "operation": operation,
+                                 "at": _now().isoformat()}
         st.requests.append(entry)
         if st.rate_limited(operation, time.monotonic()):
             st.counters["rate_limited"] += 1

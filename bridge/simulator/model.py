@@ -93,7 +93,8 @@ class PlatformState:
         self.usage: dict[tuple[int, str, str], int] = {}
         self.weighings: list[dict[str, Any]] = []
         self.benefit_uses: list[dict[str, Any]] = []
-        self.requests: list[dict[str, Any]] = []
+        #: the most recent requests (bounded: a soak test sends millions)
+        self.requests: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.faults = Faults()
         self.rate_limit_per_min = rate_limit_per_min
         self._window: dict[str, deque[float]] = {}

@@ -75,8 +75,7 @@ class SimulatorThread:
 
     def call(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(*args)`` on the simulator's loop (safe access to its state)."""
-        fut: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(self._acall(fn, *args), self._loop)
-        return fut.result(10)
+        return asyncio.run_coroutine_threadsafe(self._acall(fn, *args), self._loop).result(10)
 
     @staticmethod
     async def _acall(fn: Any, *args: Any) -> Any:
