@@ -18,11 +18,18 @@ from pathlib import Path
 from drivers.tanita import checksum
 
 
-def tanita_line(member_id: str = "0000000000000000", weight_kg: float = 80.0, fat_pct: float = 20.0,
-                time_hhmm: str = "10:00", serial_no: str = "") -> bytes:
+def tanita_line(
+    member_id: str = "0000000000000000",
+    weight_kg: float = 80.0,
+    fat_pct: float = 20.0,
+    time_hhmm: str = "10:00",
+    serial_no: str = "",
+) -> bytes:
     sn = f'SN,"{serial_no}",' if serial_no else ""
-    fields = (f'MO,"MC-780",{sn}ID,"{member_id}",St,0,Da,"22/11/2026",TI,"{time_hhmm}",Bt,0,GE,1,AG,36,'
-              f"Hm,181.0,Wk,{weight_kg:.1f},FW,{fat_pct:.1f},fW,18.0,MW,66.3,mW,63.0,wW,48.5,MI,25.7,IF,9,")
+    fields = (
+        f'MO,"MC-780",{sn}ID,"{member_id}",St,0,Da,"22/11/2026",TI,"{time_hhmm}",Bt,0,GE,1,AG,36,'
+        f"Hm,181.0,Wk,{weight_kg:.1f},FW,{fat_pct:.1f},fW,18.0,MW,66.3,mW,63.0,wW,48.5,MI,25.7,IF,9,"
+    )
     body = "{0,16,~0,1,~1,1,~2,1," + fields
     return (body + "CS," + checksum(body.encode()) + "\r\n").encode()
 
@@ -75,7 +82,7 @@ class PtyDevice:
             os.write(self.master, data)
             return
         for i in range(0, len(data), chunk):
-            os.write(self.master, data[i:i + chunk])
+            os.write(self.master, data[i : i + chunk])
             if pause_s:
                 time.sleep(pause_s)
 
@@ -257,5 +264,5 @@ def _pty_serial_class():  # type: ignore[no-untyped-def]
     return PtySerial
 
 
-def _PtySerial(path: str, **kw):  # type: ignore[no-untyped-def]  # noqa: N802
+def _PtySerial(path: str, **kw):  # type: ignore[no-untyped-def]
     return _pty_serial_class()(path, **kw)

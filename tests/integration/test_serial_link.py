@@ -160,15 +160,21 @@ def test_rfc2217_url_against_port_manager_server(pty_device: PtyDevice) -> None:
     assert not server.errors, server.errors
 
 
-def test_unplug_replug_reconnects_and_next_weighing_arrives(by_id_device: PtyDevice,
-                                                             record_property: Callable[[str, object], None]) -> None:
+def test_unplug_replug_reconnects_and_next_weighing_arrives(
+    by_id_device: PtyDevice, record_property: Callable[[str, object], None]
+) -> None:
     dev = by_id_device
     states: list[tuple[float, str, str]] = []
     measured: dict[str, float] = {}
 
     async def main() -> None:
-        link = SerialLink(dev.path, _tanita_settings(), reconnect_min_s=0.25, reconnect_max_s=5.0,
-                          on_state=lambda s, d: states.append((time.monotonic(), s, d)))
+        link = SerialLink(
+            dev.path,
+            _tanita_settings(),
+            reconnect_min_s=0.25,
+            reconnect_max_s=5.0,
+            on_state=lambda s, d: states.append((time.monotonic(), s, d)),
+        )
         async with Run(link) as r:
             await wait_until(lambda: link.state == "connected", 10, "the first connection")
             dev.write(tanita_line(weight_kg=70.1))
@@ -181,8 +187,9 @@ def test_unplug_replug_reconnects_and_next_weighing_arrives(by_id_device: PtyDev
 
             dev.replug()
             back_at = time.monotonic()
-            await wait_until(lambda: link.connects == 2 and link.state == "connected", RECONNECT_DEADLINE_S,
-                             "the reconnect")
+            await wait_until(
+                lambda: link.connects == 2 and link.state == "connected", RECONNECT_DEADLINE_S, "the reconnect"
+            )
             measured["reconnect_s"] = time.monotonic() - back_at
             dev.write(tanita_line(weight_kg=70.9))
             await wait_until(lambda: len(r.readings) == 2, 10, "the weighing after replug")
@@ -208,7 +215,7 @@ def test_garbage_without_terminator_stays_bounded_then_resyncs(driver: str, pty_
         async with Run(link, driver) as r:
             await wait_until(lambda: link.state == "connected", 10, "the link")
             for i in range(0, len(garbage), 997):
-                pty_device.write(garbage[i:i + 997])
+                pty_device.write(garbage[i : i + 997])
                 await asyncio.sleep(0)
             received = lambda: sum(len(e.payload) for e in r.events if e.kind is EventKind.RX)  # noqa: E731
             await wait_until(lambda: received() >= len(garbage), 20, "all garbage to be read")
@@ -230,8 +237,14 @@ def test_polling_sends_while_connected_and_waits_for_replies(pty_device: PtyDevi
     tx: list[LinkEvent] = []
 
     async def main() -> None:
-        link = SerialLink(pty_device.slave_path, spec.serial or _tanita_settings(), poll_command=spec.poll_command,
-                          poll_interval_s=0.1, poll_reply_timeout_s=1.0, on_tx=tx.append)
+        link = SerialLink(
+            pty_device.slave_path,
+            spec.serial or _tanita_settings(),
+            poll_command=spec.poll_command,
+            poll_interval_s=0.1,
+            poll_reply_timeout_s=1.0,
+            on_tx=tx.append,
+        )
         async with Run(link, "mt_sics") as r:
             await wait_until(lambda: link.state == "connected", 10, "the link")
             # a balance that answers each poll
