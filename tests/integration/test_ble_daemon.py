@@ -20,12 +20,11 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fakes
-
 from bridge.outbox import Outbox
 from bridge.simulator import SimulatorThread
 from tests.fakes import bluez_fixture
 from tests.fakes.bluez_fixture import FakeBluezProcess, PrivateBus
+from tests.helpers import REPO, write_config
 
 pytestmark = pytest.mark.ble
 
@@ -46,47 +45,26 @@ BCM_1 = "0610ea00e8070511081e0001"
 BCM_2 = "0016ea000314803e"
 
 
-@pytest.fixture
-def simulator() -> Iterator[SimulatorThread]:
-    with SimulatorThread() as sim:
-        yield sim
-
-
 class DaemonProcess:
     def __init__(self, tmp: Path, bus: PrivateBus, sim: SimulatorThread, *, driver: str, address: str) -> None:
         self.card_socket = tmp / "cards.sock"
         self.state_dir = tmp / "state"
         self.log = tmp / "daemon.log"
-        self.config = tmp / "config.toml"
-        self.config.write_text(
-            f"""
-[platform]
-base_url = "{sim.url}"
-api_key = "{sim.api_key(1)}"
-benefit_key = "BODY_SCAN"
-timeout_s = 10
-
-[scale]
-name = "ble-scale"
-driver = "{driver}"
-address = "{address}"
-adapter = "hci0"
-
-[cards]
-source = "socket"
-device = "{self.card_socket}"
-
-[pairing]
-window_s = 300
-
-[state]
-dir = "{self.state_dir}"
-
-[log]
-level = "debug"
-format = "json"
-""",
-            encoding="utf-8",
+        self.config = write_config(
+            tmp / "config.toml",
+            {
+                "platform": {
+                    "base_url": sim.url,
+                    "api_key": sim.api_key(1),
+                    "benefit_key": "BODY_SCAN",
+                    "timeout_s": 10,
+                },
+                "scale": {"name": "ble-scale", "driver": driver, "address": address, "adapter": "hci0"},
+                "cards": {"source": "socket", "device": str(self.card_socket)},
+                "pairing": {"window_s": 300},
+                "state": {"dir": str(self.state_dir)},
+                "log": {"level": "debug", "format": "json"},
+            },
         )
         self.env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         self.env["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
@@ -96,6 +74,7 @@ format = "json"
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bridge", "run", "--config", str(self.config)],
+                cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
@@ -197,6 +176,9 @@ def test_mi_v2_weighing_reaches_the_platform(
     assert w["body"]["weight"] == 72.45
     assert MI_A in w["body"]["rawResults"]
     assert daemon.stop() == 0
+    log_text = daemon.log.read_text()
+    assert simulator.api_key(1) not in log_text
+    assert CARD not in log_text
 
 
 def test_standard_scale_weighing_reaches_the_platform(

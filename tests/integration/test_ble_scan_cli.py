@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fakes
-
 from tests.fakes import bluez_fixture
 from tests.fakes.bluez_fixture import FakeBluezProcess, PrivateBus
 
