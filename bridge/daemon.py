@@ -33,6 +33,7 @@ from .intake import Capture, CardSeen, Dropped, Duplicate, Intake, Rejected
 from .logs import get_logger, mask_card, register_secret
 from .outbox import Job, JobState, Outbox
 from .pairing import CardExpired, CardSuperseded, Ignored, Pairing
+from .pc_mode import PcMode, pc_mode_for
 from .platform import PlatformClient
 from .uploader import Uploader
 
@@ -143,6 +144,8 @@ class Daemon:
         self.exit_code = 0
         self.snapshot: dict[str, Any] = {}
         self._metrics: Any = None
+        #: Tanita PC mode ([scale] pc_mode): pre-sets the member's profile after a card read (bridge/pc_mode.py)
+        self.pc_mode: PcMode | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
@@ -172,6 +175,7 @@ class Daemon:
                               else cfg.queue.broadcast_dedupe_window_s)
         scale_link = build_scale_link(cfg, spec, self._link_state_cb(f"scale:{cfg.scale.name}"))
         self.links = [scale_link]
+        self.pc_mode = pc_mode_for(cfg, spec, scale_link, self.client, self.log)
         card_link = build_card_link(cfg, self._link_state_cb(f"cards:{cfg.cards.source}"))
         if card_link is not None:
             self.links.append(card_link)
@@ -197,6 +201,8 @@ class Daemon:
         finally:
             sd_notify.stopping()
             self.log.info("daemon_stopping")
+            if self.pc_mode is not None:
+                await self.pc_mode.close()
             for link in self.links:
                 with contextlib.suppress(Exception):
                     await link.close()
@@ -320,9 +326,13 @@ class Daemon:
             log.warning("weighing_dropped", reason=outcome.reason, weight_kg=outcome.reading.measurement.weight_kg)
         elif isinstance(outcome, DeviceReport):
             self.stats.device_errors += int(outcome.is_error)
+            if self.pc_mode is not None and self.pc_mode.feed(outcome):
+                return  # a reply to a PC-mode command: the conversation checks and logs it
             (log.warning if outcome.is_error else log.debug)("device_report", code=outcome.code, message=outcome.message)
         elif isinstance(outcome, CardSeen):
             log.info("card_read", card=mask_card(outcome.card.number), window_s=self.cfg.pairing.window_s)
+            if self.pc_mode is not None:
+                self.pc_mode.card(outcome.card.number)  # runs beside the pump; never blocks a weighing
         elif isinstance(outcome, CardExpired):
             log.info("card_expired_without_weighing", card=mask_card(outcome.card.number))
         elif isinstance(outcome, CardSuperseded):
