@@ -391,7 +391,11 @@ class Daemon:
         if upload_task is not None and (upload_task.done() or
                                         (self.uploader is not None and now - self.uploader.last_progress_at > STALL_S)):
             return False
-        return not any(t.done() and not self._stop.is_set() for t in link_tasks if not self.exit_when_replayed)
+        for task, link in zip(link_tasks, self.links, strict=False):
+            replay_done = getattr(link, "finished", None) is not None and link.finished.is_set()  # type: ignore[attr-defined]
+            if task.done() and not replay_done and not self._stop.is_set():
+                return False  # a live link's supervisor ended: not alive
+        return True
 
     async def _housekeeping(self, link_tasks: list[asyncio.Task[None]], upload_task: asyncio.Task[None] | None) -> None:
         interval = sd_notify.watchdog_interval_s()
