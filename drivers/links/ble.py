@@ -605,6 +605,7 @@ class BleLink:
             self._cooldown_until[address] = time.monotonic() + delay
 
     async def _gatt_exchange(self, device: BLEDevice, name: str | None, spec: DriverSpec) -> bool:
+        from bleak.exc import BleakError
         from bleak_retry_connector import BleakClientWithServiceCache, establish_connection
 
         matcher = spec.ble
@@ -635,22 +636,34 @@ class BleLink:
 
             feature = services.get_characteristic(WEIGHT_SCALE_FEATURE)
             if feature is not None and "read" in feature.properties:
-                value = await client.read_gatt_char(feature)
-                self._put(
-                    self._event(
-                        EventKind.NOTIFY, bytes(value), channel=WEIGHT_SCALE_FEATURE, address=address, name=name
+                try:
+                    value = await client.read_gatt_char(feature)
+                except (BleakError, TimeoutError) as exc:  # informative only: the readings do not need it
+                    log.info("ble_gatt_feature_unreadable address=%s error=%r", address, str(exc))
+                else:
+                    self._put(
+                        self._event(
+                            EventKind.NOTIFY, bytes(value), channel=WEIGHT_SCALE_FEATURE, address=address, name=name
+                        )
                     )
-                )
             subscribed: list[str] = []
+            refused: list[str] = []
             for uuid in matcher.characteristics:
                 char = services.get_characteristic(uuid)
                 if char is None:
                     continue
-                await client.start_notify(char, on_value)
+                try:
+                    await client.start_notify(char, on_value)
+                except BleakError as exc:  # e.g. one characteristic needs pairing: take what the others give
+                    refused.append(f"{char.uuid}: {exc}")
+                    continue
                 subscribed.append(char.uuid)
             if not subscribed:
                 wanted = ", ".join(matcher.characteristics) or "none"
-                raise LinkError(f"{address} offers none of the characteristics {spec.name} reads ({wanted})")
+                why = f" (refused: {'; '.join(refused)})" if refused else ""
+                raise LinkError(f"{address} offers none of the characteristics {spec.name} reads ({wanted}){why}")
+            if refused:
+                log.warning("ble_gatt_subscribe_refused address=%s refused=%s", address, "; ".join(refused))
             log.info("ble_gatt_subscribed address=%s characteristics=%s", address, ",".join(subscribed))
             try:
                 await asyncio.wait_for(disconnected.wait(), self._max_session_s)

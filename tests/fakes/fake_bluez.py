@@ -127,8 +127,11 @@ class Adapter(ServiceInterface):
 
 
 class Characteristic(ServiceInterface):
-    def __init__(self, device: "Device", service_path: str, uuid: str, flags: list[str], value: bytes) -> None:
+    def __init__(
+        self, device: "Device", service_path: str, uuid: str, *, flags: list[str], value: bytes, fail: dict[str, str]
+    ) -> None:
         super().__init__("org.bluez.GattCharacteristic1")
+        self.fail = fail  # {"read" | "notify": D-Bus error name}: e.g. a characteristic that needs pairing
         self.device = device
         self.service_path = service_path
         self.uuid = full_uuid(uuid)
@@ -164,6 +167,8 @@ class Characteristic(ServiceInterface):
     def ReadValue(self, options: DBusDict) -> DBusBytes:
         if "read" not in self.flags:
             raise DBusError("org.bluez.Error.NotPermitted", "Read not permitted")
+        if "read" in self.fail:
+            raise DBusError(self.fail["read"], "Operation not authorized (fake)")
         self.device.fake.count("read_value")
         return self.value
 
@@ -171,6 +176,8 @@ class Characteristic(ServiceInterface):
     def StartNotify(self) -> None:
         if not ({"notify", "indicate"} & set(self.flags)):
             raise DBusError("org.bluez.Error.NotSupported", "Operation is not supported")
+        if "notify" in self.fail:
+            raise DBusError(self.fail["notify"], "Not paired (fake)")
         self.notifying = True
         self.emit_properties_changed({"Notifying": True})
         self.device.fake.count("start_notify")
@@ -290,7 +297,10 @@ class Device(ServiceInterface):
             for char in service.get("characteristics", []):
                 char_path = f"{service_path}/char{handle:04x}"
                 flags = list(char.get("flags", ["read"]))
-                ch = Characteristic(self, service_path, char["uuid"], flags, bytes.fromhex(char.get("value", "")))
+                value = bytes.fromhex(char.get("value", ""))
+                ch = Characteristic(
+                    self, service_path, char["uuid"], flags=flags, value=value, fail=dict(char.get("fail", {}))
+                )
                 self.fake.bus.export(char_path, ch)
                 self.gatt.append((char_path, ch))
                 self.chars[ch.uuid] = ch
@@ -473,7 +483,8 @@ class Control:
     ``{"op": "stats"}``; ``{"op": "advertise", "address", "name", "service_data": {uuid: hex},
     "manufacturer_data": {id: hex}, "uuids": [...], "rssi", "count", "interval_s"}`` (waits for
     discovery first unless ``"wait_discovering": false``); ``{"op": "gatt_device", "address",
-    "services": [{"uuid", "characteristics": [{"uuid", "flags", "value": hex}]}], "indicate":
+    "services": [{"uuid", "characteristics": [{"uuid", "flags", "value": hex, "fail": {"read"|"notify":
+    error}}]}], "indicate":
     [{"char", "hex"}], "disconnect_after": true}`` (arms the device: the next Connect succeeds);
     ``{"op": "wait", "key", "at_least", "timeout_s"}`` (a stats counter); ``{"op": "fail_start", "n"}``
     (the next n StartDiscovery calls fail with InProgress); ``{"op": "disconnect", "address"}``.

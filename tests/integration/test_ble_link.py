@@ -296,6 +296,44 @@ def test_gatt_session_survives_a_bluez_crash_while_connected(fake_bluez: FakeBlu
     run(main)
 
 
+def test_gatt_refused_feature_and_characteristic_do_not_stop_the_rest(fake_bluez: FakeBluezProcess) -> None:
+    async def main() -> None:
+        link = BleLink([GATT_SPEC], watchdog_s=60)
+        pump = Pump(link)
+        await wait_discovering(fake_bluez)
+        services = [
+            {
+                "uuid": "181d",
+                "characteristics": [
+                    {
+                        "uuid": "2a9e",
+                        "flags": ["read"],
+                        "value": FEATURE.hex(),
+                        "fail": {"read": "org.bluez.Error.NotAuthorized"},
+                    },
+                    {"uuid": "2a9d", "flags": ["indicate"], "fail": {"notify": "org.bluez.Error.NotPermitted"}},
+                ],
+            },
+            {"uuid": "181b", "characteristics": [{"uuid": "2a9c", "flags": ["indicate"]}]},
+        ]
+        await fake_bluez.acall(
+            "gatt_device",
+            address=STD_ADDR,
+            services=services,
+            indicate=[{"char": "2a9c", "hex": BCM_1.hex()}, {"char": "2a9c", "hex": BCM_2.hex()}],
+        )
+        await advertise_until_connected(fake_bluez, 1)
+        await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 2, "the body composition packets")
+        assert [(e.channel, e.payload) for e in pump.of(EventKind.NOTIFY)] == [
+            (uuid16("2a9c"), BCM_1),
+            (uuid16("2a9c"), BCM_2),
+        ]
+        assert "gatt_failures" not in link.stats
+        await pump.close()
+
+    run(main)
+
+
 def test_link_recovers_when_the_system_bus_restarts(private_bus: PrivateBus, fake_bluez: FakeBluezProcess) -> None:
     async def main() -> None:
         link = BleLink([MI_SPEC], watchdog_s=60, backoff_s=0.05, max_scanner_restarts=50)
