@@ -425,7 +425,7 @@ class Daemon:
             if self._intake is not None:
                 for outcome in self._intake.tick(datetime.fromtimestamp(self.clock(), UTC)):
                     self._handle(outcome)
-            await asyncio.sleep(HOUSEKEEPING_S)
+            await asyncio.sleep(HOUSEKEEPING_S if ping_every is None else min(HOUSEKEEPING_S, ping_every / 2))
 
     def status_line(self) -> str:
         st = self.outbox.stats() if self.outbox else None
