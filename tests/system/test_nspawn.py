@@ -291,6 +291,7 @@ def test_sandbox_probe(machine: Machine) -> None:
     # a node of a class not on the allow list (misc 10:200, tun) that file modes alone would let anyone open
     m.run(["sh", "-c", "rm -f /dev/probe-denied && mknod -m 0666 /dev/probe-denied c 10 200"])
     m.write("/tmp/host-marker", "outside the unit's PrivateTmp\n")
+    start_fake_bluez(m)
     m.run(["systemctl", "daemon-reload"])
     res = m.run(["systemctl", "start", probe_unit], check=False, timeout=60)
     assert res.returncode == 0, res.stderr + explain(m, probe_unit)
@@ -317,7 +318,30 @@ def test_sandbox_probe(machine: Machine) -> None:
     assert r["af_netlink"] == "EAFNOSUPPORT" and r["af_packet"] == "EAFNOSUPPORT", detail
     assert r["wx_mapping"] == "EPERM", detail  # MemoryDenyWriteExecute=
     assert r["dbus_system_bus"] == "ok", detail  # BLE: bleak talks to BlueZ over this bus
+    assert r["bluez_get_managed_objects"] == "ok", detail  # allowed through group bluetooth
     assert int(r["cap_eff"], 16) == 0 and r["no_new_privs"] == "1" and r["seccomp"] == "2", detail
+
+
+def start_fake_bluez(m: Machine) -> None:
+    """org.bluez owned by a fake, under a policy that admits only root and group bluetooth; checked with a
+    control call from a user without that group, which must be refused."""
+    here = Path(__file__).parent
+    m.write("/etc/dbus-1/system.d/scale-bridge-test-bluez.conf", (here / "bluez-strict-policy.conf").read_text())
+    m.run(["systemctl", "reload", "dbus.service"])
+    m.write("/usr/local/lib/fake_bluez.py", (here / "fake_bluez.py").read_text())
+    m.run(
+        [
+            "systemd-run",
+            "--unit=fake-bluez",
+            "--property=Type=exec",
+            f"{VENV_BIN}/python",
+            "/usr/local/lib/fake_bluez.py",
+        ]
+    )
+    call = ["busctl", "--system", "call", "org.bluez", "/", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"]
+    m.wait_for("the fake org.bluez", lambda: m.run(call, check=False).returncode == 0, 30, 0.5)
+    denied = m.run(["systemd-run", "--wait", "--pipe", "--quiet", "--property=User=nobody", *call], check=False)
+    assert denied.returncode != 0 and "Access denied" in denied.stdout + denied.stderr, denied
 
 
 def test_reload_keeps_the_process(machine: Machine) -> None:
