@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 
 import pytest
+from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailableReason, BleakDBusError
 
 from drivers.errors import LinkError
 from drivers.events import EventKind, LinkEvent
-from drivers.links.ble import WEIGHT_SCALE_FEATURE, BleLink, scan_ble
+from drivers.links.ble import WEIGHT_SCALE_FEATURE, BleLink, scan_ble, translate_error
 from drivers.registry import get
 from tests.fakes import bluez_fixture
 from tests.fakes.bluez_fixture import FakeBluezProcess, PrivateBus
@@ -475,3 +478,39 @@ def test_scan_ble_lists_devices(fake_bluez: FakeBluezProcess) -> None:
         assert (other.name, other.rssi, other.manufacturer_ids, other.driver) == (None, -80, (89,), None)
 
     run(main)
+
+
+def test_importing_the_link_loads_neither_bleak_nor_dbus() -> None:
+    code = (
+        "import sys, drivers.links.ble; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bleak', 'dbus_fast', 'bleak_retry_connector')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+_NA = BleakBluetoothNotAvailableReason
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient", "says"),
+    [
+        (BleakDBusError("org.bluez.Error.InProgress", ["Operation already in progress"]), True, "InProgress"),
+        (BleakDBusError("org.bluez.Error.NotReady", ["Resource Not Ready"]), True, "NotReady"),
+        (BleakDBusError("org.freedesktop.DBus.Error.UnknownObject", []), True, "UnknownObject"),
+        (BleakDBusError("org.freedesktop.DBus.Error.ServiceUnknown", []), True, "is bluetooth.service running"),
+        (BleakDBusError("org.freedesktop.DBus.Error.AccessDenied", ["Rejected"]), False, "group 'bluetooth'"),
+        (EOFError(), True, "D-Bus connection lost"),
+        (FileNotFoundError(2, "No such file or directory"), True, "cannot reach the D-Bus system bus"),
+        (PermissionError(13, "Permission denied"), False, "no permission"),
+        (BleakBluetoothNotAvailableError("x", _NA.NO_BLE_CENTRAL_ROLE), False, "'central' role"),
+        (BleakBluetoothNotAvailableError("x", _NA.NO_BLUETOOTH), False, "no Bluetooth adapter"),
+        (BleakBluetoothNotAvailableError("x", _NA.POWERED_OFF), True, "powered off"),
+    ],
+)
+def test_translate_error_decides_retry_in_one_place(exc: BaseException, transient: bool, says: str) -> None:
+    error = translate_error(exc)
+    assert isinstance(error, LinkError)
+    assert error.transient is transient
+    assert says in str(error)
+    assert "\n" not in str(error)
