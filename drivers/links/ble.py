@@ -240,7 +240,13 @@ _CLOSED: Final = _Closed()
 
 
 class BleLink:
-    """The ``Link`` for BLE scales. See the module docstring."""
+    """The ``Link`` for BLE scales. See the module docstring.
+
+    ``state``: ``connecting`` while the scanner starts (or backs off after a failure: ``on_state`` gets
+    the reason), ``connected`` while scanning works (and while a GATT scale is connected),
+    ``disconnected`` after a failure, ``closed`` after ``close()``. ``stats`` counts adverts, events,
+    dropped events, scanner starts/restarts/start failures, GATT connects and failures.
+    """
 
     def __init__(
         self,
