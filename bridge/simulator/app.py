@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections import deque
 from datetime import UTC, date, datetime
@@ -176,7 +175,7 @@ async def _apply_fault(request: web.Request, fault: str, handler: Any) -> web.St
     if fault in ("500", "502", "503", "504"):
         return error(int(fault), "Simulated failure.", f"SIMULATED_{fault}")
     if fault == "429":
-        st.lock_endpoint(request["operation"], time.monotonic())
+        st.lock_endpoint(request["operation"], st.monotonic())
         return error(429, "Access denied - rate limit is exceeded.", "RATE_LIMIT_EXCEEDED")
     if fault == "reset_before":
         return _abort(request)
@@ -205,7 +204,7 @@ def _make_route(operation: str, handler: Any) -> Any:
         entry: dict[str, Any] = {"method": request.method, "path": request.path, "operation": operation,
                                  "at": _now().isoformat()}
         st.requests.append(entry)
-        if st.rate_limited(operation, time.monotonic()):
+        if st.rate_limited(operation, st.monotonic()):
             st.counters["rate_limited"] += 1
             entry["status"] = 429
             return error(429, "Access denied - rate limit is exceeded.", "RATE_LIMIT_EXCEEDED")

@@ -4,8 +4,10 @@ rate limits and injected faults. Pure Python, no I/O; the HTTP layer is ``bridge
 from __future__ import annotations
 
 import random
+import time
 import tomllib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -95,6 +97,8 @@ class PlatformState:
         self.benefit_uses: list[dict[str, Any]] = []
         #: the most recent requests (bounded: a soak test sends millions)
         self.requests: deque[dict[str, Any]] = deque(maxlen=10_000)
+        #: the clock of the rate limit (tests replace it with a fake one shared with the uploader)
+        self.monotonic: Callable[[], float] = time.monotonic
         self.faults = Faults()
         self.rate_limit_per_min = rate_limit_per_min
         self._window: dict[str, deque[float]] = {}
