@@ -22,7 +22,7 @@ Quirks handled:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from types import MappingProxyType
 
@@ -276,6 +276,64 @@ def _reading(text: str, fields: dict[str, str], visible: dict[str, str], weight_
         model=fields.get("MO"),
         fields=MappingProxyType(visible),
     )
+
+
+#: Fields that identify a person or a unit: rewritten by ``redact_line`` (record --redact).
+REDACTED_KEYS = ("ID", "CC", "SN")
+_QUOTED_FIELD = re.compile(r'(?<![A-Za-z~])(ID|CC|SN),"([^"\r\n]*)"')
+
+
+def redact_line(line: bytes, replace: Callable[[str], str]) -> bytes:
+    """Rewrite the ``ID``, ``CC`` and ``SN`` values of a Tanita line with ``replace(value)`` (which must
+    keep the length) and recompute ``CS`` so the line still decodes. All-zero values ("no ID") are kept.
+
+    Pure. Keeps everything else byte for byte (noise before ``{``, a trailing ``}``, CR LF). A record
+    whose checksum was already wrong gets its values replaced but keeps its (wrong) checksum; a line
+    that is not a well-formed record still has quoted ``ID``/``CC``/``SN`` values replaced.
+    """
+    body = line.rstrip(b"\r\n")
+    ending = line[len(body) :]
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        return line
+    start = text.rfind("{")
+    cs_at = text.rfind(",CS,")
+    if start < 0 or cs_at < start:
+        return _redact_loose(text, replace).encode("ascii") + ending
+    record = text[start : cs_at + 1]
+    try:
+        tokens = _split(record[1:-1])
+    except FrameError:
+        return _redact_loose(text, replace).encode("ascii") + ending
+    was_valid = text[cs_at + 4 :].rstrip("} ").upper() == checksum(record.encode("ascii"))
+    for i in range(2, len(tokens) - 1, 2):
+        if tokens[i].strip() in REDACTED_KEYS:
+            tokens[i + 1] = _replace_value(tokens[i + 1], replace)
+    new_record = "{" + ",".join(tokens) + ","
+    tail = text[cs_at + 4 :]
+    if was_valid:
+        cs_digits = len(tail.rstrip("} "))
+        tail = checksum(new_record.encode("ascii")) + tail[cs_digits:]
+    return (text[:start] + new_record + "CS," + tail).encode("ascii") + ending
+
+
+def _replace_value(token: str, replace: Callable[[str], str]) -> str:
+    value = _unquote(token)
+    if not value or set(value) <= {"0"}:
+        return token
+    new = replace(value)
+    if len(new) != len(value):
+        raise ValueError("a redaction must keep the value's length")
+    return token.replace(value, new, 1)
+
+
+def _redact_loose(text: str, replace: Callable[[str], str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        value = m.group(2)
+        return m.group(0) if not value or set(value) <= {"0"} else f'{m.group(1)},"{replace(value)}"'
+
+    return _QUOTED_FIELD.sub(sub, text)
 
 
 def _framer() -> LineFramer:
