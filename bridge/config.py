@@ -88,6 +88,8 @@ class CardsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class PairingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     window_s: float = 60.0
     unidentified: UnidentifiedPolicy = UnidentifiedPolicy.PARK
+    #: a card tapped this soon AFTER an unidentified weighing claims it (0 = off; see docs)
+    late_card_s: float = 0.0
 
 
 class StateConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -291,6 +293,8 @@ def _check(cfg: Config) -> list[ConfigProblem]:
     out.extend(_check_cards(cfg.cards))
     if cfg.pairing.window_s <= 0:
         out.append(ConfigProblem("pairing.window_s", "must be positive"))
+    if not 0 <= cfg.pairing.late_card_s <= 120:
+        out.append(ConfigProblem("pairing.late_card_s", "must be between 0 (off) and 120"))
     if cfg.queue.backoff_base_s <= 0 or cfg.queue.backoff_cap_s < cfg.queue.backoff_base_s:
         out.append(ConfigProblem("queue.backoff_cap_s", "must be >= backoff_base_s > 0"))
     if cfg.queue.rate_limit_pause_s < 60:

@@ -32,7 +32,7 @@ from .errors import BridgeError, ConfigError, StorageError
 from .intake import Capture, CardSeen, Dropped, Duplicate, Intake, Rejected
 from .logs import get_logger, mask_card, register_secret
 from .outbox import Job, JobState, Outbox
-from .pairing import CardExpired, CardSuperseded, Ignored, Pairing
+from .pairing import CardExpired, CardSuperseded, Ignored, LateCard, Pairing
 from .pc_mode import PcMode, pc_mode_for
 from .platform import PlatformClient
 from .uploader import Uploader
@@ -143,6 +143,7 @@ class Daemon:
         self._last_heartbeat = time.monotonic()
         self.exit_code = 0
         self.snapshot: dict[str, Any] = {}
+        self._unidentified_wid: dict[str, int] = {}
         self._metrics: Any = None
         #: Tanita PC mode ([scale] pc_mode): pre-sets the member's profile after a card read (bridge/pc_mode.py)
         self.pc_mode: PcMode | None = None
@@ -168,7 +169,7 @@ class Daemon:
                                      max_connections=max(4, cfg.platform.concurrency))
         self.uploader = Uploader(cfg, self.outbox, self.client, clock=self.clock)
         self.uploader.on_delivered = self._delivered
-        pairing = Pairing(cfg.pairing.window_s, cfg.pairing.unidentified)
+        pairing = Pairing(cfg.pairing.window_s, cfg.pairing.unidentified, cfg.pairing.late_card_s)
         self._intake = Intake(spec, pairing, scale=cfg.scale.name, is_duplicate=self.outbox.seen,
                               dedupe_window_s=REPLAY_DEDUPE_S if cfg.scale.capture else cfg.queue.dedupe_window_s,
                               broadcast_dedupe_window_s=REPLAY_DEDUPE_S if cfg.scale.capture
@@ -333,6 +334,8 @@ class Daemon:
             log.info("card_read", card=mask_card(outcome.card.number), window_s=self.cfg.pairing.window_s)
             if self.pc_mode is not None:
                 self.pc_mode.card(outcome.card.number)  # runs beside the pump; never blocks a weighing
+        elif isinstance(outcome, LateCard):
+            self._late_card(outcome)
         elif isinstance(outcome, CardExpired):
             log.info("card_expired_without_weighing", card=mask_card(outcome.card.number))
         elif isinstance(outcome, CardSuperseded):
@@ -360,12 +363,29 @@ class Daemon:
             return
         self.stats.weighings_captured += 1
         self.stats.last_weighing_at = self.clock()
+        if cap.state is JobState.UNIDENTIFIED:
+            self._unidentified_wid[cap.reading_scale] = wid
         self.log.info("weighing_captured", weighing=wid, state=cap.state.value,
                       weight_kg=cap.reading.measurement.weight_kg, card=mask_card(cap.card) if cap.card else None)
         if self.on_captured is not None:
             self.on_captured(cap, wid)
         if self.uploader is not None:
             self.uploader.notify()
+
+    def _late_card(self, late: LateCard) -> None:
+        wid = self._unidentified_wid.pop(late.card.scale, None)
+        if wid is None or self.outbox is None:
+            self.log.warning("late_card_unmatched", card=mask_card(late.card.number))
+            return
+        try:
+            assigned = self.outbox.assign(wid, late.card.number)
+        except StorageError as exc:
+            self.log.critical("outbox_write_failed", error=str(exc))
+            return
+        if assigned:
+            self.log.info("late_card_assigned", weighing=wid, card=mask_card(late.card.number))
+            if self.uploader is not None:
+                self.uploader.notify()
 
     def _flush_unsaved(self) -> None:
         pending = len(self._unsaved)

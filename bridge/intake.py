@@ -35,6 +35,7 @@ class Capture:
     dedupe_key: str
     dedupe_ttl_s: float
     received_at: datetime
+    reading_scale: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,7 @@ class Intake:
             dedupe_key=dedupe_key(reading, event, self.spec),
             dedupe_ttl_s=self.dedupe_ttl_s,
             received_at=at,
+            reading_scale=self.scale,
         )
 
 

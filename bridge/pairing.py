@@ -85,20 +85,38 @@ class CardSuperseded:
     new: CardRead
 
 
-PairingEvent = Paired | Unidentified | Ignored | CardExpired | CardSuperseded
+@dataclass(frozen=True, slots=True)
+class LateCard:
+    """A card read shortly *after* an unidentified weighing on its scale (``late_card_s``): the member
+    stepped on first and tapped second. The caller attaches the card to that parked weighing; no window
+    is opened."""
+
+    card: CardRead
+    reading_at: datetime
+
+
+PairingEvent = Paired | Unidentified | Ignored | CardExpired | CardSuperseded | LateCard
 
 #: The scale key of a card read that applies to every scale.
 ANY_SCALE = ""
 
 
 class Pairing:
-    def __init__(self, window_s: float = 60.0, policy: UnidentifiedPolicy = UnidentifiedPolicy.PARK) -> None:
+    def __init__(
+        self,
+        window_s: float = 60.0,
+        policy: UnidentifiedPolicy = UnidentifiedPolicy.PARK,
+        late_card_s: float = 0.0,
+    ) -> None:
         if not window_s > 0:
             raise ValueError("window_s must be positive")
         self.window = timedelta(seconds=window_s)
         self.policy = policy
         self._open: dict[str, CardRead] = {}
         self._now: datetime | None = None
+        #: 0 = off. A card this soon after a parked unidentified weighing on its scale claims it.
+        self.late_card = timedelta(seconds=max(0.0, late_card_s))
+        self._unclaimed: dict[str, datetime] = {}
 
     def open_cards(self) -> dict[str, CardRead]:
         return dict(self._open)
@@ -118,6 +136,10 @@ class Pairing:
         out: list[PairingEvent] = list(self.tick(card.at))
         if self._advance(card.at) - card.at > self.window:
             return [*out, CardExpired(card)]  # arrived too late to open a window
+        parked_at = self._unclaimed.get(card.scale)
+        if parked_at is not None and self.late_card and timedelta(0) <= card.at - parked_at <= self.late_card:
+            del self._unclaimed[card.scale]
+            return [*out, LateCard(card, parked_at)]
         old = self._open.get(card.scale)
         if old is not None and old.at > card.at:
             # a late arrival older than the open card: the newer one wins
@@ -135,13 +157,17 @@ class Pairing:
             return [*out, Ignored(reading, "unstable")]
         if not reading.is_weighing:
             return [*out, Ignored(reading, "no weight")]
+        self._unclaimed.pop(scale, None)  # a newer weighing: a late card can no longer mean the older one
         device_id = (reading.device_id or "").strip()
         if device_id:
             return [*out, Paired(reading, CardRead(device_id, at, scale, CardSource.SCALE_ID), at)]
         card = self._take(scale, at)
         if card is not None:
             return [*out, Paired(reading, card, at)]
-        return [*out, Unidentified(reading, at, park=self.policy is UnidentifiedPolicy.PARK)]
+        park = self.policy is UnidentifiedPolicy.PARK
+        if park and self.late_card:
+            self._unclaimed[scale] = at
+        return [*out, Unidentified(reading, at, park=park)]
 
     def _take(self, scale: str, at: datetime) -> CardRead | None:
         for key in (scale, ANY_SCALE) if scale != ANY_SCALE else (ANY_SCALE,):

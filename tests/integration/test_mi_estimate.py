@@ -65,3 +65,23 @@ def test_estimate_adds_marked_composition(tmp_path: Path, simulator: Any) -> Non
     assert body["bodyFatMass"] + body["fatFreeMass"] == pytest.approx(72.45, abs=0.01)
     assert "weight" not in raw["estimated"]
     assert raw["estimateProfile"] == {"height_cm": 181.0, "age": raw["estimateProfile"]["age"], "gender": "MALE"}
+
+
+def test_member_who_steps_on_first_then_taps(tmp_path: Path, simulator: Any) -> None:
+    """With late_card_s, a tap 2 s after the Mi reading claims it (it was parked as unidentified first)."""
+    configure("warning", "json")
+    lines = [json.dumps({"format": "scale-bridge-capture", "version": 1, "driver": "mi_scale", "link": "ble"}),
+             json.dumps({"t": 1, "kind": "adv", "hex": MI_V2, "channel": SERVICE, "address": "C8:47:8C:00:00:01"}),
+             json.dumps({"t": 3, "kind": "card", "value": "3220338716"})]
+    cap = tmp_path / "late.jsonl"
+    cap.write_text("\n".join(lines) + "\n")
+    cfg = config_from_dict({
+        "platform": {"base_url": simulator.url, "api_key": simulator.api_key(1), "benefit_key": "BODY_SCAN"},
+        "scale": {"driver": "mi_scale", "capture": str(cap)},
+        "cards": {"source": "capture"},
+        "pairing": {"late_card_s": 10},
+        "state": {"dir": str(tmp_path / "state")},
+    })
+    assert asyncio.run(Daemon(cfg, exit_when_replayed=True, drain_timeout_s=30).run()) == 0
+    got = simulator.call(lambda: list(simulator.state.weighings))
+    assert [(w["customerId"], w["benefitKey"]) for w in got] == [(1001, "BODY_SCAN")]
