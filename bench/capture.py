@@ -73,8 +73,8 @@ BLOCK = 50
 def run(quick: bool) -> dict[str, Any]:
     """Each round: fresh files for both sides, a warm-up block each, then blocks of 50 commits
     alternating bare / outbox, so disk noise (shared machine) hits both sides alike."""
-    n = 300 if quick else 2000
-    rounds = 3 if quick else 7
+    n = 300 if quick else 1000
+    rounds = 3 if quick else 5
     items = bodies(n + BLOCK)
     bare: list[float] = []
     real: list[float] = []

@@ -53,7 +53,7 @@ def percentile(xs: Sequence[float], p: float) -> float:
     if not xs:
         return float("nan")
     s = sorted(xs)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, round(p / 100.0 * len(s) + 0.5) - 1))
     return float(s[k])
 
 
@@ -76,7 +76,7 @@ def machine() -> dict[str, Any]:
     info: dict[str, Any] = {"python": platform.python_version(), "kernel": platform.release(),
                             "cores": os.cpu_count()}
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
         m = re.search(r"^Model name:\s*(.+)$", out, re.M)
         info["cpu"] = m.group(1).strip() if m else platform.processor()
         m = re.search(r"^Hypervisor vendor:\s*(.+)$", out, re.M)
@@ -88,7 +88,7 @@ def machine() -> dict[str, Any]:
         if m:
             info["ram_gib"] = round(int(m.group(1)) / 1024 / 1024, 1)
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["df", "-hT", str(REPO)], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(["df", "-hT", str(REPO)], capture_output=True, text=True, timeout=10, check=False).stdout
         line = out.strip().splitlines()[-1].split()
         info["disk"] = f"{line[0]} ({line[1]}, {line[2]})"
         dev = Path(line[0]).name

@@ -115,11 +115,15 @@ def _pty() -> tuple[int, int, str]:
     return master, slave, os.ttyname(slave)
 
 
-def _posts(sim: SimulatorThread) -> list[tuple[str, str]]:
-    def fn() -> list[tuple[str, str]]:
-        return [(r["at"], r.get("status", 0)) for r in sim.state.requests if r["operation"] == "createCustomerWeighing"]
+def _arrivals(sim: SimulatorThread, operation: str) -> list[str]:
+    def fn() -> list[str]:
+        return [r["at"] for r in sim.state.requests if r["operation"] == operation]
 
     return sim.call(fn)  # type: ignore[no-any-return]
+
+
+def _posts(sim: SimulatorThread) -> list[str]:
+    return _arrivals(sim, "createCustomerWeighing")
 
 
 def _ts(iso: str) -> float:
@@ -129,7 +133,7 @@ def _ts(iso: str) -> float:
 def run(quick: bool, idle_s: float | None = None) -> dict[str, Any]:
     starts = 2 if quick else 5
     frames = 10 if quick else 100
-    idle = idle_s if idle_s is not None else (5.0 if quick else 60.0)
+    idle = idle_s if idle_s is not None else (3.0 if quick else 60.0)
     gap_s = 0.2
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-live-") as d, SimulatorThread() as sim:
@@ -165,12 +169,25 @@ def run(quick: bool, idle_s: float | None = None) -> dict[str, Any]:
                 time.sleep(0.2)
                 posts = _posts(sim)
             weighings = sim.call(lambda: [w["receivedAt"] for w in sim.state.weighings])
-            lat = [(_ts(p[0]) - s) * 1000 for p, s in zip(posts, sent, strict=False)]
+            lat = [(_ts(p) - s) * 1000 for p, s in zip(posts, sent, strict=False)]
+            # where the time goes: frame -> 1st GET (intake + capture commit + wake-up), 1st -> 2nd GET
+            # (simulator answers + client), 2nd GET -> POST (answer + resolved and begin commits)
+            g1 = [_ts(x) for x in _arrivals(sim, "getCustomerMeasurement")]
+            g2 = [_ts(x) for x in _arrivals(sim, "getBenefitsByCardNumber")]
+            pp = [_ts(x) for x in posts]
+            legs = {
+                "frame_to_get_member": [(a - s) * 1000 for a, s in zip(g1, sent, strict=False)],
+                "get_member_to_get_benefits": [(b - a) * 1000 for a, b in zip(g1, g2, strict=False)],
+                "get_benefits_to_post": [(c - b) * 1000 for b, c in zip(g2, pp, strict=False)],
+            }
             lat_rec = [(_ts(w) - s) * 1000 for w, s in zip(weighings, sent, strict=False)]
             out["latency_ms"] = {
                 "frames": frames, "received": len(posts), "p50": percentile(lat, 50), "p99": percentile(lat, 99),
                 "max": max(lat) if lat else None,
                 "recorded_p50": percentile(lat_rec, 50), "recorded_p99": percentile(lat_rec, 99),
+                "legs_p50": {k: percentile(v, 50) for k, v in legs.items()},
+                "legs_p99": {k: percentile(v, 99) for k, v in legs.items()},
+                "runs": lat,
             }
             log(f"live: latency p50 {out['latency_ms']['p50']:.1f} ms, p99 {out['latency_ms']['p99']:.1f} ms "
                 f"({len(posts)}/{frames} received)")
