@@ -447,6 +447,7 @@ def test_random_streams_through_the_decoder(frames: list[tuple[bytes, str]]) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_long_profile(request: pytest.FixtureRequest) -> None:
     """≥ 100k examples: random frames on every channel, and random packet streams."""
     if "slow" not in (request.config.getoption("markexpr") or ""):

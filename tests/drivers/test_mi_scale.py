@@ -241,6 +241,7 @@ def test_random_right_length_frames(frame: bytes, channel: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_long_profile(request: pytest.FixtureRequest) -> None:
     """≥ 100k examples of random payloads, plus round trips."""
     if "slow" not in (request.config.getoption("markexpr") or ""):
