@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from builders import ad_balance_line, ad_data, ad_indicator_line
@@ -138,9 +139,16 @@ def test_malformed_frames_raise_frame_error() -> None:
             ad_indicator.parse(line)
 
 
+LONG_PROFILES: dict[str, Any] = {
+    "random_bytes": lambda: given(st.binary(max_size=200))(_robust),
+    "field_soup": lambda: given(FIELD_SOUP)(lambda t: _robust(t.encode())),
+    "round_trip": lambda: given(st.one_of(indicator_frames(), balance_frames()))(check_round_trip),
+}
+
+
 @pytest.mark.slow
-def test_long_profile(request: pytest.FixtureRequest) -> None:
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("prop", sorted(LONG_PROFILES))
+def test_long_profile(request: pytest.FixtureRequest, prop: str) -> None:
     require_slow(request)
-    SLOW(given(st.binary(max_size=200))(_robust))()
-    SLOW(given(FIELD_SOUP)(lambda t: _robust(t.encode())))()
-    SLOW(given(st.one_of(indicator_frames(), balance_frames()))(check_round_trip))()
+    SLOW(LONG_PROFILES[prop]())()

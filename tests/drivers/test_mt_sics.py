@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from builders import mt_sics_line
@@ -116,9 +117,16 @@ def test_malformed_raise_frame_error() -> None:
             mt_sics.parse(line)
 
 
+LONG_PROFILES: dict[str, Any] = {
+    "random_bytes": lambda: given(st.binary(max_size=200))(_robust),
+    "token_soup": lambda: given(TOKEN_SOUP)(lambda t: _robust(t.encode())),
+    "round_trip": lambda: given(responses())(check_round_trip),
+}
+
+
 @pytest.mark.slow
-def test_long_profile(request: pytest.FixtureRequest) -> None:
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("prop", sorted(LONG_PROFILES))
+def test_long_profile(request: pytest.FixtureRequest, prop: str) -> None:
     require_slow(request)
-    SLOW(given(st.binary(max_size=200))(_robust))()
-    SLOW(given(TOKEN_SOUP)(lambda t: _robust(t.encode())))()
-    SLOW(given(responses())(check_round_trip))()
+    SLOW(LONG_PROFILES[prop]())()

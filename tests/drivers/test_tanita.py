@@ -361,9 +361,16 @@ def test_garbage_and_frame_in_one_chunk_resync() -> None:
 # ------------------------------------------------------------------------------------ long profile
 
 
+LONG_PROFILES: dict[str, Any] = {
+    "random_bytes": lambda: given(st.binary(max_size=600))(_robust),
+    "checksummed_noise": lambda: given(checksummed_noise())(_robust),
+    "round_trip": lambda: given(tanita_records())(check_round_trip),
+}
+
+
 @pytest.mark.slow
-def test_long_profile(request: pytest.FixtureRequest) -> None:
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("prop", sorted(LONG_PROFILES))
+def test_long_profile(request: pytest.FixtureRequest, prop: str) -> None:
     require_slow(request)
-    SLOW(given(st.binary(max_size=600))(_robust))()
-    SLOW(given(checksummed_noise())(_robust))()
-    SLOW(given(tanita_records())(check_round_trip))()
+    SLOW(LONG_PROFILES[prop]())()

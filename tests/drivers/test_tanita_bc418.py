@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from typing import Any
 
 import pytest
 from builders import csv_line, q
@@ -182,10 +183,17 @@ def test_malformed_raise_frame_error() -> None:
     assert len({len(layout.fields) for layout in DEFAULT_LAYOUTS}) == len(DEFAULT_LAYOUTS)
 
 
+LONG_PROFILES: dict[str, Any] = {
+    "random_bytes": lambda: given(st.binary(max_size=400))(_robust),
+    "csv_soup": lambda: given(CSV_SOUP)(lambda v: _robust(",".join(v).encode())),
+    "bc418_round_trip": lambda: given(bc418_lines())(check_bc418),
+    "tbf310_round_trip": lambda: given(tbf310_lines())(check_tbf310),
+}
+
+
 @pytest.mark.slow
-def test_long_profile(request: pytest.FixtureRequest) -> None:
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("prop", sorted(LONG_PROFILES))
+def test_long_profile(request: pytest.FixtureRequest, prop: str) -> None:
     require_slow(request)
-    SLOW(given(st.binary(max_size=400))(_robust))()
-    SLOW(given(CSV_SOUP)(lambda v: _robust(",".join(v).encode())))()
-    SLOW(given(bc418_lines())(check_bc418))()
-    SLOW(given(tbf310_lines())(check_tbf310))()
+    SLOW(LONG_PROFILES[prop]())()
