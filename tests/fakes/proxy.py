@@ -1,0 +1,121 @@
+"""A small TCP proxy on 127.0.0.1 for fault injection between the bridge and the simulator.
+
+Modes (set ``proxy.mode`` at any time; it applies to new connections and to the next request on a
+kept-alive one):
+- ``pass``: forward both ways.
+- ``refuse``: accept and reset at once, before a byte of the request is read (to the client this is a
+  reset before anything could reach the server).
+- ``reset_after_request``: forward the request, wait for the server's first response bytes, then reset
+  the client connection instead of passing them on (the server has processed the request).
+- ``blackhole``: accept, read, never answer (the client's read timeout fires).
+
+``to_client_bytes`` counts what was passed to the client (response bytes)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+from typing import Any
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    writer.transport.abort()
+
+
+class TcpProxy:
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.mode = "pass"
+        self.port = 0
+        self.connections = 0
+        self.to_client_bytes = 0
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.base_events.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> TcpProxy:
+        self._thread.start()
+        fut = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
+        fut.result(10)
+        return self
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        async def _stop() -> None:
+            if self._server is not None:
+                self._server.close()
+
+        asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def __enter__(self) -> TcpProxy:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        mode = self.mode
+        if mode == "refuse":
+            _reset(writer)
+            return
+        if mode == "blackhole":
+            try:
+                while await reader.read(65536):
+                    pass
+            finally:
+                writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            _reset(writer)
+            return
+
+        async def client_to_server() -> None:
+            try:
+                while data := await reader.read(65536):
+                    if self.mode == "refuse":  # a kept-alive connection: reset before forwarding
+                        _reset(writer)
+                        return
+                    if self.mode == "blackhole":
+                        continue
+                    up_writer.write(data)
+                    await up_writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                up_writer.close()
+
+        async def server_to_client() -> None:
+            try:
+                while data := await up_reader.read(65536):
+                    if self.mode == "reset_after_request":
+                        _reset(writer)
+                        return
+                    self.to_client_bytes += len(data)
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                _reset(writer)
+                return
+            writer.close()
+
+        await asyncio.gather(client_to_server(), server_to_client(), return_exceptions=True)
