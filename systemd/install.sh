@@ -68,6 +68,10 @@ if [ -n "$FIND_LINKS" ]; then
     step "installing scale-bridge from wheels (offline)"
     # shellcheck disable=SC2086  # FIND_LINKS is a list of options
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-index $FIND_LINKS --upgrade scale-bridge
+    # the same version number may still be a newer build: replace the program itself (not its dependencies)
+    # shellcheck disable=SC2086
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-index $FIND_LINKS --force-reinstall --no-deps \
+        scale-bridge
 else
     # Build from a private copy: the checkout may be read-only, and pip builds in the source tree.
     step "installing scale-bridge from $SRC"
@@ -75,7 +79,11 @@ else
     trap 'rm -rf "$BUILD"' EXIT
     (cd "$SRC" && tar --exclude=./.venv --exclude=./.git --exclude='*.egg-info' --exclude=./build -cf - .) \
         | tar -C "$BUILD" -xf -
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade "$BUILD"
+    "$VENV/bin/pip" wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$BUILD/dist" "$BUILD"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade "$BUILD"/dist/scale_bridge-*.whl
+    # the same version number may still be a newer build: replace the program itself (not its dependencies)
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+        "$BUILD"/dist/scale_bridge-*.whl
 fi
 "$VENV/bin/scale-bridge" --help >/dev/null || die "$VENV/bin/scale-bridge does not run"
 
@@ -134,7 +142,7 @@ Next steps (docs/install.md, also in $DOC):
   1. edit /etc/scale-bridge/config.toml
   2. the API key:  sudo sh -c 'umask 077; cat > /etc/credstore/scale-bridge.api_key'   (paste, Enter, Ctrl-D)
   3. check both as the service will see them:
-     sudo systemd-run --pipe --wait -p User=scale-bridge -p LoadCredential=api_key:scale-bridge.api_key \\
+     sudo systemd-run --pipe --wait --quiet -p User=scale-bridge -p LoadCredential=api_key:scale-bridge.api_key \\
           $VENV/bin/scale-bridge validate --config /etc/scale-bridge/config.toml
   4. sudo systemctl enable --now scale-bridge;  journalctl -u scale-bridge -f
 EOF

@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.nspawn, pytest.mark.timeout(1800)]
 UNIT = "scale-bridge.service"
 VENV_BIN = "/opt/scale-bridge/venv/bin"
 STATE = "/var/lib/scale-bridge"
-TEST_WATCHDOG_S = 5
+TEST_WATCHDOG_S = 8
 DROPIN = f"""[Service]
 # tests only: short times, no core files
 WatchdogSec={TEST_WATCHDOG_S}s
@@ -181,6 +181,17 @@ def test_install_left_the_layout_in_place(machine: Machine) -> None:
     # no udev in this minimal container, so install.sh leaves the rules example in the doc folder only
     assert not m.path("/etc/udev/rules.d/70-scale-bridge.rules").exists()
     assert oct(m.path("/etc/credstore").stat().st_mode & 0o777) == "0o700"
+
+
+def test_reinstall_keeps_config_and_key(machine: Machine) -> None:
+    """Running install.sh again (an upgrade) replaces program and unit, keeps what the installer wrote."""
+    m = machine
+    config = m.path("/etc/scale-bridge/config.toml").read_text()
+    res = m.run(["/src/systemd/install.sh", "--wheelhouse", "/wheels/deps", "--wheelhouse", "/wheels/own"], timeout=900)
+    assert "writing /etc/scale-bridge/config.toml" not in res.stdout
+    assert m.path("/etc/scale-bridge/config.toml").read_text() == config
+    assert m.path("/etc/credstore/scale-bridge.api_key").read_text() == API_KEY
+    assert m.path(f"/etc/systemd/system/{UNIT}.d/50-test.conf").exists()
 
 
 def test_not_active_without_ready(machine: Machine) -> None:
