@@ -264,6 +264,10 @@ class Outbox:
                     c = self.corruption
                     self._set_meta("corruption", json.dumps({"moved_to": c.moved_to, "at": c.at, "reason": c.reason}))
             self.recovered_inflight = self._recover_inflight()
+            # Move everything (the schema of a new file included) from the WAL into the main file: a
+            # lost -wal file can then cost at most what was committed since this start, and the file
+            # is never "valid and empty" (see docs/reliability.md). A busy reader only makes it partial.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot open the outbox {self.path}: {exc}") from None
 
@@ -568,6 +572,23 @@ class Outbox:
                           f"{error[:200]}; next in {max(0.0, next_attempt_at - t):.0f} s")
 
         self._write(fn)
+
+    def release_backoff(self, now: float | None = None) -> int:
+        """The platform answers again after an outage: every job waiting out a backoff for a server or
+        network failure is due now, so the backlog drains in capture order (``due()`` orders by due
+        time, then id) instead of in the random order of its jittered retry times. Jobs that wait for
+        a 429 lock-out are left alone."""
+        t = self._clock() if now is None else now
+
+        def fn(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                "UPDATE weighings SET next_attempt_at = ? WHERE state = 'pending' AND next_attempt_at > ?"
+                " AND (last_status IS NULL OR last_status >= 500 OR last_status IN (408, 425))",
+                (t, t),
+            )
+            return cur.rowcount
+
+        return int(self._write(fn))
 
     def kill(self, wid: int, *, stage: Stage, status: int | None, error_code: str | None, error_message: str,
              trace_id: str | None, now: float | None = None) -> None:

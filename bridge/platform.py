@@ -25,7 +25,11 @@ from .errors import (
 )
 
 USER_AGENT = f"scale-bridge/{__version__}"
+#: at most this much of an error body is read (the rest is never buffered: a proxy's huge error page
+#: or an endless stream cannot exhaust a Raspberry Pi's memory)
 MAX_ERROR_BODY = 64 * 1024
+#: at most this much of a success body (the largest answer the bridge uses is a small JSON object)
+MAX_BODY = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +143,31 @@ class PlatformClient:
         await self.aclose()
 
     async def _request(self, method: str, path: str, *, writes: bool = False, **kw: Any) -> tuple[int, Any]:
+        truncated = False
+        status: int | None = None
         try:
             async with self._client.stream(method, path, **kw) as response:
-                body = await response.aread()
+                status = response.status_code
+                limit = MAX_ERROR_BODY if response.status_code >= 300 else MAX_BODY
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > limit:  # stop reading; closing the stream drops the connection
+                        truncated = True
+                        break
+                body = b"".join(chunks)[:limit]
         except httpx.HTTPError as exc:
+            if writes and status is not None and 200 <= status < 300:
+                return status, None  # the platform said 2xx: accepted; a broken echo does not undo that
             raise classify_transport_error(exc, writes=writes) from None
         if response.status_code >= 300:
             raise classify_response(response, body)
+        if truncated:
+            if writes:
+                return response.status_code, None
+            raise PlatformUnavailable(f"HTTP {response.status_code} with a body over {MAX_BODY} bytes")
         if not body:
             return response.status_code, None
         try:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ class Uploader:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.cfg = cfg
         self.outbox = outbox
@@ -58,6 +59,11 @@ class Uploader:
         self.clock = clock
         self.monotonic = monotonic
         self.rng = rng or random.Random()
+        self.sleep = sleep  # pacing waits (tests pass one that advances a fake clock)
+        #: while the platform as a whole looks down (network failure, 502/503/504), no new job starts
+        #: before this time (wall clock): one probe per backoff instead of every queued job failing
+        self.platform_down_until = 0.0
+        self.outage_since: float | None = None
         self.pacer = Pacer(per_minute=cfg.platform.rate_limit_per_min)
         self.counters = UploadCounters()
         self.log = get_logger(component="uploader")
@@ -93,6 +99,8 @@ class Uploader:
                     await self._probe_key()
                     continue
                 free = self.cfg.platform.concurrency - len(self._inflight)
+                if self.clock() < self.platform_down_until:
+                    free = 0
                 jobs = self.outbox.due(self.clock(), limit=max(free, 0), exclude=frozenset(self._inflight)) if free else []
                 for job in jobs:
                     await sem.acquire()
@@ -108,11 +116,19 @@ class Uploader:
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.cfg.platform.timeout_s + 5)
 
-    async def _idle(self) -> None:
+    def idle_wait_s(self, cap: float = IDLE_POLL_S) -> float:
+        """How long the loop may sleep: until the next job is due (not before the platform-down
+        pause ends), at most ``cap``."""
         nxt = self.outbox.next_due_at()
-        wait = IDLE_POLL_S if nxt is None else min(IDLE_POLL_S, max(0.0, nxt - self.clock()))
+        if nxt is not None:
+            nxt = max(nxt, self.platform_down_until)
+        wait = cap if nxt is None else min(cap, max(0.0, nxt - self.clock()))
         if self._inflight:
             wait = min(wait, 0.05)
+        return wait
+
+    async def _idle(self) -> None:
+        wait = self.idle_wait_s()
         self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.01))
@@ -202,13 +218,29 @@ class Uploader:
             wait = self.pacer.delay(endpoint, self.monotonic())
             if wait <= 0:
                 break
-            await asyncio.sleep(wait)
+            await self.sleep(wait)
         self.pacer.take(endpoint, self.monotonic())
         try:
-            return await coro_fn()
+            result = await coro_fn()
         except RateLimited:
             self.pacer.pause(endpoint, self.monotonic() + self.cfg.queue.rate_limit_pause_s)
             raise
+        except PlatformError as exc:
+            if exc.status is not None and 400 <= exc.status < 500:
+                self._platform_answered()  # a refusal is an answer: the platform is up
+            raise
+        self._platform_answered()
+        return result
+
+    def _platform_answered(self) -> None:
+        if self.outage_since is None:
+            return
+        now = self.clock()
+        released = self.outbox.release_backoff(now)
+        self.log.info("platform_available_again", outage_s=round(now - self.outage_since, 1),
+                      jobs_due_now=released)
+        self.outage_since = None
+        self.platform_down_until = 0.0
 
     async def _resolve(self, job: Job) -> Job:
         if not job.card:
@@ -356,6 +388,12 @@ class Uploader:
         self.counters.retries += 1
         if exc.ambiguous:
             self.counters.ambiguous += 1
+        if exc.status is None or exc.status in (502, 503, 504):
+            self.platform_down_until = max(self.platform_down_until, now + delay)
+            if self.outage_since is None:
+                self.outage_since = now
+                self.log.warning("platform_unavailable", status=exc.status, error=exc.message,
+                                 action="one probe per backoff until it answers; then the backlog drains in order")
         self.outbox.retry_later(job.id, next_attempt_at=now + delay, status=exc.status, error=exc.message,
                                 ambiguous=exc.ambiguous)
         self.log.warning("upload_retry_scheduled", weighing=job.id, stage=stage.value, status=exc.status,
