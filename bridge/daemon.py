@@ -500,8 +500,18 @@ class Daemon:
         self.snapshot = doc
         path = self.cfg.status_path
         tmp = path.with_name(path.name + ".tmp")
+        text = json.dumps(doc, indent=1)
         try:
-            tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, path)
         except OSError as exc:
-            self.log.warning("status_write_failed", error=str(exc))
+            # A full disk is exactly when the status must say so: overwrite the existing file in place
+            # (its block is already allocated; compact JSON is shorter than the indented one).
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            try:
+                with path.open("r+b") as fh:
+                    fh.write(json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+                    fh.truncate()
+            except OSError:
+                self.log.warning("status_write_failed", error=str(exc))
