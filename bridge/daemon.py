@@ -301,6 +301,9 @@ class Daemon:
             self.log.error("link_failed", link=link.name, error=str(exc))
             self.request_stop()
             return
+        if getattr(link, "finished", None) is not None:
+            for outcome in self._intake.flush(datetime.fromtimestamp(self.clock(), UTC)):
+                self._handle(outcome)
         if getattr(link, "finished", None) is not None and self.exit_when_replayed:
             self.log.info("replay_finished", link=link.name, events=getattr(link, "replayed", None))
             asyncio.create_task(self._stop_when_drained())

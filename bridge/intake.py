@@ -16,7 +16,7 @@ from drivers.errors import FrameError
 from drivers.events import EventKind, LinkEvent
 from drivers.framing import Framer
 from drivers.model import DeviceReport, Reading
-from drivers.registry import BleMode, Decoder, DriverSpec, LinkKind
+from drivers.registry import BleMode, Decoder, DriverSpec, LinkKind, flush_decoder
 
 from .body import weighing_body
 from .outbox import JobState
@@ -124,6 +124,19 @@ class Intake:
                 out.append(Rejected(exc, frame))
                 continue
             for result in results:
+                if isinstance(result, DeviceReport):
+                    out.append(result)
+                else:
+                    out.extend(self.reading(result, event))
+        return out
+
+    def flush(self, at: datetime) -> list[Outcome]:
+        """End of input (a replay finished): what the decoders still hold (e.g. a body-composition
+        record waiting for its weight) goes through pairing like any reading."""
+        out: list[Outcome] = []
+        for address, decoder in self._decoders.items():
+            event = LinkEvent(EventKind.NOTIFY, b"", at, address=address or None, scale=self.scale)
+            for result in flush_decoder(decoder):
                 if isinstance(result, DeviceReport):
                     out.append(result)
                 else:

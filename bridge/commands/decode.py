@@ -17,7 +17,7 @@ from drivers.capture import FORMAT, read_capture
 from drivers.errors import FrameError
 from drivers.events import EventKind
 from drivers.model import DeviceReport, Reading
-from drivers.registry import Decoder, DriverSpec, LinkKind, get, registry
+from drivers.registry import Decoder, DriverSpec, LinkKind, flush_decoder, get, registry
 
 from ..body import weighing_body
 from ..errors import EX_DATAERR, UsageError
@@ -108,6 +108,7 @@ def _decode_hex_lines(spec: DriverSpec, data: bytes, out: _Printer) -> None:
             out.results(decoder.decode(payload, channel), now)
         except FrameError as exc:
             out.error(exc, f" (line {n})")
+    out.results(flush_decoder(decoder), now)  # end of input: what a multi-packet decoder still holds
 
 
 def _decode_capture(spec: DriverSpec, data: bytes, out: _Printer) -> None:
@@ -125,6 +126,8 @@ def _decode_capture(spec: DriverSpec, data: bytes, out: _Printer) -> None:
                 out.results(dec.decode(frame, ev.channel), ev.received_at)
             except FrameError as exc:
                 out.error(exc)
+    for dec in decoders.values():
+        out.results(flush_decoder(dec), datetime.now(UTC))
     if spec.link is LinkKind.SERIAL:
         dec = decoders.setdefault("", spec.new_decoder())
         for frame in framer.feed(b"\n"):
