@@ -23,6 +23,8 @@ from drivers.errors import CaptureError
 from drivers.events import EventKind, LinkEvent
 from drivers.redact import pseudonym
 from drivers.tanita import checksum, parse, redact_line
+from tests.fakes import bluez_fixture
+from tests.fakes.bluez_fixture import FakeBluezProcess, PrivateBus
 from tests.fakes.serial_fakes import PtyDevice, mt_sics_line, tanita_line
 from tests.helpers import REPO, run_cli
 
@@ -276,3 +278,54 @@ def test_redactor_masks_card_events_and_d5_and_holds_rx_until_line_end() -> None
     assert r.event(LinkEvent(EventKind.RX, b"tail without end", now)) == []
     (flushed,) = r.flush(now)
     assert flushed.payload == b"tail without end"
+
+
+# ---------------------------------------------------------------------------------------------- BLE
+
+private_bus = bluez_fixture.private_bus
+fake_bluez = bluez_fixture.fake_bluez
+MI_ADDR = "5C:CA:D3:00:00:01"
+MI_V2 = "0226e607020e10293af7019a38"  # Mi Body Composition Scale v2 advert (as in test_ble_scan_cli)
+
+
+@pytest.mark.ble
+def test_record_ble_writes_what_the_link_yields(
+    tmp_path: Path, fake_bluez: FakeBluezProcess, private_bus: PrivateBus
+) -> None:
+    out = tmp_path / "mi.capture.jsonl"
+    err = tmp_path / "err"
+    with err.open("wb") as fh:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bridge",
+                "record",
+                "--driver",
+                "mi_scale",
+                "--address",
+                MI_ADDR,
+                str(out),
+                "--seconds",
+                "3",
+            ],
+            cwd=REPO,
+            stderr=fh,
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": private_bus.address},
+        )
+        fake_bluez.call("advertise", address=MI_ADDR, name="MIBFS", service_data={"181b": MI_V2}, rssi=-60)
+        assert proc.wait(timeout=30) == 0, err.read_text()
+    header, events = capture_events(out)
+    assert header.driver == "mi_scale" and header.link.startswith("ble:")
+    adv = [ce.event for ce in events if ce.event.kind is EventKind.ADV]
+    assert adv and adv[0].payload.hex() == MI_V2 and adv[0].address == MI_ADDR
+    assert adv[0].channel.startswith("0000181b")
+    res = run_cli("decode", "--driver", "mi_scale", str(out))
+    assert res.returncode == 0, res.stderr.decode()
+    direct = run_cli("decode", "--driver", "mi_scale", input=f"181b {MI_V2}\n".encode())
+
+    def bodies(out: bytes) -> list[dict[str, Any]]:
+        return [{k: v for k, v in json.loads(x).items() if k != "rawResults"} for x in out.splitlines()]
+
+    assert bodies(res.stdout)[0] == bodies(direct.stdout)[0]
+    assert bodies(res.stdout)[0]["weight"] > 0
