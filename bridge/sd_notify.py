@@ -72,15 +72,19 @@ class Notifier:
         """True when running under a service manager that listens for notifications."""
         return _address(self._environ.get("NOTIFY_SOCKET")) is not None
 
-    def notify(self, *assignments: str) -> bool:
-        """Send ``KEY=VALUE`` assignments as one datagram. False if not under systemd or on any error."""
+    def notify(self, *assignments: str, wait: bool = True) -> bool:
+        """Send ``KEY=VALUE`` assignments as one datagram. False if not under systemd or on any error.
+
+        ``wait=False``: if the manager's queue is full, drop the message at once instead of waiting
+        up to ``SEND_TIMEOUT_S`` (CPython spins in that wait: an unconnected datagram socket polls
+        writable while the peer's queue is full). For messages that are sent again anyway (STATUS)."""
         addr = _address(self._environ.get("NOTIFY_SOCKET"))
         if addr is None or not assignments:
             return False
         payload = "\n".join(assignments).encode("utf-8", "replace")
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                sock.settimeout(SEND_TIMEOUT_S)
+                sock.settimeout(SEND_TIMEOUT_S if wait else 0.0)
                 sent = sock.sendto(payload, addr)
         except (OSError, ValueError):
             return False
@@ -92,8 +96,9 @@ class Notifier:
         return self.notify("READY=1", *extra)
 
     def status(self, line: str) -> bool:
-        """A one-line, human-readable status shown by ``systemctl status``."""
-        return self.notify(f"STATUS={_clean(line)}")
+        """A one-line, human-readable status shown by ``systemctl status`` (dropped, not waited for,
+        when the manager lags: the next one follows in seconds)."""
+        return self.notify(f"STATUS={_clean(line)}", wait=False)
 
     def watchdog(self) -> bool:
         """Keep-alive ping (``WATCHDOG=1``); send it only when the pipeline made progress."""
