@@ -2,10 +2,13 @@
 scale on a pty (``os.openpty()`` + ``tty.setraw``), the simulator in this process (``SimulatorThread``,
 so its request log can be read), ``$NOTIFY_SOCKET`` bound here.
 
-- start -> READY: from ``Popen`` to the ``READY=1`` datagram.
+- start -> READY: from ``Popen`` to the ``READY=1`` datagram (a thread reads the socket throughout,
+  as systemd does: an unread queue fills up and then every notification blocks the daemon).
 - latency: the last byte of a Tanita frame written to the pty master -> the weighing POST seen by the
   simulator (``requests`` entry, stamped when the route starts, before request validation); the
   simulator's own ``receivedAt`` (after validating the body against the OpenAPI) is reported beside it.
+- baseline for the latency: ``bench.bare_client`` (its own process) making the same three calls in
+  sequence with bare httpx, timed the same way (start -> POST seen by the simulator).
 - RSS after the latency phase and through the idle phase; CPU over an idle period (utime + stime from
   /proc/<pid>/stat).
 """
@@ -13,11 +16,13 @@ so its request log can be read), ``$NOTIFY_SOCKET`` bound here.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import tty
 from datetime import datetime
@@ -53,7 +58,7 @@ format = "json"
 
 
 class DaemonProc:
-    def __init__(self, url: str, port: str, workdir: Path) -> None:
+    def __init__(self, url: str, port: str, workdir: Path, *, stalled_notify: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(dir=workdir))
         self.cfg = self.dir / "config.toml"
         self.cfg.write_text(CONFIG.format(url=url, port=port, state=self.dir / "state"), encoding="utf-8")
@@ -62,26 +67,45 @@ class DaemonProc:
         self.sock.bind(self.sock_path)
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_s: float | None = None
+        self.ready_at: float | None = None
+        self.notifications = 0
+        self.stalled_notify = stalled_notify  # stop reading after READY=1: a manager that does not keep up
+        self._ready = threading.Event()
+
+    def _listen(self) -> None:
+        """Like systemd: read every notification as it comes (an unread queue fills up and makes the
+        daemon's sends wait), note when READY=1 arrived."""
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.notifications += 1
+            if b"READY=1" in data.split(b"\n") and self.ready_at is None:
+                self.ready_at = time.perf_counter()
+                self._ready.set()
+                if self.stalled_notify:
+                    return
 
     def start(self, timeout_s: float = 30.0) -> float:
         env = {**os.environ, "NOTIFY_SOCKET": self.sock_path}
         env.pop("WATCHDOG_USEC", None)
         self.log_fh = open(self.dir / "daemon.log", "wb")  # noqa: SIM115
+        self.sock.settimeout(0.5)
+        threading.Thread(target=self._listen, name="notify-listener", daemon=True).start()
         t0 = time.perf_counter()
         self.proc = subprocess.Popen([PY, "-m", "bridge", "run", "--config", str(self.cfg)], cwd=REPO, env=env,
                                      stdout=self.log_fh, stderr=subprocess.STDOUT)
-        self.sock.settimeout(0.5)
         deadline = t0 + timeout_s
         while time.perf_counter() < deadline:
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.tail()}") from None
-                continue
-            if b"READY=1" in data.split(b"\n"):
-                self.ready_s = time.perf_counter() - t0
+            if self._ready.wait(0.2):
+                assert self.ready_at is not None
+                self.ready_s = self.ready_at - t0
                 return self.ready_s
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.tail()}")
         raise RuntimeError("no READY=1 from the daemon")
 
     def tail(self) -> str:
@@ -130,12 +154,12 @@ def _ts(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def run(quick: bool, idle_s: float | None = None) -> dict[str, Any]:
+def run(quick: bool, idle_s: float | None = None, *, stalled_notify: bool = False) -> dict[str, Any]:
     starts = 2 if quick else 5
     frames = 10 if quick else 100
     idle = idle_s if idle_s is not None else (3.0 if quick else 60.0)
     gap_s = 0.2
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"stalled_notify": stalled_notify}
     with tempfile.TemporaryDirectory(prefix="bench-live-") as d, SimulatorThread() as sim:
         work = Path(d)
         # -- start -> READY (fresh state dir each time; the last start is kept for the rest)
@@ -144,7 +168,7 @@ def run(quick: bool, idle_s: float | None = None) -> dict[str, Any]:
         master = slave = -1
         for k in range(starts):
             master, slave, path = _pty()
-            daemon = DaemonProc(sim.url, path, work)
+            daemon = DaemonProc(sim.url, path, work, stalled_notify=stalled_notify)
             ready.append(daemon.start())
             log(f"live: start -> READY {ready[-1] * 1000:.0f} ms")
             if k < starts - 1:
@@ -191,6 +215,16 @@ def run(quick: bool, idle_s: float | None = None) -> dict[str, Any]:
             }
             log(f"live: latency p50 {out['latency_ms']['p50']:.1f} ms, p99 {out['latency_ms']['p99']:.1f} ms "
                 f"({len(posts)}/{frames} received)")
+            # -- baseline: a bare httpx client process making the same three calls in sequence
+            proc = subprocess.run([PY, "-m", "bench.bare_client", sim.url, str(frames), str(gap_s)], cwd=REPO,
+                                  capture_output=True, text=True, timeout=600, check=True)
+            starts_bare = json.loads(proc.stdout)
+            posts_bare = [_ts(x) for x in _posts(sim)[len(posts):]]
+            bare = [(p - s) * 1000 for p, s in zip(posts_bare, starts_bare, strict=False)]
+            out["latency_ms"]["bare_p50"] = percentile(bare, 50)
+            out["latency_ms"]["bare_p99"] = percentile(bare, 99)
+            out["latency_ms"]["bare_runs"] = bare
+            log(f"live: bare httpx 3 calls p50 {percentile(bare, 50):.1f} ms, p99 {percentile(bare, 99):.1f} ms")
             # -- footprint: RSS after traffic, CPU over an idle period
             time.sleep(2.0)
             rss_steady = rss_bytes(daemon.pid)
