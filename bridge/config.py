@@ -194,15 +194,22 @@ def _check_cards(c: CardsConfig) -> list[ConfigProblem]:
     return out
 
 
-def parse_config(text: str, *, source: str = "config", env: dict[str, str] | None = None) -> Config:
+CREDSTORE_KEY = Path("/etc/credstore/scale-bridge.api_key")
+
+
+def parse_config(
+    text: str, *, source: str = "config", env: dict[str, str] | None = None, require_key: bool = True
+) -> Config:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigProblem("(file)", f"not valid TOML: {exc}")], source) from None
-    return config_from_dict(doc, source=source, env=env)
+    return config_from_dict(doc, source=source, env=env, require_key=require_key)
 
 
-def config_from_dict(doc: dict[str, Any], *, source: str = "config", env: dict[str, str] | None = None) -> Config:
+def config_from_dict(
+    doc: dict[str, Any], *, source: str = "config", env: dict[str, str] | None = None, require_key: bool = True
+) -> Config:
     try:
         cfg = msgspec.convert(doc, Config, strict=True)
     except msgspec.ValidationError as exc:
@@ -212,12 +219,14 @@ def config_from_dict(doc: dict[str, Any], *, source: str = "config", env: dict[s
         raise ConfigError(problems, source)
     key = resolve_api_key(cfg, env if env is not None else dict(os.environ))
     if isinstance(key, ConfigProblem):
-        raise ConfigError([key], source)
+        if require_key:
+            raise ConfigError([key], source)
+        key = ""
     cfg.platform.api_key = key
     return cfg
 
 
-def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Config:
+def load_config(path: str | Path, *, env: dict[str, str] | None = None, require_key: bool = True) -> Config:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -227,7 +236,7 @@ def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Confi
         raise ConfigError([ConfigProblem("(file)", f"cannot read: {exc.strerror}")], str(p)) from None
     except UnicodeDecodeError:
         raise ConfigError([ConfigProblem("(file)", "not UTF-8 text")], str(p)) from None
-    return parse_config(text, source=str(p), env=env)
+    return parse_config(text, source=str(p), env=env, require_key=require_key)
 
 
 def resolve_api_key(cfg: Config, env: dict[str, str]) -> str | ConfigProblem:
@@ -239,6 +248,9 @@ def resolve_api_key(cfg: Config, env: dict[str, str]) -> str | ConfigProblem:
         candidates.append(("platform.api_key_file", Path(p.api_key_file)))
     elif env.get("CREDENTIALS_DIRECTORY"):
         candidates.append(("platform.api_key", Path(env["CREDENTIALS_DIRECTORY"]) / "api_key"))
+    elif os.access(CREDSTORE_KEY, os.R_OK):
+        # root running `check`/`queue` by hand: the plain credential the unit loads (docs/install.md)
+        candidates.append(("platform.api_key", CREDSTORE_KEY))
     for key, path in candidates:
         try:
             value = path.read_text(encoding="utf-8").strip()
@@ -248,7 +260,8 @@ def resolve_api_key(cfg: Config, env: dict[str, str]) -> str | ConfigProblem:
             return ConfigProblem(key, f"the API key file {path} is empty")
         return value
     return ConfigProblem(
-        "platform.api_key", "no API key: set api_key, api_key_file, or LoadCredential=api_key (systemd)"
+        "platform.api_key",
+        f"no API key: set api_key, api_key_file, or LoadCredential=api_key (systemd; {CREDSTORE_KEY})",
     )
 
 

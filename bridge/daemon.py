@@ -457,7 +457,7 @@ class Daemon:
             f"queue {st.pending if st else '?'} pending",
             f"{st.dead if st else '?'} dead",
             f"last weighing {_utc(self.stats.last_weighing_at) or 'never'}",
-            f"last upload {_utc(st.last_delivered_at) if st else None or 'never'}",
+            f"last upload {(_utc(st.last_delivered_at) if st else None) or 'never'}",
             f"links {links}",
         ]
         if self.uploader is not None and self.uploader.auth_error is not None:

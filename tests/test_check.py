@@ -183,3 +183,23 @@ def test_ambiguous_attempts_warn(tmp_path: Path, simulator: Any) -> None:
     code, doc, text = check(cfg, "--no-platform")
     assert components(doc)["ambiguous"] == "WARNING", text
     assert "1 weighing(s) may exist twice" in text
+
+
+def test_check_and_queue_without_a_readable_key(tmp_path: Path, simulator: Any) -> None:
+    """Run by hand as a user who cannot read the credential: the local checks still run, the platform
+    probe is reported as not done (UNKNOWN), and the queue commands work (they need no key)."""
+    cap = capture(tmp_path / "c.jsonl", "3220338716")
+    cfg = config(tmp_path, simulator.url, simulator.api_key(1), cap)
+    d = Daemon(cfg, tmp_path)
+    try:
+        d.wait_log(tmp_path, "weighing_posted")
+    finally:
+        d.stop()
+    keyless = tmp_path / "keyless.toml"
+    keyless.write_text("\n".join(x for x in cfg.read_text().splitlines() if not x.startswith("api_key")))
+    code, doc, text = check(keyless)
+    assert components(doc)["platform"] == "UNKNOWN" and "no API key readable" in text
+    assert components(doc)["db"] == "OK" and components(doc)["queue"] == "OK"
+    assert code == 2  # the daemon is stopped: CRITICAL still wins
+    r = run_cli("queue", "list", "--state", "all", "--config", str(keyless), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["state"] == "delivered"

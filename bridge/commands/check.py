@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, require_key=False)
     except ConfigError as exc:
         findings = [Finding("config", Status.CRITICAL, "config invalid: " + "; ".join(exc.lines()))]
         return _emit(args, findings)
@@ -36,7 +36,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     findings = [Finding("config", Status.OK, "config valid")]
     findings += check_db(cfg, now)
     findings += check_daemon(cfg, now)
-    if not args.no_platform:
+    if not cfg.platform.api_key:
+        findings.append(Finding("platform", Status.UNKNOWN, "no API key readable by this user: platform not probed "
+                                "(run as root, or via systemd-run with LoadCredential, see docs/install.md)"))
+    elif not args.no_platform:
         findings.append(asyncio.run(check_platform(cfg)))
     sd = check_systemd(args.unit)
     if sd is not None:

@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _open(args: argparse.Namespace) -> Outbox:
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, require_key=False)  # the queue is local: no key needed
     if not cfg.outbox_path.exists():
         raise UsageError(f"no outbox at {cfg.outbox_path} (has the daemon run yet?)")
     return Outbox(cfg.outbox_path, check=False)
