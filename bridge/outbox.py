@@ -421,8 +421,9 @@ class Outbox:
     def due(self, now: float | None = None, limit: int = 16, exclude: frozenset[int] = frozenset()) -> list[Job]:
         t = self._clock() if now is None else now
         rows = self._db.execute(
-            "SELECT * FROM weighings WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id"
-            " LIMIT ?",
+            # oldest capture first among the due: a backlog (after an outage, a restart) drains in
+            # capture order, whatever the jittered retry times of its jobs
+            "SELECT * FROM weighings WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
             (t, limit + len(exclude)),
         ).fetchall()
         return [j for j in (Job.from_row(r) for r in rows) if j.id not in exclude][:limit]

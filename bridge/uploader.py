@@ -64,6 +64,7 @@ class Uploader:
         #: before this time (wall clock): one probe per backoff instead of every queued job failing
         self.platform_down_until = 0.0
         self.outage_since: float | None = None
+        self.outage_failures = 0  # consecutive: the pause grows with them (full jitter, capped)
         self.pacer = Pacer(per_minute=cfg.platform.rate_limit_per_min)
         self.counters = UploadCounters()
         self.log = get_logger(component="uploader")
@@ -240,6 +241,7 @@ class Uploader:
         self.log.info("platform_available_again", outage_s=round(now - self.outage_since, 1),
                       jobs_due_now=released)
         self.outage_since = None
+        self.outage_failures = 0
         self.platform_down_until = 0.0
 
     async def _resolve(self, job: Job) -> Job:
@@ -389,7 +391,10 @@ class Uploader:
         if exc.ambiguous:
             self.counters.ambiguous += 1
         if exc.status is None or exc.status in (502, 503, 504):
-            self.platform_down_until = max(self.platform_down_until, now + delay)
+            pause = retry_delay(self.outage_failures, self.cfg.queue.backoff_base_s, self.cfg.queue.backoff_cap_s,
+                                exc.retry_after_s, self.rng)
+            self.outage_failures += 1
+            self.platform_down_until = max(self.platform_down_until, now + pause)
             if self.outage_since is None:
                 self.outage_since = now
                 self.log.warning("platform_unavailable", status=exc.status, error=exc.message,

@@ -158,7 +158,7 @@ def test_torn_wal_with_garbage_in_the_last_frame_is_ignored_by_recovery(tmp_path
 def test_deleted_wal_loses_what_was_not_checkpointed_but_never_looks_empty_and_valid(tmp_path: Path) -> None:
     live, snap = tmp_path / "live" / "outbox.db", tmp_path / "snap" / "outbox.db"
     live.parent.mkdir()
-    box, uids = _snapshot_open(live, snap, 10)
+    box, _uids = _snapshot_open(live, snap, 10)
     Path(str(snap) + "-wal").unlink()
     raw = sqlite3.connect(f"file:{snap}?mode=ro", uri=True)  # before the outbox touches it
     assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
@@ -175,7 +175,7 @@ def test_deleted_wal_loses_what_was_not_checkpointed_but_never_looks_empty_and_v
 def test_deleted_wal_after_a_restart_keeps_what_was_there_at_the_restart(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
     first = _fill(path, 5)  # closed: checkpointed
-    live_box, more = _snapshot_open(path, tmp_path / "snap" / "outbox.db", 3)
+    live_box, _more = _snapshot_open(path, tmp_path / "snap" / "outbox.db", 3)
     snap = tmp_path / "snap" / "outbox.db"
     Path(str(snap) + "-wal").unlink()
     reopened = Outbox(snap, clock=lambda: NOW)

@@ -35,8 +35,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fakes
 
-from bridge.simulator import SimulatorThread  # noqa: E402
-from tests.fakes.tanita_capture import SEEDED_CARDS, raw_of, write_capture  # noqa: E402
+from bridge.simulator import SimulatorThread
+from tests.fakes.tanita_capture import SEEDED_CARDS, raw_of, write_capture
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable

@@ -22,15 +22,15 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fakes
 
-from bridge import uploader as uploader_mod  # noqa: E402
-from bridge.config import config_from_dict  # noqa: E402
-from bridge.outbox import JobState, Outbox, Stage  # noqa: E402
-from bridge.pacing import retry_delay  # noqa: E402
-from bridge.platform import MAX_ERROR_BODY, PlatformClient  # noqa: E402
-from bridge.simulator import SimulatorThread  # noqa: E402
-from bridge.simulator.model import Faults  # noqa: E402
-from bridge.uploader import Uploader  # noqa: E402
-from tests.fakes.proxy import TcpProxy  # noqa: E402
+from bridge import uploader as uploader_mod
+from bridge.config import config_from_dict
+from bridge.outbox import JobState, Outbox, Stage
+from bridge.pacing import retry_delay
+from bridge.platform import MAX_ERROR_BODY, PlatformClient
+from bridge.simulator import SimulatorThread
+from bridge.simulator.model import Faults
+from bridge.uploader import Uploader
+from tests.fakes.proxy import TcpProxy
 
 CARD = "1234567890123456"  # seeded member 1004, studio A
 POST = "createCustomerWeighing"
