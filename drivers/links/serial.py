@@ -101,6 +101,7 @@ class SerialLink:
 
         delay = self._min
         while not self._closed:
+            connects_before = self.connects
             try:
                 if self.url.startswith("rfc2217://"):
                     async for ev in self._threaded():
@@ -112,6 +113,8 @@ class SerialLink:
                     break
                 if isinstance(exc, ValueError):
                     raise LinkError(f"{self.url}: {exc}", transient=False) from None
+                if self.connects > connects_before:  # an rfc2217 session that worked: start backoff afresh
+                    delay = self._min
                 self._set_state("disconnected", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(delay)
                 delay = min(self._max, delay * 2)

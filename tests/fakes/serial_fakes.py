@@ -159,6 +159,8 @@ class Rfc2217Server:
         self.port = self.server.getsockname()[1]
         self.errors: list[str] = []
         self.connected = threading.Event()
+        self.sessions = 0
+        self._conn: socket.socket | None = None
         self._stop = threading.Event()
         self._serial_mod = serial
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -169,20 +171,28 @@ class Rfc2217Server:
         return f"rfc2217://127.0.0.1:{self.port}"
 
     def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.sessions += 1
+            self._session(conn)
+
+    def _session(self, conn: socket.socket) -> None:
+        """One client, until it leaves, ``drop()`` is called or the server closes."""
         import serial
         import serial.rfc2217
 
-        try:
-            conn, _ = self.server.accept()
-        except OSError:
-            return
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ser = _PtySerial(self.device_path, timeout=0.05)
         manager = serial.rfc2217.PortManager(ser, _SocketWriter(conn))
+        self._conn = conn
         self.connected.set()
+        ended = threading.Event()
 
         def device_to_net() -> None:
-            while not self._stop.is_set():
+            while not (self._stop.is_set() or ended.is_set()):
                 try:
                     data = ser.read(max(1, ser.in_waiting))
                 except (OSError, serial.SerialException) as exc:
@@ -206,11 +216,19 @@ class Rfc2217Server:
                 if payload:
                     ser.write(payload)
         finally:
-            self._stop.set()
+            ended.set()
             reader.join(2)
             with contextlib.suppress(OSError):
                 conn.close()
             ser.close()
+            self._conn = None
+
+    def drop(self) -> None:
+        """The server side ends the current session (ser2net restarted, network cut)."""
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._stop.set()

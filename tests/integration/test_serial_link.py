@@ -160,6 +160,32 @@ def test_rfc2217_url_against_port_manager_server(pty_device: PtyDevice) -> None:
     assert not server.errors, server.errors
 
 
+def test_rfc2217_session_dropped_by_the_server_reconnects(pty_device: PtyDevice) -> None:
+    """ser2net restarted or the network cut: the link reconnects with the same backoff as an unplug."""
+    server = Rfc2217Server(pty_device.slave_path)
+
+    async def main() -> None:
+        link = SerialLink(server.url, _tanita_settings(), reconnect_min_s=0.25, reconnect_max_s=5.0)
+        async with Run(link) as r:
+            await wait_until(lambda: link.state == "connected", 15, "the first session")
+            pty_device.write(tanita_line(weight_kg=64.4))
+            await wait_until(lambda: r.readings, 10, "the first reading")
+            server.drop()
+            await wait_until(
+                lambda: link.connects == 2 and link.state == "connected", RECONNECT_DEADLINE_S, "the second session"
+            )
+            await asyncio.sleep(0.3)  # negotiation settles; pyserial flushes input on open
+            pty_device.write(tanita_line(weight_kg=64.9))
+            await wait_until(lambda: len(r.readings) == 2, 10, "the reading after the reconnect")
+        assert weights(r) == [64.4, 64.9]
+        assert server.sessions == 2
+
+    try:
+        run(main)
+    finally:
+        server.close()
+
+
 def test_unplug_replug_reconnects_and_next_weighing_arrives(
     by_id_device: PtyDevice, record_property: Callable[[str, object], None]
 ) -> None:
