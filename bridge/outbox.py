@@ -235,14 +235,18 @@ class Outbox:
     """Synchronous outbox core. One instance per process; the CLI may open a second one beside the
     daemon (WAL readers never block; writers wait up to ``busy_timeout``)."""
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] | None = None, check: bool = True) -> None:
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] | None = None, check: bool = True,
+                 primary: bool = True) -> None:
+        """``primary``: the daemon's own instance. A secondary one (the CLI beside a running daemon)
+        neither moves a file aside nor treats the daemon's in-flight attempts as interrupted, and
+        does not checkpoint."""
         import time
 
         self.path = Path(path)
         self._clock = clock or time.time
         self.corruption: CorruptionEvent | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if check and self.path.exists() and self.path.stat().st_size > 0:
+        if check and primary and self.path.exists() and self.path.stat().st_size > 0:
             reason = _check_file(self.path)
             if reason is not None:
                 self.corruption = self._move_aside(reason)
@@ -263,6 +267,9 @@ class Outbox:
                 if self.corruption is not None:
                     c = self.corruption
                     self._set_meta("corruption", json.dumps({"moved_to": c.moved_to, "at": c.at, "reason": c.reason}))
+            self.recovered_inflight = 0
+            if not primary:
+                return
             self.recovered_inflight = self._recover_inflight()
             # Move everything (the schema of a new file included) from the WAL into the main file: a
             # lost -wal file can then cost at most what was committed since this start, and the file

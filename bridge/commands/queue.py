@@ -55,7 +55,8 @@ def _open(args: argparse.Namespace) -> Outbox:
     cfg = load_config(args.config, require_key=False)  # the queue is local: no key needed
     if not cfg.outbox_path.exists():
         raise UsageError(f"no outbox at {cfg.outbox_path} (has the daemon run yet?)")
-    return Outbox(cfg.outbox_path, check=False)
+    # secondary: a running daemon's in-flight attempts are not "interrupted" (no false ambiguous count)
+    return Outbox(cfg.outbox_path, check=False, primary=False)
 
 
 def _ts(t: float | None) -> str:
