@@ -291,6 +291,8 @@ def _check(cfg: Config) -> list[ConfigProblem]:
             out.append(ConfigProblem("scale.port", f"driver {s.driver} is a serial driver: set port (a pyserial URL)"))
         if spec.link is LinkKind.BLE and s.port:
             out.append(ConfigProblem("scale.port", f"driver {s.driver} is a BLE driver: use address/adapter, not port"))
+    if s.pc_mode and s.driver not in ("tanita", "tanita_bc418"):
+        out.append(ConfigProblem("scale.pc_mode", "Tanita PC mode needs driver tanita or tanita_bc418"))
     if s.parity is not None and s.parity not in ("N", "E", "O", "M", "S"):
         out.append(ConfigProblem("scale.parity", "must be one of N, E, O, M, S"))
     if s.bytesize is not None and s.bytesize not in (5, 6, 7, 8):

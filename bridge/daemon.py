@@ -276,7 +276,11 @@ class Daemon:
 
     def _link_state_cb(self, name: str) -> Callable[[str, str], None]:
         def cb(state: str, detail: str) -> None:
+            previous = self.stats.link_states.get(name)
             self.stats.link_states[name] = state
+            if state == previous:  # e.g. every retry while a device stays unplugged: once is enough
+                self.log.debug("link_" + state, link=name, detail=detail)
+                return
             level = "info" if state == "connected" else "warning"
             getattr(self.log, level)("link_" + state, link=name, detail=detail)
 
