@@ -88,8 +88,15 @@ def build_scale_link(cfg: Config, spec: DriverSpec, on_state: Callable[[str, str
         from drivers.links.serial import SerialLink
 
         # command/response scales (MT-SICS): the link polls while connected (drivers/links/serial.py)
-        return SerialLink(s.port, serial_settings(cfg, spec), scale=s.name, reconnect_max_s=s.reconnect_max_s,
-                          on_state=on_state, poll_command=spec.poll_command, poll_interval_s=spec.poll_interval_s)
+        return SerialLink(
+            s.port,
+            serial_settings(cfg, spec),
+            scale=s.name,
+            reconnect_max_s=s.reconnect_max_s,
+            on_state=on_state,
+            poll_command=spec.poll_command,
+            poll_interval_s=spec.poll_interval_s,
+        )
     try:
         from drivers.links.ble import BleLink
     except ImportError as exc:  # pragma: no cover - shipped with the package
@@ -103,8 +110,15 @@ def build_card_link(cfg: Config, on_state: Callable[[str, str], None]) -> Link |
         return None
     from drivers.links.cards import from_config
 
-    return from_config(c.source, c.device, scale=cfg.scale.name, format=c.format, protocol=c.protocol,
-                       baudrate=c.baudrate, on_state=on_state)
+    return from_config(
+        c.source,
+        c.device,
+        scale=cfg.scale.name,
+        format=c.format,
+        protocol=c.protocol,
+        baudrate=c.baudrate,
+        on_state=on_state,
+    )
 
 
 class Daemon:
@@ -144,6 +158,7 @@ class Daemon:
         self.exit_code = 0
         self.snapshot: dict[str, Any] = {}
         self._unidentified_wid: dict[str, int] = {}
+        self._drain_task: asyncio.Task[None] | None = None
         self._metrics: Any = None
         #: Tanita PC mode ([scale] pc_mode): pre-sets the member's profile after a card read (bridge/pc_mode.py)
         self.pc_mode: PcMode | None = None
@@ -160,20 +175,32 @@ class Daemon:
         self.outbox = Outbox(cfg.outbox_path, clock=self.clock)
         if self.outbox.corruption is not None:
             c = self.outbox.corruption
-            self.log.critical("outbox_corrupt_moved_aside", moved_to=c.moved_to, reason=c.reason,
-                              action="started a fresh outbox; acknowledge with `scale-bridge queue ack-corruption`")
+            self.log.critical(
+                "outbox_corrupt_moved_aside",
+                moved_to=c.moved_to,
+                reason=c.reason,
+                action="started a fresh outbox; acknowledge with `scale-bridge queue ack-corruption`",
+            )
         if self.outbox.recovered_inflight:
             self.log.warning("inflight_attempts_recovered", count=self.outbox.recovered_inflight)
-        self.client = PlatformClient(cfg.platform.base_url, cfg.platform.api_key, timeout_s=cfg.platform.timeout_s,
-                                     connect_timeout_s=cfg.platform.connect_timeout_s,
-                                     max_connections=max(4, cfg.platform.concurrency))
+        self.client = PlatformClient(
+            cfg.platform.base_url,
+            cfg.platform.api_key,
+            timeout_s=cfg.platform.timeout_s,
+            connect_timeout_s=cfg.platform.connect_timeout_s,
+            max_connections=max(4, cfg.platform.concurrency),
+        )
         self.uploader = Uploader(cfg, self.outbox, self.client, clock=self.clock)
         self.uploader.on_delivered = self._delivered
         pairing = Pairing(cfg.pairing.window_s, cfg.pairing.unidentified, cfg.pairing.late_card_s)
-        self._intake = Intake(spec, pairing, scale=cfg.scale.name, is_duplicate=self.outbox.seen,
-                              dedupe_window_s=REPLAY_DEDUPE_S if cfg.scale.capture else cfg.queue.dedupe_window_s,
-                              broadcast_dedupe_window_s=REPLAY_DEDUPE_S if cfg.scale.capture
-                              else cfg.queue.broadcast_dedupe_window_s)
+        self._intake = Intake(
+            spec,
+            pairing,
+            scale=cfg.scale.name,
+            is_duplicate=self.outbox.seen,
+            dedupe_window_s=REPLAY_DEDUPE_S if cfg.scale.capture else cfg.queue.dedupe_window_s,
+            broadcast_dedupe_window_s=REPLAY_DEDUPE_S if cfg.scale.capture else cfg.queue.broadcast_dedupe_window_s,
+        )
         scale_link = build_scale_link(cfg, spec, self._link_state_cb(f"scale:{cfg.scale.name}"))
         self.links = [scale_link]
         self.pc_mode = pc_mode_for(cfg, spec, scale_link, self.client, self.log)
@@ -190,8 +217,13 @@ class Daemon:
         link_tasks = [asyncio.create_task(self._pump(link), name=f"link:{link.name}") for link in self.links]
         upload_task = asyncio.create_task(self.uploader.run(), name="uploader") if self.upload else None
         house_task = asyncio.create_task(self._housekeeping(link_tasks, upload_task), name="housekeeping")
-        self.log.info("daemon_started", driver=spec.name, link=scale_link.name, pid=os.getpid(),
-                      queue_pending=self.outbox.stats().pending)
+        self.log.info(
+            "daemon_started",
+            driver=spec.name,
+            link=scale_link.name,
+            pid=os.getpid(),
+            queue_pending=self.outbox.stats().pending,
+        )
         self._write_status()
         if cfg.metrics.listen:
             self._start_metrics(cfg.metrics.listen)
@@ -310,7 +342,7 @@ class Daemon:
                 self._handle(outcome)
         if getattr(link, "finished", None) is not None and self.exit_when_replayed:
             self.log.info("replay_finished", link=link.name, events=getattr(link, "replayed", None))
-            asyncio.create_task(self._stop_when_drained())
+            self._drain_task = asyncio.create_task(self._stop_when_drained())
 
     async def _stop_when_drained(self) -> None:
         if self.upload and self.uploader is not None:
@@ -336,7 +368,9 @@ class Daemon:
             self.stats.device_errors += int(outcome.is_error)
             if self.pc_mode is not None and self.pc_mode.feed(outcome):
                 return  # a reply to a PC-mode command: the conversation checks and logs it
-            (log.warning if outcome.is_error else log.debug)("device_report", code=outcome.code, message=outcome.message)
+            (log.warning if outcome.is_error else log.debug)(
+                "device_report", code=outcome.code, message=outcome.message
+            )
         elif isinstance(outcome, CardSeen):
             log.info("card_read", card=mask_card(outcome.card.number), window_s=self.cfg.pairing.window_s)
             if self.pc_mode is not None:
@@ -353,16 +387,27 @@ class Daemon:
     def _commit(self, cap: Capture) -> None:
         assert self.outbox is not None
         try:
-            wid = self.outbox.capture(scale=self.cfg.scale.name, driver=cap.reading.driver, body=cap.body,
-                                      card=cap.card, card_source=cap.card_source, state=cap.state,
-                                      dedupe_key=cap.dedupe_key, dedupe_ttl_s=cap.dedupe_ttl_s,
-                                      note=UNIDENTIFIED_NOTE if cap.state is JobState.UNIDENTIFIED else None,
-                                      now=cap.received_at.timestamp())
+            wid = self.outbox.capture(
+                scale=self.cfg.scale.name,
+                driver=cap.reading.driver,
+                body=cap.body,
+                card=cap.card,
+                card_source=cap.card_source,
+                state=cap.state,
+                dedupe_key=cap.dedupe_key,
+                dedupe_ttl_s=cap.dedupe_ttl_s,
+                note=UNIDENTIFIED_NOTE if cap.state is JobState.UNIDENTIFIED else None,
+                now=cap.received_at.timestamp(),
+            )
         except StorageError as exc:
             self._unsaved.append(cap)
             if self.storage_error is None:
-                self.log.critical("outbox_commit_failed", error=str(exc), held_in_memory=len(self._unsaved),
-                                  action="retrying; nothing is acknowledged until it is on disk")
+                self.log.critical(
+                    "outbox_commit_failed",
+                    error=str(exc),
+                    held_in_memory=len(self._unsaved),
+                    action="retrying; nothing is acknowledged until it is on disk",
+                )
             self.storage_error = str(exc)
             return
         if wid is None:
@@ -372,8 +417,13 @@ class Daemon:
         self.stats.last_weighing_at = self.clock()
         if cap.state is JobState.UNIDENTIFIED:
             self._unidentified_wid[cap.reading_scale] = wid
-        self.log.info("weighing_captured", weighing=wid, state=cap.state.value,
-                      weight_kg=cap.reading.measurement.weight_kg, card=mask_card(cap.card) if cap.card else None)
+        self.log.info(
+            "weighing_captured",
+            weighing=wid,
+            state=cap.state.value,
+            weight_kg=cap.reading.measurement.weight_kg,
+            card=mask_card(cap.card) if cap.card else None,
+        )
         if self.on_captured is not None:
             self.on_captured(cap, wid)
         if self.uploader is not None:
@@ -415,8 +465,9 @@ class Daemon:
 
     def alive(self, link_tasks: list[asyncio.Task[None]], upload_task: asyncio.Task[None] | None) -> bool:
         now = time.monotonic()
-        if upload_task is not None and (upload_task.done() or
-                                        (self.uploader is not None and now - self.uploader.last_progress_at > STALL_S)):
+        if upload_task is not None and (
+            upload_task.done() or (self.uploader is not None and now - self.uploader.last_progress_at > STALL_S)
+        ):
             return False
         for task, link in zip(link_tasks, self.links, strict=False):
             replay_done = getattr(link, "finished", None) is not None and link.finished.is_set()  # type: ignore[attr-defined]
@@ -489,8 +540,13 @@ class Daemon:
             "weighings_captured": self.stats.weighings_captured,
             "rejected_frames": self.stats.rejected_frames,
             "duplicates": self.stats.duplicates,
-            "queue": {"pending": st.pending, "unidentified": st.unidentified, "parked": st.parked, "dead": st.dead,
-                      "ambiguous": st.ambiguous_jobs},
+            "queue": {
+                "pending": st.pending,
+                "unidentified": st.unidentified,
+                "parked": st.parked,
+                "dead": st.dead,
+                "ambiguous": st.ambiguous_jobs,
+            },
             "last_upload_at": _utc(st.last_delivered_at),
             "auth_rejected": self.uploader is not None and self.uploader.auth_error is not None,
             "storage_error": self.storage_error,
@@ -498,9 +554,14 @@ class Daemon:
         }
         if self.uploader is not None:
             c = self.uploader.counters
-            doc["uploads"] = {"delivered": c.delivered, "retries": c.retries, "ambiguous": c.ambiguous,
-                              "rate_limited": c.rate_limited, "dead_letters": c.dead_letters,
-                              "auth_failures": c.auth_failures}
+            doc["uploads"] = {
+                "delivered": c.delivered,
+                "retries": c.retries,
+                "ambiguous": c.ambiguous,
+                "rate_limited": c.rate_limited,
+                "dead_letters": c.dead_letters,
+                "auth_failures": c.auth_failures,
+            }
         doc["frames"] = self._intake.frames if self._intake is not None else 0
         doc["oldest_pending_age_s"] = st.oldest_pending_age_s(self.clock())
         doc["last_upload_epoch"] = st.last_delivered_at

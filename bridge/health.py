@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 from dataclasses import dataclass, field
 from enum import IntEnum
-from pathlib import Path
 from typing import Any
 
 from .config import Config
@@ -50,9 +49,21 @@ def check_db(cfg: Config, now: float) -> list[Finding]:
         out.append(Finding("disk", Status.CRITICAL, f"state dir {cfg.state_dir}: {exc.strerror}"))
     if free_mb is not None:
         h = cfg.health
-        st = Status.CRITICAL if free_mb < h.disk_free_critical_mb else Status.WARNING if free_mb < h.disk_free_warning_mb else Status.OK
-        out.append(Finding("disk", st, f"{free_mb:.0f} MB free in {cfg.state_dir}",
-                           {"disk_free_mb": (round(free_mb), h.disk_free_warning_mb, h.disk_free_critical_mb)}))
+        st = (
+            Status.CRITICAL
+            if free_mb < h.disk_free_critical_mb
+            else Status.WARNING
+            if free_mb < h.disk_free_warning_mb
+            else Status.OK
+        )
+        out.append(
+            Finding(
+                "disk",
+                st,
+                f"{free_mb:.0f} MB free in {cfg.state_dir}",
+                {"disk_free_mb": (round(free_mb), h.disk_free_warning_mb, h.disk_free_critical_mb)},
+            )
+        )
     if not path.exists():
         out.append(Finding("db", Status.WARNING, f"no outbox yet at {path} (daemon never started?)"))
         return out
@@ -77,14 +88,25 @@ def check_db(cfg: Config, now: float) -> list[Finding]:
         db.close()
     if "corruption" in meta:
         info = json.loads(meta["corruption"])
-        out.append(Finding("db", Status.CRITICAL, f"outbox was corrupt and moved aside to {info.get('moved_to')} "
-                           f"({info.get('reason')}); acknowledge with `scale-bridge queue ack-corruption`"))
+        out.append(
+            Finding(
+                "db",
+                Status.CRITICAL,
+                f"outbox was corrupt and moved aside to {info.get('moved_to')} "
+                f"({info.get('reason')}); acknowledge with `scale-bridge queue ack-corruption`",
+            )
+        )
     else:
         out.append(Finding("db", Status.OK, "outbox ok"))
     if "auth_failure" in meta:
         info = json.loads(meta["auth_failure"])
-        out.append(Finding("platform_key", Status.CRITICAL,
-                           f"the platform rejected the API key (HTTP {info.get('status')}): uploads stopped, queue kept"))
+        out.append(
+            Finding(
+                "platform_key",
+                Status.CRITICAL,
+                f"the platform rejected the API key (HTTP {info.get('status')}): uploads stopped, queue kept",
+            )
+        )
     h = cfg.health
     pending = int(counts.get("pending", 0))
     dead = int(counts.get("dead", 0))
@@ -98,18 +120,41 @@ def check_db(cfg: Config, now: float) -> list[Finding]:
         st = Status.WARNING
     if oldest is not None:
         msgs.append(f"oldest {age / 60:.0f} min")
-    out.append(Finding("queue", st, ", ".join(msgs), {
-        "pending": (pending, h.pending_count_warning, None),
-        "oldest_pending_s": (round(age), h.pending_age_warning_s, h.pending_age_critical_s),
-    }))
-    out.append(Finding("dead_letters", Status.WARNING if dead >= h.dead_letters_warning else Status.OK,
-                       f"{dead} dead letter(s)" + (" (see `scale-bridge queue list --state dead`)" if dead else ""),
-                       {"dead": (dead, h.dead_letters_warning, None)}))
-    out.append(Finding("ambiguous", Status.WARNING if ambiguous >= h.ambiguous_warning else Status.OK,
-                       f"{ambiguous} weighing(s) may exist twice on the platform",
-                       {"ambiguous": (ambiguous, h.ambiguous_warning, None)}))
-    out.append(Finding("unidentified", Status.OK, f"{unident} waiting for staff (unidentified/parked)",
-                       {"unidentified": (unident, None, None)}))
+    out.append(
+        Finding(
+            "queue",
+            st,
+            ", ".join(msgs),
+            {
+                "pending": (pending, h.pending_count_warning, None),
+                "oldest_pending_s": (round(age), h.pending_age_warning_s, h.pending_age_critical_s),
+            },
+        )
+    )
+    out.append(
+        Finding(
+            "dead_letters",
+            Status.WARNING if dead >= h.dead_letters_warning else Status.OK,
+            f"{dead} dead letter(s)" + (" (see `scale-bridge queue list --state dead`)" if dead else ""),
+            {"dead": (dead, h.dead_letters_warning, None)},
+        )
+    )
+    out.append(
+        Finding(
+            "ambiguous",
+            Status.WARNING if ambiguous >= h.ambiguous_warning else Status.OK,
+            f"{ambiguous} weighing(s) may exist twice on the platform",
+            {"ambiguous": (ambiguous, h.ambiguous_warning, None)},
+        )
+    )
+    out.append(
+        Finding(
+            "unidentified",
+            Status.OK,
+            f"{unident} waiting for staff (unidentified/parked)",
+            {"unidentified": (unident, None, None)},
+        )
+    )
     return out
 
 
@@ -140,8 +185,13 @@ def check_daemon(cfg: Config, now: float) -> list[Finding]:
     else:
         out.append(Finding("daemon", Status.OK, f"daemon running (pid {pid})"))
     if doc.get("storage_error"):
-        out.append(Finding("disk_writes", Status.CRITICAL,
-                           f"outbox commits failing ({doc['storage_error']}); {doc.get('unsaved_in_memory')} held in memory"))
+        out.append(
+            Finding(
+                "disk_writes",
+                Status.CRITICAL,
+                f"outbox commits failing ({doc['storage_error']}); {doc.get('unsaved_in_memory')} held in memory",
+            )
+        )
     links = doc.get("links") or {}
     bad = {k: v for k, v in links.items() if v not in ("connected", "replaying", "finished", "scanning")}
     if bad and out[0].status is Status.OK:
@@ -153,8 +203,13 @@ def check_daemon(cfg: Config, now: float) -> list[Finding]:
     if warn and out[0].status is Status.OK:
         frame_age = None if last is None else now - float(last)
         if frame_age is None or frame_age > warn:
-            out.append(Finding("scale", Status.WARNING,
-                               "no data from the scale " + ("yet" if frame_age is None else f"for {frame_age / 60:.0f} min")))
+            out.append(
+                Finding(
+                    "scale",
+                    Status.WARNING,
+                    "no data from the scale " + ("yet" if frame_age is None else f"for {frame_age / 60:.0f} min"),
+                )
+            )
     return out
 
 
@@ -178,13 +233,18 @@ def check_systemd(unit: str) -> Finding | None:
     if shutil.which("systemctl") is None:
         return None
     try:
-        r = subprocess.run(["systemctl", "show", unit, "--property=ActiveState,SubState,NRestarts"],
-                           capture_output=True, text=True, timeout=5, check=False)
+        r = subprocess.run(
+            ["systemctl", "show", unit, "--property=ActiveState,SubState,NRestarts"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     props = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
     state = props.get("ActiveState")
-    if not state or state == "inactive" and props.get("SubState") == "dead" and r.returncode != 0:
+    if not state or (state == "inactive" and props.get("SubState") == "dead" and r.returncode != 0):
         return None
     st = Status.OK if state == "active" else Status.CRITICAL
     return Finding("systemd", st, f"{unit}: {state}/{props.get('SubState')}, restarts {props.get('NRestarts', '?')}")
@@ -193,10 +253,14 @@ def check_systemd(unit: str) -> Finding | None:
 def summarize(findings: list[Finding]) -> tuple[Status, str]:
     status = _worst(findings)
     bad = [f for f in findings if f.status is not Status.OK]
-    summary = "; ".join(f.message for f in bad) if bad else "; ".join(
-        f.message for f in findings if f.component in ("queue", "daemon", "platform"))
+    summary = (
+        "; ".join(f.message for f in bad)
+        if bad
+        else "; ".join(f.message for f in findings if f.component in ("queue", "daemon", "platform"))
+    )
     perf = " ".join(
         f"{k}={v[0]:g};{'' if v[1] is None else f'{v[1]:g}'};{'' if v[2] is None else f'{v[2]:g}'}"
-        for f in findings for k, v in f.perfdata.items()
+        for f in findings
+        for k, v in f.perfdata.items()
     )
     return status, f"SCALE-BRIDGE {status.name}: {summary} | {perf}".rstrip(" |")

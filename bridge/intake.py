@@ -158,10 +158,14 @@ class Intake:
         out: list[Outcome] = []
         for ev in self.pairing.reading(reading, at, self.scale):
             if isinstance(ev, Paired):
-                out.append(self._capture(ev.reading, at, ev.card.number, ev.card.source.value, JobState.PENDING, event))
+                out.append(
+                    self._capture(
+                        ev.reading, at, ev.card.number, ev.card.source.value, state=JobState.PENDING, event=event
+                    )
+                )
             elif isinstance(ev, Unidentified):
                 if ev.park:
-                    out.append(self._capture(ev.reading, at, None, None, JobState.UNIDENTIFIED, event))
+                    out.append(self._capture(ev.reading, at, None, None, state=JobState.UNIDENTIFIED, event=event))
                 else:
                     out.append(Dropped(ev.reading, "no member and unidentified = drop"))
             else:
@@ -171,8 +175,9 @@ class Intake:
     def tick(self, now: datetime) -> list[Outcome]:
         return list(self.pairing.tick(now))
 
-    def _capture(self, reading: Reading, at: datetime, card: str | None, source: str | None, state: JobState,
-                 event: LinkEvent) -> Capture:
+    def _capture(
+        self, reading: Reading, at: datetime, card: str | None, source: str | None, *, state: JobState, event: LinkEvent
+    ) -> Capture:
         return Capture(
             reading=reading,
             body=weighing_body(reading, received_at=at, scale=self.scale),
@@ -187,6 +192,14 @@ class Intake:
 
 
 __all__ = [
-    "Capture", "CardExpired", "CardSeen", "CardSuperseded", "Dropped", "Duplicate", "Ignored", "Intake", "Outcome",
+    "Capture",
+    "CardExpired",
+    "CardSeen",
+    "CardSuperseded",
+    "Dropped",
+    "Duplicate",
+    "Ignored",
+    "Intake",
+    "Outcome",
     "Rejected",
 ]

@@ -22,32 +22,53 @@ def _collector(get: Callable[[], Snapshot]) -> Any:
             frames.add_metric(["accepted"], s.get("frames", 0) - s.get("rejected_frames", 0))
             frames.add_metric(["rejected"], s.get("rejected_frames", 0))
             yield frames
-            yield CounterMetricFamily("scale_bridge_weighings_captured", "Weighings committed to the outbox",
-                                      value=s.get("weighings_captured", 0))
-            yield CounterMetricFamily("scale_bridge_duplicates", "Readings skipped as duplicates",
-                                      value=s.get("duplicates", 0))
+            yield CounterMetricFamily(
+                "scale_bridge_weighings_captured",
+                "Weighings committed to the outbox",
+                value=s.get("weighings_captured", 0),
+            )
+            yield CounterMetricFamily(
+                "scale_bridge_duplicates", "Readings skipped as duplicates", value=s.get("duplicates", 0)
+            )
             up = CounterMetricFamily("scale_bridge_uploads", "Upload outcomes", labels=["outcome"])
             for outcome in ("delivered", "retries", "ambiguous", "rate_limited", "dead_letters", "auth_failures"):
                 up.add_metric([outcome], s.get("uploads", {}).get(outcome, 0))
             yield up
-            yield CounterMetricFamily("scale_bridge_http_429", "429 answers from the platform",
-                                      value=s.get("uploads", {}).get("rate_limited", 0))
+            yield CounterMetricFamily(
+                "scale_bridge_http_429",
+                "429 answers from the platform",
+                value=s.get("uploads", {}).get("rate_limited", 0),
+            )
             q = GaugeMetricFamily("scale_bridge_queue", "Weighings in the outbox by state", labels=["state"])
             for state, n in s.get("queue", {}).items():
                 if state != "ambiguous":
                     q.add_metric([state], n)
             yield q
-            yield GaugeMetricFamily("scale_bridge_ambiguous_weighings",
-                                    "Weighings with an attempt that may have reached the platform (possible duplicates)",
-                                    value=s.get("queue", {}).get("ambiguous", 0))
-            yield GaugeMetricFamily("scale_bridge_oldest_pending_age_seconds", "Age of the oldest pending weighing",
-                                    value=s.get("oldest_pending_age_s", 0.0))
-            yield GaugeMetricFamily("scale_bridge_last_success_timestamp_seconds", "Last delivered upload (epoch)",
-                                    value=s.get("last_upload_epoch") or 0.0)
-            yield GaugeMetricFamily("scale_bridge_storage_error", "1 while outbox commits are failing",
-                                    value=1.0 if s.get("storage_error") else 0.0)
-            yield GaugeMetricFamily("scale_bridge_api_key_rejected", "1 while the platform rejects the key",
-                                    value=1.0 if s.get("auth_rejected") else 0.0)
+            yield GaugeMetricFamily(
+                "scale_bridge_ambiguous_weighings",
+                "Weighings with an attempt that may have reached the platform (possible duplicates)",
+                value=s.get("queue", {}).get("ambiguous", 0),
+            )
+            yield GaugeMetricFamily(
+                "scale_bridge_oldest_pending_age_seconds",
+                "Age of the oldest pending weighing",
+                value=s.get("oldest_pending_age_s", 0.0),
+            )
+            yield GaugeMetricFamily(
+                "scale_bridge_last_success_timestamp_seconds",
+                "Last delivered upload (epoch)",
+                value=s.get("last_upload_epoch") or 0.0,
+            )
+            yield GaugeMetricFamily(
+                "scale_bridge_storage_error",
+                "1 while outbox commits are failing",
+                value=1.0 if s.get("storage_error") else 0.0,
+            )
+            yield GaugeMetricFamily(
+                "scale_bridge_api_key_rejected",
+                "1 while the platform rejects the key",
+                value=1.0 if s.get("auth_rejected") else 0.0,
+            )
 
     return BridgeCollector()
 

@@ -17,7 +17,7 @@ from tests.helpers import REPO, run_cli, write_config
 
 
 def capture(path: Path, card: str, started_at: str | None = None) -> Path:
-    body = "{0,16,~0,1,~1,1,~2,1," f'MO,"MC-780",ID,"{card.zfill(16)}",Wk,77.7,FW,20.0,'
+    body = f'{{0,16,~0,1,~1,1,~2,1,MO,"MC-780",ID,"{card.zfill(16)}",Wk,77.7,FW,20.0,'
     line = body + "CS," + checksum(body.encode()) + "\r\n"
     header: dict[str, Any] = {"format": "scale-bridge-capture", "version": 1, "driver": "tanita", "link": "serial"}
     if started_at:
@@ -27,13 +27,16 @@ def capture(path: Path, card: str, started_at: str | None = None) -> Path:
 
 
 def config(tmp: Path, base_url: str, key: str, cap: Path, **health: Any) -> Path:
-    return write_config(tmp / "config.toml", {
-        "platform": {"base_url": base_url, "api_key": key, "benefit_key": "BODY_SCAN", "connect_timeout_s": 1},
-        "scale": {"driver": "tanita", "capture": str(cap)},
-        "state": {"dir": str(tmp / "state")},
-        "health": {"pending_age_warning_s": 600, "pending_age_critical_s": 3600, **health},
-        "log": {"format": "json"},
-    })
+    return write_config(
+        tmp / "config.toml",
+        {
+            "platform": {"base_url": base_url, "api_key": key, "benefit_key": "BODY_SCAN", "connect_timeout_s": 1},
+            "scale": {"driver": "tanita", "capture": str(cap)},
+            "state": {"dir": str(tmp / "state")},
+            "health": {"pending_age_warning_s": 600, "pending_age_critical_s": 3600, **health},
+            "log": {"format": "json"},
+        },
+    )
 
 
 def check(cfg: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
@@ -49,8 +52,12 @@ def components(doc: dict[str, Any]) -> dict[str, str]:
 
 class Daemon:
     def __init__(self, cfg: Path, tmp: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "bridge", "run", "--config", str(cfg)], cwd=REPO,
-                                     stdout=(tmp / "daemon.log").open("ab"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "run", "--config", str(cfg)],
+            cwd=REPO,
+            stdout=(tmp / "daemon.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
         status = tmp / "state" / "status.json"
         deadline = time.monotonic() + 30
         while not status.exists():
@@ -107,9 +114,16 @@ def test_platform_down_warning_then_critical_by_age(tmp_path: Path) -> None:
     # the same weighing, captured two hours ago (a capture replayed with its original time)
     old = tmp_path / "old"
     old.mkdir()
-    cfg = config(old, "http://127.0.0.1:9", "k" * 20,
-                 capture(old / "c.jsonl", "3220338716", started_at=time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
-                                                                                time.gmtime(time.time() - 7200))))
+    cfg = config(
+        old,
+        "http://127.0.0.1:9",
+        "k" * 20,
+        capture(
+            old / "c.jsonl",
+            "3220338716",
+            started_at=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 7200)),
+        ),
+    )
     d = Daemon(cfg, old)
     try:
         d.wait_log(old, "weighing_captured")
@@ -174,13 +188,14 @@ def test_ambiguous_attempts_warn(tmp_path: Path, simulator: Any) -> None:
     cfg = config(tmp_path, simulator.url, simulator.api_key(1), capture(tmp_path / "c.jsonl", "3220338716"))
     (tmp_path / "state").mkdir()
     ob = Outbox(tmp_path / "state" / "outbox.db")
-    wid = ob.capture(scale="s", driver="tanita", body={"weight": 1.0, "rawResults": "x"}, card="3220338716",
-                     card_source="reader")
+    wid = ob.capture(
+        scale="s", driver="tanita", body={"weight": 1.0, "rawResults": "x"}, card="3220338716", card_source="reader"
+    )
     assert wid is not None
     ob.begin(wid, Stage.POST)  # the process "dies" with the POST in flight
     ob.close()
     Outbox(tmp_path / "state" / "outbox.db").close()  # reopened: the unfinished attempt is counted
-    code, doc, text = check(cfg, "--no-platform")
+    _code, doc, text = check(cfg, "--no-platform")
     assert components(doc)["ambiguous"] == "WARNING", text
     assert "1 weighing(s) may exist twice" in text
 

@@ -8,7 +8,6 @@ import pytest
 
 from bridge.config import Usage, load_config, parse_config
 from bridge.errors import ConfigError
-
 from tests.helpers import REPO, run_cli, toml_value, write_config
 
 BASE = {

@@ -61,8 +61,8 @@ def test_ble_vectors_as_hex_lines(driver: str) -> None:
     out = [json.loads(x) for x in r.stdout.decode().splitlines()]
     expected = [v["expect"] for v in vecs if v["expect"] is not None]
     assert len(out) == len(expected), (r.stdout.decode(), r.stderr.decode())
-    for exp, got in zip(expected, out, strict=True):
-        exp = dict(exp)
+    for want, got in zip(expected, out, strict=True):
+        exp = dict(want)
         impedance = exp.pop("impedance_ohm", None)
         close(exp, got)
         if impedance is not None:

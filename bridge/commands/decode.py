@@ -62,7 +62,7 @@ class _Printer:
 def _open(path: str) -> BinaryIO:
     if path == "-":
         return sys.stdin.buffer
-    return open(path, "rb")  # noqa: SIM115 - closed by the caller
+    return open(path, "rb")
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -112,7 +112,7 @@ def _decode_hex_lines(spec: DriverSpec, data: bytes, out: _Printer) -> None:
 
 
 def _decode_capture(spec: DriverSpec, data: bytes, out: _Printer) -> None:
-    header, events = read_capture(data.decode("utf-8").splitlines())
+    _header, events = read_capture(data.decode("utf-8").splitlines())
     framer = spec.make_framer()
     decoders: dict[str, Decoder] = {}
     for ce in events:

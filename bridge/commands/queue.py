@@ -104,13 +104,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not jobs:
         print("queue is empty" if args.state is None else f"no weighings in state {args.state}")
         return 0
-    print(f"{'ID':>6}  {'STATE':<12} {'STAGE':<8} {'CAPTURED':<21} {'KG':>6}  {'CARD':<16} {'TRIES':>5} {'AMB':>3}  NOTE")
+    print(
+        f"{'ID':>6}  {'STATE':<12} {'STAGE':<8} {'CAPTURED':<21} {'KG':>6}  {'CARD':<16} {'TRIES':>5} {'AMB':>3}  NOTE"
+    )
     for j in jobs:
         s = job_summary(j)
         note = j.note or j.last_error or ""
-        print(f"{j.id:>6}  {j.state.value:<12} {j.stage.value:<8} {s['captured_at']:<21} "
-              f"{s['weight_kg'] if s['weight_kg'] is not None else '-':>6}  {s['card'] or '-':<16} "
-              f"{j.attempts:>5} {j.ambiguous:>3}  {note[:60]}")
+        print(
+            f"{j.id:>6}  {j.state.value:<12} {j.stage.value:<8} {s['captured_at']:<21} "
+            f"{s['weight_kg'] if s['weight_kg'] is not None else '-':>6}  {s['card'] or '-':<16} "
+            f"{j.attempts:>5} {j.ambiguous:>3}  {note[:60]}"
+        )
     return 0
 
 
@@ -130,13 +134,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     doc["home_studio"] = job.home_studio
     doc["measured_fields"] = sorted(k for k in job.body if k != "rawResults")
     if dead is not None:
-        doc["dead_letter"] = {"at": _ts(dead.at), "stage": dead.stage, "status": dead.status,
-                              "errorCode": dead.error_code, "errorMessage": dead.error_message,
-                              "traceId": dead.trace_id}
+        doc["dead_letter"] = {
+            "at": _ts(dead.at),
+            "stage": dead.stage,
+            "status": dead.status,
+            "errorCode": dead.error_code,
+            "errorMessage": dead.error_message,
+            "traceId": dead.trace_id,
+        }
     doc["history"] = [{"at": _ts(at), "event": ev, "detail": detail} for at, ev, detail in history]
     if job.ambiguous:
-        doc["warning"] = (f"{job.ambiguous} attempt(s) may have reached the platform without an answer: "
-                          "this weighing may exist twice there")
+        doc["warning"] = (
+            f"{job.ambiguous} attempt(s) may have reached the platform without an answer: "
+            "this weighing may exist twice there"
+        )
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -24,8 +25,13 @@ from ..outbox import Outbox
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("replay", help="replay a capture file through the bridge (for tests and support)")
     p.add_argument("file", help="capture file (scale-bridge-capture JSONL)")
-    p.add_argument("--config", "-c", default=argparse.SUPPRESS, metavar="FILE",
-                   help="use this config (platform, cards, pairing); the scale link is replaced by the capture")
+    p.add_argument(
+        "--config",
+        "-c",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="use this config (platform, cards, pairing); the scale link is replaced by the capture",
+    )
     p.add_argument("--driver", help="override the driver named in the capture header")
     p.add_argument("--upload", action="store_true", help="upload the weighings (platform from --config)")
     p.add_argument("--simulator", action="store_true", help="upload to the built-in platform simulator")
@@ -43,10 +49,8 @@ def _progress(link: ReplayLink, total: int, done: asyncio.Event) -> asyncio.Task
             filled = int(width * n / total) if total else width
             sys.stderr.write(f"\rreplaying [{'#' * filled}{'.' * (width - filled)}] {n}/{total} events")
             sys.stderr.flush()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), 0.2)
-            except TimeoutError:
-                pass
         sys.stderr.write(f"\rreplayed {link.replayed}/{total} events{' ' * 30}\n")
 
     return asyncio.create_task(run())
@@ -75,10 +79,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
             from ..simulator import SimulatorThread
 
             sim = SimulatorThread().start()
-            doc["platform"].update({"base_url": sim.url, "api_key": sim.api_key(1),
-                                    "benefit_key": doc["platform"].get("benefit_key") or "BODY_SCAN"})
-        doc["scale"] = {**doc.get("scale", {}), "driver": driver, "capture": str(path), "port": "", "address": "",
-                        "replay_realtime": bool(args.realtime)}
+            doc["platform"].update(
+                {
+                    "base_url": sim.url,
+                    "api_key": sim.api_key(1),
+                    "benefit_key": doc["platform"].get("benefit_key") or "BODY_SCAN",
+                }
+            )
+        doc["scale"] = {
+            **doc.get("scale", {}),
+            "driver": driver,
+            "capture": str(path),
+            "port": "",
+            "address": "",
+            "replay_realtime": bool(args.realtime),
+        }
         doc.setdefault("state", {})["dir"] = state_dir
         cfg: Config = config_from_dict(doc, source=getattr(args, "config", "replay"))
         configure(cfg.log.level if upload else "warning", cfg.log.format.value)
@@ -96,8 +111,13 @@ def _run(cfg: Config, args: argparse.Namespace, total: int, upload: bool) -> int
     captured: list[dict[str, Any]] = []
 
     def on_captured(cap: Any, wid: int) -> None:
-        doc = {"id": wid, "state": cap.state.value, "card": mask_card(cap.card) if cap.card else None,
-               "device_time": cap.reading.device_time, **{k: v for k, v in cap.body.items() if k != "rawResults"}}
+        doc = {
+            "id": wid,
+            "state": cap.state.value,
+            "card": mask_card(cap.card) if cap.card else None,
+            "device_time": cap.reading.device_time,
+            **{k: v for k, v in cap.body.items() if k != "rawResults"},
+        }
         captured.append(doc)
         if not upload:
             print(json.dumps(doc), flush=True)
@@ -123,6 +143,9 @@ def _run(cfg: Config, args: argparse.Namespace, total: int, upload: bool) -> int
         st = ob.stats()
     finally:
         ob.close()
-    print(f"replay: {len(captured)} weighing(s) captured; {st.delivered} delivered, {st.pending} pending, "
-          f"{st.unidentified} unidentified, {st.parked} parked, {st.dead} dead", file=sys.stderr)
+    print(
+        f"replay: {len(captured)} weighing(s) captured; {st.delivered} delivered, {st.pending} pending, "
+        f"{st.unidentified} unidentified, {st.parked} parked, {st.dead} dead",
+        file=sys.stderr,
+    )
     return code

@@ -14,7 +14,6 @@ from .app import load_openapi, make_app
 from .model import DEFAULT_SEED, PlatformState
 
 
-
 async def serve(state: PlatformState, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(make_app(state, load_openapi()), access_log=None, handle_signals=False)
     await runner.setup()
@@ -45,7 +44,7 @@ class SimulatorThread:
         asyncio.set_event_loop(self._loop)
         try:
             self._runner, self.port = self._loop.run_until_complete(serve(self.state, port=self._port))
-        except BaseException as exc:  # surfaced to start()
+        except Exception as exc:  # noqa: BLE001 - re-raised in the caller thread by start()
             self._error = exc
             self._started.set()
             return

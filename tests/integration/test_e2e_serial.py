@@ -3,6 +3,7 @@ platform simulator (real HTTP server). The simulator must receive the right body
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -20,9 +21,11 @@ from tests.helpers import REPO, write_config
 
 
 def tanita_line(card_id: str, weight_kg: float, fat_pct: float, time_hhmm: str) -> bytes:
-    fields = (f'MO,"MC-780",ID,"{card_id}",St,0,Da,"22/11/2026",TI,"{time_hhmm}",Bt,0,GE,1,AG,36,Hm,181.0,'
-              f"Wk,{weight_kg:.1f},FW,{fat_pct:.1f},fW,18.0,MW,66.3,mW,63.0,wW,48.5,MI,25.7,IF,9,rB,1870,"
-              f"FR,19.1,fR,2.4,MR,10.2,mR,9.6,ZF,512.3,")
+    fields = (
+        f'MO,"MC-780",ID,"{card_id}",St,0,Da,"22/11/2026",TI,"{time_hhmm}",Bt,0,GE,1,AG,36,Hm,181.0,'
+        f"Wk,{weight_kg:.1f},FW,{fat_pct:.1f},fW,18.0,MW,66.3,mW,63.0,wW,48.5,MI,25.7,IF,9,rB,1870,"
+        f"FR,19.1,fR,2.4,MR,10.2,mR,9.6,ZF,512.3,"
+    )
     body = "{0,16,~0,1,~1,1,~2,1," + fields
     return (body + "CS," + checksum(body.encode()) + "\r\n").encode()
 
@@ -44,16 +47,18 @@ def pty_pair():  # type: ignore[no-untyped-def]
     tty.setraw(slave)
     yield master, os.ttyname(slave)
     for fd in (master, slave):
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 def start_daemon(cfg_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
     log = log_path.open("wb")
-    return subprocess.Popen([sys.executable, "-m", "bridge", "run", "--config", str(cfg_path)], cwd=REPO,
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run", "--config", str(cfg_path)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:
@@ -63,12 +68,15 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 def test_pty_weighing_reaches_simulator_with_benefit_key(tmp_path: Path, simulator, pty_pair) -> None:  # type: ignore[no-untyped-def]
     master, slave_path = pty_pair
-    cfg = write_config(tmp_path / "config.toml", {
-        "platform": {"base_url": simulator.url, "api_key": simulator.api_key(1), "benefit_key": "BODY_SCAN"},
-        "scale": {"name": "e2e", "driver": "tanita", "port": slave_path},
-        "state": {"dir": str(tmp_path / "state")},
-        "log": {"format": "json", "level": "debug"},
-    })
+    cfg = write_config(
+        tmp_path / "config.toml",
+        {
+            "platform": {"base_url": simulator.url, "api_key": simulator.api_key(1), "benefit_key": "BODY_SCAN"},
+            "scale": {"name": "e2e", "driver": "tanita", "port": slave_path},
+            "state": {"dir": str(tmp_path / "state")},
+            "log": {"format": "json", "level": "debug"},
+        },
+    )
     proc = start_daemon(cfg, tmp_path / "daemon.log")
     try:
         status = tmp_path / "state" / "status.json"
@@ -78,7 +86,7 @@ def test_pty_weighing_reaches_simulator_with_benefit_key(tmp_path: Path, simulat
         pos = 0
         while pos < len(line):  # arbitrary chunks, as a USB-serial adapter delivers them
             n = rng.randint(1, 40)
-            os.write(master, line[pos:pos + n])
+            os.write(master, line[pos : pos + n])
             pos += n
             time.sleep(rng.choice((0, 0, 0.01)))
         got = wait_for(lambda: simulator.call(lambda: list(simulator.state.weighings)), 30, "the weighing upload")

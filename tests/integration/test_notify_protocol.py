@@ -4,6 +4,8 @@ the pipeline is alive, STATUS= lines, STOPPING=1 on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -22,32 +24,36 @@ def test_ready_watchdog_status_stopping(tmp_path: Path, simulator: Any) -> None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
     sock.settimeout(0.2)
-    cfg = write_config(tmp_path / "config.toml", {
-        "platform": {"base_url": simulator.url, "api_key": simulator.api_key(1)},
-        "scale": {"driver": "tanita", "port": os.ttyname(slave)},
-        "state": {"dir": str(tmp_path / "state")},
-        "log": {"format": "json"},
-    })
+    cfg = write_config(
+        tmp_path / "config.toml",
+        {
+            "platform": {"base_url": simulator.url, "api_key": simulator.api_key(1)},
+            "scale": {"driver": "tanita", "port": os.ttyname(slave)},
+            "state": {"dir": str(tmp_path / "state")},
+            "log": {"format": "json"},
+        },
+    )
     env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"}
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "run", "--config", str(cfg)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run", "--config", str(cfg)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     messages: list[tuple[float, str]] = []
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and sum("WATCHDOG=1" in m for _, m in messages) < 4:
-            try:
+            with contextlib.suppress(TimeoutError):
                 messages.append((time.monotonic(), sock.recv(4096).decode()))
-            except TimeoutError:
-                pass
         ready_at = next(t for t, m in messages if "READY=1" in m)
         assert (tmp_path / "state" / "outbox.db").exists()  # READY came after the outbox was opened
         proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any("STOPPING=1" in m for _, m in messages):
-            try:
+            with contextlib.suppress(TimeoutError):
                 messages.append((time.monotonic(), sock.recv(4096).decode()))
-            except TimeoutError:
-                pass
         assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:
@@ -60,5 +66,5 @@ def test_ready_watchdog_status_stopping(tmp_path: Path, simulator: Any) -> None:
     status = [m for _, m in messages if m.startswith("STATUS=")]
     assert status and "pending" in status[0] and "links" in status[0]
     assert any("STOPPING=1" in m for _, m in messages)
-    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
     assert max(gaps) < 2.0  # always pinged within WatchdogSec=2 s (a missed interval means a restart)

@@ -29,7 +29,7 @@ def wait_log(path: Path, text: str, timeout_s: float = 30) -> str:
 
 
 def line(card: str, weight: float) -> bytes:
-    body = "{0,16,~0,1,~1,1,~2,1," f'MO,"MC-780",ID,"{card.zfill(16)}",Wk,{weight:.1f},FW,20.0,'
+    body = f'{{0,16,~0,1,~1,1,~2,1,MO,"MC-780",ID,"{card.zfill(16)}",Wk,{weight:.1f},FW,20.0,'
     return (body + "CS," + checksum(body.encode()) + "\r\n").encode()
 
 
@@ -44,8 +44,12 @@ def test_sighup_reload_and_sigterm_commit(tmp_path: Path, simulator: Any) -> Non
     }
     cfg = write_config(tmp_path / "config.toml", sections)
     log = tmp_path / "daemon.log"
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "run", "--config", str(cfg)], cwd=REPO,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run", "--config", str(cfg)],
+        cwd=REPO,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_log(log, "link_connected")
         sections["pairing"] = {"window_s": 15}
@@ -55,7 +59,7 @@ def test_sighup_reload_and_sigterm_commit(tmp_path: Path, simulator: Any) -> Non
         cfg.write_text("[platform]\nbase_url = 'https://x'\nmystery = 1\n")
         proc.send_signal(signal.SIGHUP)
         content = wait_log(log, "reload_rejected")
-        rejected = [json.loads(x) for x in content.splitlines() if '"reload_rejected"' in x][0]
+        rejected = next(json.loads(x) for x in content.splitlines() if '"reload_rejected"' in x)
         assert any("platform.mystery: unknown key" in p for p in rejected["problems"])
         assert proc.poll() is None  # still running on the old config
         # weighings written right before SIGTERM are committed before exit
