@@ -48,6 +48,7 @@ class ModelJob:
     next_attempt_at: float = 0.0
     delivered: int = 0
     killed: bool = False
+    last_status: int | None = None
 
 
 class OutboxMachine(RuleBasedStateMachine):
@@ -126,6 +127,7 @@ class OutboxMachine(RuleBasedStateMachine):
         self.box.posted(job.wid, benefit_attached=not use, next_stage=nxt, status=200, now=self.now)
         job.inflight = None
         job.stage = nxt
+        job.last_status = 200
         if nxt is Stage.DONE:
             job.state = JobState.DELIVERED
             job.delivered += 1
@@ -137,6 +139,7 @@ class OutboxMachine(RuleBasedStateMachine):
         self.box.benefit_use_recorded(job.wid, used=True, status=200, now=self.now)
         job.inflight = None
         job.stage = Stage.DONE
+        job.last_status = 200
         job.state = JobState.DELIVERED
         job.delivered += 1
 
@@ -153,6 +156,7 @@ class OutboxMachine(RuleBasedStateMachine):
         job.inflight = None
         job.next_attempt_at = self.now + delay_s
         job.ambiguous_min += int(ambiguous)
+        job.last_status = None if ambiguous else 503
 
     @rule(data=st.data())
     @precondition(lambda self: bool(self._pending()))
@@ -164,6 +168,7 @@ class OutboxMachine(RuleBasedStateMachine):
         job.inflight = None
         job.state = JobState.DEAD
         job.killed = True
+        job.last_status = 400
 
     @rule(data=st.data())
     @precondition(lambda self: any(j.state is JobState.DEAD for j in self.jobs.values()))
@@ -185,7 +190,16 @@ class OutboxMachine(RuleBasedStateMachine):
             assert job.state is JobState.PENDING, "due() offered a job that is not pending"
             assert self.jobs[job.id].state is JobState.PENDING
         expected = {j.wid for j in self._pending(lambda j: j.next_attempt_at <= self.now)}
-        assert {j.id for j in got} == expected
+        assert [j.id for j in got] == sorted(expected)  # oldest capture first
+
+    @rule()
+    def platform_back(self) -> None:
+        """``release_backoff``: jobs waiting out a failure backoff are due now; others untouched."""
+        released = [j for j in self._pending(lambda j: j.next_attempt_at > self.now
+                                             and (j.last_status is None or j.last_status >= 500))]
+        assert self.box.release_backoff(self.now) == len(released)
+        for j in released:
+            j.next_attempt_at = self.now
 
     # ---- crashes -------------------------------------------------------------------------------
 
@@ -240,6 +254,7 @@ class OutboxMachine(RuleBasedStateMachine):
             assert j.attempts >= self._seen_attempts.get(wid, 0), "attempts went down"
             self._seen_attempts[wid] = j.attempts
             assert j.ambiguous >= m.ambiguous_min
+            assert j.next_attempt_at == m.next_attempt_at or j.state is not JobState.PENDING
             assert m.delivered <= 1
             assert (j.state is JobState.DELIVERED) == (m.delivered == 1)
             dl = self.box.dead_letter(wid)
