@@ -1,6 +1,7 @@
-"""Crash test: the real daemon as a subprocess (``python -m bridge run --config F``) replaying a
-capture of many distinct Tanita weighings into the platform simulator (an in-process thread) with
-~30 % injected faults, SIGKILLed at random moments and restarted, many times.
+"""Crash test: the real daemon as a subprocess (``python -m bridge run --config F``, through a launcher
+that only adds PR_SET_PDEATHSIG) replaying a capture of many distinct Tanita weighings into the
+platform simulator (an in-process thread) with ~30 % injected faults, SIGKILLed at random moments and
+restarted, many times.
 
 At the end every weighing of the capture is at the simulator exactly once -- or more than once only
 for a job whose ``ambiguous`` count covers the extra copies (the simulator records the
@@ -102,10 +103,16 @@ def _env() -> dict[str, str]:
     return env
 
 
+# The daemon, started through a two-line launcher that first asks the kernel to SIGKILL it when the
+# thread that started it goes away (PR_SET_PDEATHSIG): a timed-out or killed pytest leaves no daemons.
+LAUNCH = ("import ctypes, runpy, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); "
+          "sys.argv = ['bridge', *sys.argv[1:]]; runpy.run_module('bridge', run_name='__main__')")
+
+
 def _spawn(lane: Lane) -> subprocess.Popen[bytes]:
     lane.runs += 1
     with (lane.dir / "daemon.log").open("ab") as log:
-        return subprocess.Popen([PYTHON, "-m", "bridge", "run", "--config", str(lane.config)], cwd=ROOT,
+        return subprocess.Popen([PYTHON, "-c", LAUNCH, "run", "--config", str(lane.config)], cwd=ROOT,
                                 env=_env(), stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
 
 
