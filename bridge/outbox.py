@@ -211,6 +211,15 @@ def _utc_stamp(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def _refuse_if_not_ours(path: Path) -> None:
+    """A permission problem is not corruption: moving a healthy file aside because it belongs to root
+    (e.g. after someone ran the daemon as root once) would hide its queue. Refuse to start instead."""
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.exists() and not os.access(p, os.R_OK | os.W_OK):
+            raise OutboxError(f"cannot read and write {p} (permission denied): fix its owner/mode; "
+                              "the outbox is not moved aside for this")
+
+
 def _check_file(path: Path) -> str | None:
     """None if the file is a healthy outbox, else the reason it is not."""
     try:
@@ -247,6 +256,7 @@ class Outbox:
         self.corruption: CorruptionEvent | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if check and primary and self.path.exists() and self.path.stat().st_size > 0:
+            _refuse_if_not_ours(self.path)
             reason = _check_file(self.path)
             if reason is not None:
                 self.corruption = self._move_aside(reason)

@@ -218,3 +218,28 @@ def test_healthy_file_is_not_touched(tmp_path: Path, n: int) -> None:
     assert [j.uid for j in box.jobs(JobState.PENDING, limit=100)] == uids
     assert not list(tmp_path.glob("*.corrupt-*"))
     box.close()
+
+
+def test_a_permission_problem_is_not_corruption(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """(As root ``os.access`` is always true, so the denial is simulated at that call.)"""
+    from bridge import outbox as outbox_mod
+    from bridge.errors import OutboxError
+
+    path = tmp_path / "outbox.db"
+    uids = _fill(path, 3)
+    monkeypatch.setattr(outbox_mod.os, "access", lambda p, mode: False)
+    with pytest.raises(OutboxError, match="permission denied"):
+        Outbox(path, clock=lambda: NOW)
+    monkeypatch.undo()
+    assert not list(tmp_path.glob("*.corrupt-*"))  # left where it is
+    box = Outbox(path, clock=lambda: NOW)
+    assert [j.uid for j in box.jobs(limit=10)] == uids and box.corruption is None
+    box.close()
+
+
+def test_a_directory_in_place_of_the_file_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    path.mkdir()
+    (path / "something").write_text("x")
+    box = Outbox(path, clock=lambda: NOW)
+    _assert_moved_aside(path, box, "")
