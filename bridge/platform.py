@@ -6,6 +6,7 @@ ambiguous / permanent is made here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -124,6 +125,9 @@ class PlatformClient:
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 8,
     ) -> None:
+        #: httpx's timeouts are per operation: a server trickling its answer a byte at a time would hold
+        #: a request forever. This bounds the whole request (connect + send + complete answer).
+        self.deadline_s = connect_timeout_s + 2 * timeout_s
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"X-API-KEY": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"},
@@ -146,7 +150,7 @@ class PlatformClient:
         truncated = False
         status: int | None = None
         try:
-            async with self._client.stream(method, path, **kw) as response:
+            async with asyncio.timeout(self.deadline_s), self._client.stream(method, path, **kw) as response:
                 status = response.status_code
                 limit = MAX_ERROR_BODY if response.status_code >= 300 else MAX_BODY
                 chunks: list[bytes] = []
@@ -158,6 +162,11 @@ class PlatformClient:
                         truncated = True
                         break
                 body = b"".join(chunks)[:limit]
+        except TimeoutError:
+            if writes and status is not None and 200 <= status < 300:
+                return status, None
+            late = httpx.ReadTimeout(f"no complete answer within {self.deadline_s:g} s")
+            raise classify_transport_error(late, writes=writes) from None
         except httpx.HTTPError as exc:
             if writes and status is not None and 200 <= status < 300:
                 return status, None  # the platform said 2xx: accepted; a broken echo does not undo that

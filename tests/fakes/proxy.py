@@ -8,6 +8,7 @@ kept-alive one):
 - ``reset_after_request``: forward the request, wait for the server's first response bytes, then reset
   the client connection instead of passing them on (the server has processed the request).
 - ``blackhole``: accept, read, never answer (the client's read timeout fires).
+- ``trickle``: forward the answer one byte every ``trickle_s`` (each read is quick; the whole is not).
 
 ``to_client_bytes`` counts what was passed to the client (response bytes)."""
 
@@ -33,6 +34,7 @@ class TcpProxy:
     def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
         self.upstream = (upstream_host, upstream_port)
         self.mode = "pass"
+        self.trickle_s = 0.1
         self.port = 0
         self.connections = 0
         self.to_client_bytes = 0
@@ -109,6 +111,13 @@ class TcpProxy:
                     if self.mode == "reset_after_request":
                         _reset(writer)
                         return
+                    if self.mode == "trickle":
+                        for k in range(len(data)):
+                            writer.write(data[k:k + 1])
+                            await writer.drain()
+                            self.to_client_bytes += 1
+                            await asyncio.sleep(self.trickle_s)
+                        continue
                     self.to_client_bytes += len(data)
                     writer.write(data)
                     await writer.drain()

@@ -233,6 +233,10 @@ def run_crash_campaign(tmp_path: Path, *, lanes: int, per_lane: int, kills_per_l
             report["retries"] += max(0, r["attempts"] - 1)
             all_uids.add(r["uid"])
         report["inflight_at_kill"] += _journal_count(conn, "ambiguous_attempt", "%in flight when the bridge stopped%")
+        # the final (SIGTERM) status file shows the same ambiguous count as the outbox
+        status = json.loads((lane.dir / "state" / "status.json").read_text())
+        assert status["state"] == "stopped"
+        assert status["queue"]["ambiguous"] == sum(1 for r in rows if r["ambiguous"] > 0)
         assert conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] == 0
         conn.close()
     assert set(by_uid) <= all_uids, "the platform holds a weighing no job sent"

@@ -272,6 +272,35 @@ def test_proxy_faults_on_the_write(sim: SimulatorThread, tmp_path: Path, mode: s
     asyncio.run(main())
 
 
+def test_a_trickled_answer_hits_the_overall_deadline(sim: SimulatorThread, tmp_path: Path) -> None:
+    """httpx's read timeout is per read: an answer trickled one byte per 0.1 s never trips a 0.5 s read
+    timeout. The client's overall deadline (connect + 2 x timeout = 1.5 s) ends it, as ambiguous."""
+    async def main() -> None:
+        with TcpProxy(sim.port) as proxy:
+            env = Env(tmp_path, proxy.url, sim.api_key(1))
+            assert env.client.deadline_s == 1.5
+            wid = env.capture()
+            orig = env.client.post_weighing
+
+            before: list[int] = []
+
+            async def post(*a: Any, **kw: Any) -> int:
+                before.append(proxy.to_client_bytes)
+                proxy.mode = "trickle"
+                return await orig(*a, **kw)
+
+            env.client.post_weighing = post  # type: ignore[method-assign]
+            await env.process(wid)
+            job = env.job(wid)
+            assert job.state is JobState.PENDING and job.ambiguous == 1
+            assert "within 1.5 s" in (job.last_error or "")
+            assert 0 < proxy.to_client_bytes - before[0] < 100  # it was answering, slowly
+            assert copies(sim, job.uid) == 1  # the platform had taken it
+            await env.close()
+
+    asyncio.run(main())
+
+
 def test_connection_refused_is_not_ambiguous(sim: SimulatorThread, tmp_path: Path) -> None:
     async def main() -> None:
         import socket
