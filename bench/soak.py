@@ -13,6 +13,7 @@ sample minus the sample at 10 % of N.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
@@ -68,7 +69,12 @@ class SyntheticLink:
 
 
 def _db_bytes(state: Path) -> int:
-    return sum(p.stat().st_size for p in state.glob("outbox.db*"))
+    """outbox.db + -wal + -shm (a side file may vanish between listing and stat)."""
+    total = 0
+    for name in ("outbox.db", "outbox.db-wal", "outbox.db-shm"):
+        with contextlib.suppress(OSError):
+            total += (state / name).stat().st_size
+    return total
 
 
 async def _soak(n: int, url: str, state: Path, sim_pid: int) -> dict[str, Any]:
@@ -89,7 +95,7 @@ async def _soak(n: int, url: str, state: Path, sim_pid: int) -> dict[str, Any]:
 
     async def sampler() -> None:
         last_log = 0.0
-        while True:
+        while True:  # every second; an error here must not end the sampling silently
             now = time.perf_counter() - t0
             samples.append((now, link.sent, rss_bytes(), _db_bytes(state)))
             if now - last_log >= 30:
