@@ -48,7 +48,7 @@ class PlatformConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     connect_timeout_s: float = 10.0
     timeout_s: float = 30.0
     #: pace each endpoint below the platform's 1000 requests/min
-    rate_limit_per_min: int = 900
+    rate_limit_per_min: int = 960
     concurrency: int = 4
 
 
