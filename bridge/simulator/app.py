@@ -174,6 +174,10 @@ async def _apply_fault(request: web.Request, fault: str, handler: Any) -> web.St
     st.counters["faults"] += 1
     if fault in ("500", "502", "503", "504"):
         return error(int(fault), "Simulated failure.", f"SIMULATED_{fault}")
+    if fault == "403":
+        return error(403, "Access denied: the API key lacks the required scope.", "FORBIDDEN")
+    if fault == "409":
+        return error(409, "Concurrent modification, please retry.", "CONCURRENT_MODIFICATION")
     if fault == "429":
         st.lock_endpoint(request["operation"], st.monotonic())
         return error(429, "Access denied - rate limit is exceeded.", "RATE_LIMIT_EXCEEDED")

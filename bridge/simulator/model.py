@@ -17,7 +17,7 @@ DEFAULT_SEED = Path(__file__).with_name("seed.toml")
 
 FAULT_KINDS = (
     "500", "502", "503", "504", "429", "reset_before", "reset_after", "timeout_after_commit", "slow",
-    "malformed", "html", "huge",
+    "malformed", "html", "huge", "403", "409",
 )
 
 

@@ -9,6 +9,7 @@ and the simulator hold afterwards: retried or not, ambiguous or not, how many co
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import sys
 from collections import deque
@@ -370,6 +371,44 @@ def test_400_is_dead_lettered_with_code_and_trace(sim: SimulatorThread, tmp_path
         assert dl.trace_id and len(dl.trace_id) >= 16 and dl.error_message.startswith("Validation")
         assert dl.stage == "post"
         assert env.outbox.stats().dead == 1 and env.up.counters.dead_letters == 1
+        await env.close()
+
+    asyncio.run(main())
+
+
+def test_409_is_retried_then_dead_lettered(sim: SimulatorThread, tmp_path: Path) -> None:
+    async def main() -> None:
+        env = Env(tmp_path, sim.url, sim.api_key(1))
+        limit = env.cfg.queue.max_conflict_retries
+        wid = env.capture()
+        script(sim, *["409"] * (limit + 5))
+        for _ in range(limit + 5):
+            job = env.job(wid)
+            if job.state is not JobState.PENDING:
+                break
+            env.clock.t += max(0.0, job.next_attempt_at - env.clock.wall())
+            await env.process(wid)
+        job = env.job(wid)
+        assert job.state is JobState.DEAD and job.attempts == limit
+        dl = env.outbox.dead_letter(wid)
+        assert dl is not None and dl.status == 409 and dl.error_code == "CONCURRENT_MODIFICATION" and dl.trace_id
+        assert env.up.counters.retries == limit - 1 and env.up.counters.dead_letters == 1
+        assert copies(sim, job.uid) == 0
+        await env.close()
+
+    asyncio.run(main())
+
+
+def test_403_stops_uploads_like_401(sim: SimulatorThread, tmp_path: Path) -> None:
+    async def main() -> None:
+        env = Env(tmp_path, sim.url, sim.api_key(1))
+        wid = env.capture()
+        script(sim, "403")
+        await env.process(wid)
+        job = env.job(wid)
+        assert job.state is JobState.PENDING and job.ambiguous == 0  # kept, not dead-lettered
+        assert env.up.auth_error is not None and env.up.auth_error.status == 403
+        assert json.loads(env.outbox.meta("auth_failure") or "{}")["status"] == 403
         await env.close()
 
     asyncio.run(main())
