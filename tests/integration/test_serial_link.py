@@ -241,8 +241,8 @@ def test_garbage_without_terminator_stays_bounded_then_resyncs(driver: str, pty_
         async with Run(link, driver) as r:
             await wait_until(lambda: link.state == "connected", 10, "the link")
             for i in range(0, len(garbage), 997):
-                pty_device.write(garbage[i : i + 997])
-                await asyncio.sleep(0)
+                # from a thread: a blocking write into a full pty buffer must not stall the loop that reads it
+                await asyncio.to_thread(pty_device.write, garbage[i : i + 997])
             received = lambda: sum(len(e.payload) for e in r.events if e.kind is EventKind.RX)  # noqa: E731
             await wait_until(lambda: received() >= len(garbage), 20, "all garbage to be read")
             assert r.readings == []
