@@ -1,10 +1,10 @@
 """``python -m bench`` (= ``make bench``): every benchmark, a JSON report and a Markdown table.
 
-    python -m bench                      # everything, a few minutes on 2 cores
-    python -m bench --quick              # smoke run (seconds), same report shape
-    python -m bench --only capture,parsers
-    python -m bench soak --n 1000000     # the long soak, on its own
-    python -m bench drain --n 10000 --rate-limit 1000   # full backlog at the real platform limit
+python -m bench                      # everything, a few minutes on 2 cores
+python -m bench --quick              # smoke run (seconds), same report shape
+python -m bench --only capture,parsers
+python -m bench soak --n 1000000     # the long soak, on its own
+python -m bench drain --n 10000 --rate-limit 1000   # full backlog at the real platform limit
 """
 
 from __future__ import annotations
@@ -40,71 +40,139 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
     def row(metric: str, result: str, baseline: str, ratio: str, target: str, met: bool | None) -> None:  # noqa: PLR0917
-        rows.append({"metric": metric, "result": result, "baseline": baseline, "ratio": ratio, "target": target,
-                     "met": None if met is None else bool(met)})
+        rows.append(
+            {
+                "metric": metric,
+                "result": result,
+                "baseline": baseline,
+                "ratio": ratio,
+                "target": target,
+                "met": None if met is None else bool(met),
+            }
+        )
 
     c = results.get("capture")
     if c:
-        row("1. durable capture, weighings committed/s (`Outbox.capture`)", _fmt(c["outbox_per_s"], "/s"),
-            f"bare sqlite3 INSERT+COMMIT {_fmt(c['bare_per_s'], '/s')}", _fmt(c["ratio"], "", 2), "≥ 0.8",
-            c["ratio"] >= 0.8)
+        row(
+            "1. durable capture, weighings committed/s (`Outbox.capture`)",
+            _fmt(c["outbox_per_s"], "/s"),
+            f"bare sqlite3 INSERT+COMMIT {_fmt(c['bare_per_s'], '/s')}",
+            _fmt(c["ratio"], "", 2),
+            "≥ 0.8",
+            c["ratio"] >= 0.8,
+        )
     d = results.get("drain")
     if d:
         lim = d.get("limited") or {}
         for rr in lim.values():
             if not isinstance(rr, dict):
                 continue
-            row(f"2. catch-up drain of {lim['n']:,} at L = {lim['rate_limit_per_min']:,}/min/endpoint "
-                f"(pacer {rr['pacer_per_min']:,}/min)", _fmt(rr["seconds"], " s", 1),
-                f"T_min = 60·N/L = {_fmt(lim['t_min_s'], ' s', 1)}", _fmt(rr["ratio_to_t_min"], "x", 3), "≤ 1.05x",
-                rr["ratio_to_t_min"] <= 1.05 and rr["drained"])
+            row(
+                f"2. catch-up drain of {lim['n']:,} at L = {lim['rate_limit_per_min']:,}/min/endpoint "
+                f"(pacer {rr['pacer_per_min']:,}/min)",
+                _fmt(rr["seconds"], " s", 1),
+                f"T_min = 60·N/L = {_fmt(lim['t_min_s'], ' s', 1)}",
+                _fmt(rr["ratio_to_t_min"], "x", 3),
+                "≤ 1.05x",
+                rr["ratio_to_t_min"] <= 1.05 and rr["drained"],
+            )
             row("2. HTTP 429 seen during that drain", _fmt(rr["http_429"]), "—", "—", "0", rr["http_429"] == 0)
         u = d.get("unlimited")
         if u:
-            row(f"2. drain with no limit, weighings/s (N = {u['n']:,}, concurrency 4)",
+            row(
+                f"2. drain with no limit, weighings/s (N = {u['n']:,}, concurrency 4)",
                 _fmt(u["uploader_per_s"], "/s", 1),
-                f"bare httpx, same 3 calls {_fmt(u['bare_per_s'], '/s', 1)}", _fmt(u["ratio"], "", 2), "≥ 0.7",
-                u["ratio"] >= 0.7)
-            row("2. client CPU per weighing (no limit)", _fmt(u["uploader_client_cpu_ms_per_weighing"], " ms", 2),
+                f"bare httpx, same 3 calls {_fmt(u['bare_per_s'], '/s', 1)}",
+                _fmt(u["ratio"], "", 2),
+                "≥ 0.7",
+                u["ratio"] >= 0.7,
+            )
+            row(
+                "2. client CPU per weighing (no limit)",
+                _fmt(u["uploader_client_cpu_ms_per_weighing"], " ms", 2),
                 f"bare httpx {_fmt(u['bare_client_cpu_ms_per_weighing'], ' ms', 2)}",
                 _fmt(u["uploader_client_cpu_ms_per_weighing"] / u["bare_client_cpu_ms_per_weighing"], "x", 2),
-                "—", None)
+                "—",
+                None,
+            )
     lv = results.get("live")
     if lv:
         lat = lv["latency_ms"]
         bare50, bare99 = lat.get("bare_p50"), lat.get("bare_p99")
-        row(f"3. pty frame → POST at the simulator, p50 ({lat['received']}/{lat['frames']} frames)",
-            _fmt(lat["p50"], " ms", 1), f"bare httpx, same 3 calls {_fmt(bare50, ' ms', 1)}",
-            _fmt(lat["p50"] / bare50 if bare50 else None, "x", 2), "—", None)
-        row("3. pty frame → POST at the simulator, p99", _fmt(lat["p99"], " ms", 1),
-            f"bare httpx, same 3 calls {_fmt(bare99, ' ms', 1)}", _fmt(lat["p99"] / bare99 if bare99 else None, "x", 2),
-            "≤ 25 ms", lat["p99"] <= 25 and lat["received"] == lat["frames"])
+        row(
+            f"3. pty frame → POST at the simulator, p50 ({lat['received']}/{lat['frames']} frames)",
+            _fmt(lat["p50"], " ms", 1),
+            f"bare httpx, same 3 calls {_fmt(bare50, ' ms', 1)}",
+            _fmt(lat["p50"] / bare50 if bare50 else None, "x", 2),
+            "—",
+            None,
+        )
+        row(
+            "3. pty frame → POST at the simulator, p99",
+            _fmt(lat["p99"], " ms", 1),
+            f"bare httpx, same 3 calls {_fmt(bare99, ' ms', 1)}",
+            _fmt(lat["p99"] / bare99 if bare99 else None, "x", 2),
+            "≤ 25 ms",
+            lat["p99"] <= 25 and lat["received"] == lat["frames"],
+        )
         fp = lv["footprint"]
-        row("5. daemon RSS, steady (serial + uploader, after traffic)", _fmt(fp["rss_after_traffic_mb"], " MB", 1),
-            f"at READY {_fmt(fp['rss_at_ready_mb'], ' MB', 1)}", "—", "≤ 45 MB", fp["rss_after_traffic_mb"] <= 45)
-        row(f"5. daemon CPU while idle ({fp['idle_s']:.0f} s)", _fmt(fp["idle_cpu_percent"], " %", 3), "—", "—",
-            "≤ 0.2 %", fp["idle_cpu_percent"] <= 0.2)
-        row(f"5. start → READY=1 (median of {len(lv['ready_s']['runs'])})", _fmt(lv["ready_s"]["median"], " s", 2),
-            "—", "—", "≤ 1.5 s", lv["ready_s"]["median"] <= 1.5)
+        row(
+            "5. daemon RSS, steady (serial + uploader, after traffic)",
+            _fmt(fp["rss_after_traffic_mb"], " MB", 1),
+            f"at READY {_fmt(fp['rss_at_ready_mb'], ' MB', 1)}",
+            "—",
+            "≤ 45 MB",
+            fp["rss_after_traffic_mb"] <= 45,
+        )
+        row(
+            f"5. daemon CPU while idle ({fp['idle_s']:.0f} s)",
+            _fmt(fp["idle_cpu_percent"], " %", 3),
+            "—",
+            "—",
+            "≤ 0.2 %",
+            fp["idle_cpu_percent"] <= 0.2,
+        )
+        row(
+            f"5. start → READY=1 (median of {len(lv['ready_s']['runs'])})",
+            _fmt(lv["ready_s"]["median"], " s", 2),
+            "—",
+            "—",
+            "≤ 1.5 s",
+            lv["ready_s"]["median"] <= 1.5,
+        )
     p = results.get("parsers")
     if p:
         for name, r in p.items():
             if not isinstance(r, dict):
                 continue
-            row(f"4. {name}", _fmt(r["frames_per_s"], " frames/s"),
+            row(
+                f"4. {name}",
+                _fmt(r["frames_per_s"], " frames/s"),
                 f"wire max {_fmt(r['wire_max_frames_per_s'], '/s', 1)}",
-                _fmt(r["ratio_to_wire"], "x"), "—", None)
+                _fmt(r["ratio_to_wire"], "x"),
+                "—",
+                None,
+            )
     s = results.get("soak")
     if s:
-        row(f"6. soak {s['n']:,} weighings: RSS growth after 10 %", _fmt(s["rss_growth_mb"], " MB", 2),
-            f"RSS at 10 % {_fmt(s['rss_warm_mb'], ' MB', 1)}", "—", "≤ 5 MB", s["rss_growth_mb"] <= 5)
+        row(
+            f"6. soak {s['n']:,} weighings: RSS growth after 10 %",
+            _fmt(s["rss_growth_mb"], " MB", 2),
+            f"RSS at 10 % {_fmt(s['rss_warm_mb'], ' MB', 1)}",
+            "—",
+            "≤ 5 MB",
+            s["rss_growth_mb"] <= 5,
+        )
         b = s.get("db_bounded")
-        row(f"6. soak: DB size (retention {s['retention_s']:.0f} s)",
+        row(
+            f"6. soak: DB size (retention {s['retention_s']:.0f} s)",
             f"max {_fmt(s['db_bytes_max'] / 2**20, ' MB', 1)}, end {_fmt(s['db_bytes_end'] / 2**20, ' MB', 1)}",
-            f"first half max {_fmt(s['db_max_first_half'] / 2**20, ' MB', 1)}", "—", "bounded (2nd half ≤ 1.1 x 1st)",
-            b)
-        row("6. soak throughput, decode → outbox → simulator", _fmt(s["weighings_per_s"], "/s", 1),
-            "—", "—", "—", None)
+            f"first half max {_fmt(s['db_max_first_half'] / 2**20, ' MB', 1)}",
+            "—",
+            "bounded (2nd half ≤ 1.1 x 1st)",
+            b,
+        )
+        row("6. soak throughput, decode → outbox → simulator", _fmt(s["weighings_per_s"], "/s", 1), "—", "—", "—", None)
     return rows
 
 
@@ -117,20 +185,31 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("what", nargs="?", default="all", choices=("all", *ALL))
     ap.add_argument("--quick", action="store_true", help="smoke run: small N, few repeats")
     ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(ALL))
     ap.add_argument("--n", type=int, default=None, help="soak: weighings; drain: backlog size")
     ap.add_argument("--rate-limit", type=int, default=None, help="drain: the simulator's L (requests/min/endpoint)")
-    ap.add_argument("--pacer-ratio", type=float, default=0.9,
-                    help="drain: the uploader's pacer as a fraction of L (shipped: 900/1000 = 0.9)")
-    ap.add_argument("--stalled-notify", action="store_true",
-                    help="live: stop reading $NOTIFY_SOCKET after READY=1 (a service manager that lags)")
+    ap.add_argument(
+        "--pacer-ratio",
+        type=float,
+        default=0.9,
+        help="drain: the uploader's pacer as a fraction of L (shipped: 900/1000 = 0.9)",
+    )
+    ap.add_argument(
+        "--stalled-notify",
+        action="store_true",
+        help="live: stop reading $NOTIFY_SOCKET after READY=1 (a service manager that lags)",
+    )
     ap.add_argument("--idle-s", type=float, default=None, help="live: idle period for the CPU figure")
-    ap.add_argument("--json", default=None,
-                    help="report path (default: bench/results/<what>.json; --quick: $TMPDIR/scale-bridge-bench/)")
+    ap.add_argument(
+        "--json",
+        default=None,
+        help="report path (default: bench/results/<what>.json; --quick: $TMPDIR/scale-bridge-bench/)",
+    )
     args = ap.parse_args(argv)
 
     which = [args.what] if args.what != "all" else [w for w in (args.only.split(",") if args.only else ALL) if w]
@@ -141,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "date": started.isoformat(timespec="seconds"),
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine(), "load_avg_before": os.getloadavg(), "quick": args.quick, "results": {},
+        "machine": machine(),
+        "load_avg_before": os.getloadavg(),
+        "quick": args.quick,
+        "results": {},
     }
     t0 = time.perf_counter()
     res = report["results"]
@@ -155,9 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         elif w == "drain":
             from . import drain
 
-            res[w] = drain.run(args.quick, limited_n=args.n, rate_limit=args.rate_limit,
-                               skip_unlimited=args.what == "drain" and args.n is not None,
-                               pacer_ratio=args.pacer_ratio)
+            res[w] = drain.run(
+                args.quick,
+                limited_n=args.n,
+                rate_limit=args.rate_limit,
+                skip_unlimited=args.what == "drain" and args.n is not None,
+                pacer_ratio=args.pacer_ratio,
+            )
         elif w == "live":
             from . import live
 
@@ -176,13 +262,22 @@ def main(argv: list[str] | None = None) -> int:
     rows = table(res)
     report["table"] = rows
     name = args.what + ("-quick" if args.quick else "")
-    path = Path(args.json) if args.json else (Path(tempfile.gettempdir()) / "scale-bridge-bench" / f"{name}.json"
-                                              if args.quick else REPO / "bench" / "results" / f"{name}.json")
+    path = (
+        Path(args.json)
+        if args.json
+        else (
+            Path(tempfile.gettempdir()) / "scale-bridge-bench" / f"{name}.json"
+            if args.quick
+            else REPO / "bench" / "results" / f"{name}.json"
+        )
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
     print(markdown(rows))
-    print(f"\n{report['date']}, {report['seconds']:.0f} s, load average {report['load_avg_before'][0]:.1f} → "
-          f"{report['load_avg_after'][0]:.1f}; report: {path}")
+    print(
+        f"\n{report['date']}, {report['seconds']:.0f} s, load average {report['load_avg_before'][0]:.1f} → "
+        f"{report['load_avg_after'][0]:.1f}; report: {path}"
+    )
     return 0
 
 

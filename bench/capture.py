@@ -42,8 +42,10 @@ class Bare:
         t0 = time.perf_counter()
         for body, _key in items:
             db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT INTO w (captured_at, body) VALUES (?, ?)",
-                       (time.time(), json.dumps(body, separators=(",", ":"))))
+            db.execute(
+                "INSERT INTO w (captured_at, body) VALUES (?, ?)",
+                (time.time(), json.dumps(body, separators=(",", ":"))),
+            )
             db.execute("COMMIT")
         return time.perf_counter() - t0
 
@@ -59,8 +61,9 @@ class Real:
         ob = self.ob
         t0 = time.perf_counter()
         for body, key in items:
-            ob.capture(scale="bench", driver="tanita", body=body, card="3220338716", card_source="scale_id",
-                       dedupe_key=key)
+            ob.capture(
+                scale="bench", driver="tanita", body=body, card="3220338716", card_source="scale_id", dedupe_key=key
+            )
         return time.perf_counter() - t0
 
     def close(self) -> None:
@@ -87,7 +90,7 @@ def run(quick: bool) -> dict[str, Any]:
             o.block([(body, key + "w") for body, key in items[-BLOCK:]])
             tb = to = 0.0
             for k in range(0, n, BLOCK):
-                chunk = items[k:k + BLOCK]
+                chunk = items[k : k + BLOCK]
                 if (k // BLOCK + r) % 2 == 0:
                     tb += b.block(chunk)
                     to += o.block(chunk)
@@ -102,8 +105,11 @@ def run(quick: bool) -> dict[str, Any]:
             log(f"capture round {r + 1}/{rounds}: outbox {n / to:.0f}/s, bare {n / tb:.0f}/s, ratio {tb / to:.2f}")
             size = (Path(d) / f"outbox-{r}.db").stat().st_size
     return {
-        "n_per_round": n, "rounds": rounds,
-        "outbox_per_s": median(real), "bare_per_s": median(bare), "ratio": median(ratios),
+        "n_per_round": n,
+        "rounds": rounds,
+        "outbox_per_s": median(real),
+        "bare_per_s": median(bare),
+        "ratio": median(ratios),
         "runs": {"outbox_per_s": real, "bare_per_s": bare, "ratio": ratios},
         "outbox_db_bytes_per_weighing": size / (n + BLOCK),
     }

@@ -59,6 +59,7 @@ def percentile(xs: Sequence[float], p: float) -> float:
 
 # ---- /proc ---------------------------------------------------------------------------------------
 
+
 def rss_bytes(pid: int | str = "self") -> int:
     with open(f"/proc/{pid}/statm") as fh:
         return int(fh.read().split()[1]) * PAGE
@@ -68,13 +69,12 @@ def cpu_seconds(pid: int | str = "self") -> float:
     """utime + stime of the process (all threads), from /proc/<pid>/stat."""
     with open(f"/proc/{pid}/stat") as fh:
         text = fh.read()
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"python": platform.python_version(), "kernel": platform.release(),
-                            "cores": os.cpu_count()}
+    info: dict[str, Any] = {"python": platform.python_version(), "kernel": platform.release(), "cores": os.cpu_count()}
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
         m = re.search(r"^Model name:\s*(.+)$", out, re.M)
@@ -104,6 +104,7 @@ def machine() -> dict[str, Any]:
 
 # ---- the simulator as a subprocess (its own interpreter, so its own core) -------------------------
 
+
 @dataclass
 class Simulator:
     proc: subprocess.Popen[bytes]
@@ -118,8 +119,9 @@ class Simulator:
             return json.loads(r.read())
 
     def post(self, path: str, doc: dict[str, Any]) -> Any:
-        req = urllib.request.Request(self.url + path, data=json.dumps(doc).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=json.dumps(doc).encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
 
@@ -134,7 +136,9 @@ class Simulator:
 def simulator(rate_limit_per_min: int = 1000) -> Iterator[Simulator]:
     proc = subprocess.Popen(
         [PY, "-m", "bridge", "simulator", "--port", "0", "--rate-limit", str(rate_limit_per_min)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
     )
     try:
         assert proc.stderr is not None

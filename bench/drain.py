@@ -50,16 +50,21 @@ def backlog_bodies(path: Path) -> list[str]:
         db.close()
 
 
-async def _uploader_drain(sim: Simulator, db: Path, n: int, *, pacer_per_min: int, concurrency: int,
-                          timeout_s: float) -> dict[str, Any]:
+async def _uploader_drain(
+    sim: Simulator, db: Path, n: int, *, pacer_per_min: int, concurrency: int, timeout_s: float
+) -> dict[str, Any]:
     cfg = config_from_dict(config_doc(sim.url, str(db.parent), port="/dev/null"), source="bench")
     # bench only: the config caps the pacer at 1000/min (the real platform's limit); the simulator's
     # L is scaled up here so a 10,000-weighing backlog drains in seconds, and the pacer with it.
     cfg.platform.rate_limit_per_min = pacer_per_min
     cfg.platform.concurrency = concurrency
     ob = Outbox(db)
-    client = PlatformClient(cfg.platform.base_url, cfg.platform.api_key, timeout_s=cfg.platform.timeout_s,
-                            max_connections=max(4, concurrency))
+    client = PlatformClient(
+        cfg.platform.base_url,
+        cfg.platform.api_key,
+        timeout_s=cfg.platform.timeout_s,
+        max_connections=max(4, concurrency),
+    )
     up = Uploader(cfg, ob, client)
     last = [0.0]
     delivered = [0]
@@ -81,16 +86,23 @@ async def _uploader_drain(sim: Simulator, db: Path, n: int, *, pacer_per_min: in
     ob.close()
     sim_state = sim.state()
     return {
-        "drained": ok and st.pending == 0, "delivered": delivered[0], "dead": st.dead,
-        "seconds": (last[0] or time.perf_counter()) - t0, "client_cpu_s": cpu, "sim_cpu_s": sim_cpu,
-        "sim_weighings": sim_state["weighings"], "sim_requests": sim_state["requests"],
-        "http_429": sim_state["counters"]["rate_limited"], "uploader_429": up.counters.rate_limited,
+        "drained": ok and st.pending == 0,
+        "delivered": delivered[0],
+        "dead": st.dead,
+        "seconds": (last[0] or time.perf_counter()) - t0,
+        "client_cpu_s": cpu,
+        "sim_cpu_s": sim_cpu,
+        "sim_weighings": sim_state["weighings"],
+        "sim_requests": sim_state["requests"],
+        "http_429": sim_state["counters"]["rate_limited"],
+        "uploader_429": up.counters.rate_limited,
         "retries": up.counters.retries,
     }
 
 
-def uploader_drain(template: Path, workdir: Path, n: int, *, rate_limit: int, pacer: int, concurrency: int = 4,
-                   timeout_s: float = 600) -> dict[str, Any]:
+def uploader_drain(
+    template: Path, workdir: Path, n: int, *, rate_limit: int, pacer: int, concurrency: int = 4, timeout_s: float = 600
+) -> dict[str, Any]:
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
     db = run_dir / "outbox.db"
     shutil.copyfile(template, db)
@@ -98,8 +110,9 @@ def uploader_drain(template: Path, workdir: Path, n: int, *, rate_limit: int, pa
     configure("info", "json", stream=sink)
     try:
         with simulator(rate_limit) as sim:
-            return asyncio.run(_uploader_drain(sim, db, n, pacer_per_min=pacer, concurrency=concurrency,
-                                                       timeout_s=timeout_s))
+            return asyncio.run(
+                _uploader_drain(sim, db, n, pacer_per_min=pacer, concurrency=concurrency, timeout_s=timeout_s)
+            )
     finally:
         configure("critical", "json")
         sink.close()
@@ -109,9 +122,11 @@ def uploader_drain(template: Path, workdir: Path, n: int, *, rate_limit: int, pa
 async def _bare_drain(sim: Simulator, docs: list[str], concurrency: int) -> dict[str, Any]:
     """The same three calls per weighing, as a bare loop: no outbox, no pacing, no logging."""
     client = httpx.AsyncClient(
-        base_url=sim.url, headers={"X-API-KEY": SIM_KEY, "User-Agent": USER_AGENT, "Accept": "application/json"},
-        timeout=httpx.Timeout(10.0), limits=httpx.Limits(max_connections=max(4, concurrency),
-                                                          max_keepalive_connections=max(4, concurrency)))
+        base_url=sim.url,
+        headers={"X-API-KEY": SIM_KEY, "User-Agent": USER_AGENT, "Accept": "application/json"},
+        timeout=httpx.Timeout(10.0),
+        limits=httpx.Limits(max_connections=max(4, concurrency), max_keepalive_connections=max(4, concurrency)),
+    )
     queue = list(reversed(docs))
     errors = [0]
 
@@ -123,9 +138,12 @@ async def _bare_drain(sim: Simulator, docs: list[str], concurrency: int) -> dict
             cid = r1.json()["id"]
             r2 = await client.get("/v1/customers/benefits", params={**card, "key": "BODY_SCAN"})
             valid = any(b.get("valid") for b in r2.json())
-            r3 = await client.post(f"/v1/customers/{cid}/weighing",
-                                   params={"benefitKey": "BODY_SCAN"} if valid else None,
-                                   content=body, headers={"Content-Type": "application/json"})
+            r3 = await client.post(
+                f"/v1/customers/{cid}/weighing",
+                params={"benefitKey": "BODY_SCAN"} if valid else None,
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
             errors[0] += r3.status_code >= 300
 
     cpu0, sim_cpu0 = time.process_time(), cpu_seconds(sim.proc.pid)
@@ -142,8 +160,14 @@ def bare_drain(docs: list[str], concurrency: int = 4) -> dict[str, Any]:
         return asyncio.run(_bare_drain(sim, docs, concurrency))
 
 
-def run(quick: bool, *, limited_n: int | None = None, rate_limit: int | None = None,
-        skip_unlimited: bool = False, pacer_ratio: float = 0.9) -> dict[str, Any]:
+def run(
+    quick: bool,
+    *,
+    limited_n: int | None = None,
+    rate_limit: int | None = None,
+    skip_unlimited: bool = False,
+    pacer_ratio: float = 0.9,
+) -> dict[str, Any]:
     n_limited = limited_n or (60 if quick else 500)
     n_free = 60 if quick else 300
     rounds = 1 if quick else 3
@@ -167,7 +191,7 @@ def run(quick: bool, *, limited_n: int | None = None, rate_limit: int | None = N
         runs = []
         for r in range(rounds):
             pair: dict[str, dict[str, Any]] = {}
-            for side in (("uploader", "bare") if r % 2 == 0 else ("bare", "uploader")):
+            for side in ("uploader", "bare") if r % 2 == 0 else ("bare", "uploader"):
                 if side == "uploader":
                     pair[side] = uploader_drain(small, work, n_free, rate_limit=BIG, pacer=BIG)
                 else:
@@ -179,14 +203,21 @@ def run(quick: bool, *, limited_n: int | None = None, rate_limit: int | None = N
             runs.append(pair)
             log(f"drain unlimited round {r + 1}/{rounds}: uploader {u:.0f}/s, bare httpx {b:.0f}/s, ratio {u / b:.2f}")
         per_w = 1000 / n_free
-        out["unlimited"] = None if not rounds else {
-            "n": n_free, "rounds": rounds, "uploader_per_s": median(up_rates), "bare_per_s": median(bare_rates),
-            "ratio": median(ratios),
-            "uploader_client_cpu_ms_per_weighing": median([p["uploader"]["client_cpu_s"] * per_w for p in runs]),
-            "bare_client_cpu_ms_per_weighing": median([p["bare"]["client_cpu_s"] * per_w for p in runs]),
-            "sim_cpu_ms_per_weighing": median([p["bare"]["sim_cpu_s"] * per_w for p in runs]),
-            "runs": runs,
-        }
+        out["unlimited"] = (
+            None
+            if not rounds
+            else {
+                "n": n_free,
+                "rounds": rounds,
+                "uploader_per_s": median(up_rates),
+                "bare_per_s": median(bare_rates),
+                "ratio": median(ratios),
+                "uploader_client_cpu_ms_per_weighing": median([p["uploader"]["client_cpu_s"] * per_w for p in runs]),
+                "bare_client_cpu_ms_per_weighing": median([p["bare"]["client_cpu_s"] * per_w for p in runs]),
+                "sim_cpu_ms_per_weighing": median([p["bare"]["sim_cpu_s"] * per_w for p in runs]),
+                "runs": runs,
+            }
+        )
 
         # -- rate limited
         L = rate_limit or 1000  # the real platform's limit: no pacer override needed
@@ -197,7 +228,9 @@ def run(quick: bool, *, limited_n: int | None = None, rate_limit: int | None = N
         rr["pacer_per_min"] = pacer
         rr["ratio_to_t_min"] = rr["seconds"] / t_min
         res["run"] = rr
-        log(f"drain limited L={L}/min pacer={pacer}/min: {rr['seconds']:.1f} s vs T_min {t_min:.1f} s "
-            f"({rr['ratio_to_t_min']:.3f}x), 429s {rr['http_429']}")
+        log(
+            f"drain limited L={L}/min pacer={pacer}/min: {rr['seconds']:.1f} s vs T_min {t_min:.1f} s "
+            f"({rr['ratio_to_t_min']:.3f}x), 429s {rr['http_429']}"
+        )
         out["limited"] = res
     return out

@@ -96,8 +96,13 @@ class DaemonProc:
         self.sock.settimeout(0.5)
         threading.Thread(target=self._listen, name="notify-listener", daemon=True).start()
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([PY, "-m", "bridge", "run", "--config", str(self.cfg)], cwd=REPO, env=env,
-                                     stdout=self.log_fh, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [PY, "-m", "bridge", "run", "--config", str(self.cfg)],
+            cwd=REPO,
+            env=env,
+            stdout=self.log_fh,
+            stderr=subprocess.STDOUT,
+        )
         deadline = t0 + timeout_s
         while time.perf_counter() < deadline:
             if self._ready.wait(0.2):
@@ -206,20 +211,32 @@ def run(quick: bool, idle_s: float | None = None, *, stalled_notify: bool = Fals
             }
             lat_rec = [(_ts(w) - s) * 1000 for w, s in zip(weighings, sent, strict=False)]
             out["latency_ms"] = {
-                "frames": frames, "received": len(posts), "p50": percentile(lat, 50), "p99": percentile(lat, 99),
+                "frames": frames,
+                "received": len(posts),
+                "p50": percentile(lat, 50),
+                "p99": percentile(lat, 99),
                 "max": max(lat) if lat else None,
-                "recorded_p50": percentile(lat_rec, 50), "recorded_p99": percentile(lat_rec, 99),
+                "recorded_p50": percentile(lat_rec, 50),
+                "recorded_p99": percentile(lat_rec, 99),
                 "legs_p50": {k: percentile(v, 50) for k, v in legs.items()},
                 "legs_p99": {k: percentile(v, 99) for k, v in legs.items()},
                 "runs": lat,
             }
-            log(f"live: latency p50 {out['latency_ms']['p50']:.1f} ms, p99 {out['latency_ms']['p99']:.1f} ms "
-                f"({len(posts)}/{frames} received)")
+            log(
+                f"live: latency p50 {out['latency_ms']['p50']:.1f} ms, p99 {out['latency_ms']['p99']:.1f} ms "
+                f"({len(posts)}/{frames} received)"
+            )
             # -- baseline: a bare httpx client process making the same three calls in sequence
-            proc = subprocess.run([PY, "-m", "bench.bare_client", sim.url, str(frames), str(gap_s)], cwd=REPO,
-                                  capture_output=True, text=True, timeout=600, check=True)
+            proc = subprocess.run(
+                [PY, "-m", "bench.bare_client", sim.url, str(frames), str(gap_s)],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=True,
+            )
             starts_bare = json.loads(proc.stdout)
-            posts_bare = [_ts(x) for x in _posts(sim)[len(posts):]]
+            posts_bare = [_ts(x) for x in _posts(sim)[len(posts) :]]
             bare = [(p - s) * 1000 for p, s in zip(posts_bare, starts_bare, strict=False)]
             out["latency_ms"]["bare_p50"] = percentile(bare, 50)
             out["latency_ms"]["bare_p99"] = percentile(bare, 99)
@@ -236,8 +253,11 @@ def run(quick: bool, idle_s: float | None = None, *, stalled_notify: bool = Fals
             cpu = cpu_seconds(daemon.pid) - c0
             wall = time.monotonic() - t0
             out["footprint"] = {
-                "rss_at_ready_mb": rss_at_ready / 2**20, "rss_after_traffic_mb": rss_steady / 2**20,
-                "rss_idle_max_mb": max(samples) / 2**20, "idle_s": wall, "idle_cpu_s": cpu,
+                "rss_at_ready_mb": rss_at_ready / 2**20,
+                "rss_after_traffic_mb": rss_steady / 2**20,
+                "rss_idle_max_mb": max(samples) / 2**20,
+                "idle_s": wall,
+                "idle_cpu_s": cpu,
                 "idle_cpu_percent": 100.0 * cpu / wall,
             }
             log(f"live: RSS {rss_steady / 2**20:.1f} MB, idle CPU {100 * cpu / wall:.3f} % over {wall:.0f} s")

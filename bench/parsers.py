@@ -62,7 +62,12 @@ def run(quick: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, (fn, wire) in cases.items():
         rates = [_rate(fn, budget) for _ in range(repeats)]
-        out[name] = {"frames_per_s": median(rates), "wire_max_frames_per_s": wire,
-                     "ratio_to_wire": median(rates) / wire, "us_per_frame": 1e6 / median(rates), "runs": rates}
+        out[name] = {
+            "frames_per_s": median(rates),
+            "wire_max_frames_per_s": wire,
+            "ratio_to_wire": median(rates) / wire,
+            "us_per_frame": 1e6 / median(rates),
+            "runs": rates,
+        }
         log(f"parsers: {name}: {median(rates):,.0f} frames/s ({1e6 / median(rates):.1f} us)")
     return out

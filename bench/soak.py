@@ -52,8 +52,10 @@ class SyntheticLink:
         try:
             while self.sent < self.n and not self._closed:
                 d = self._daemon[0]
-                if d.outbox is not None and d.stats.weighings_captured - (d.uploader.counters.delivered
-                                                                          if d.uploader else 0) > MAX_PENDING:
+                if (
+                    d.outbox is not None
+                    and d.stats.weighings_captured - (d.uploader.counters.delivered if d.uploader else 0) > MAX_PENDING
+                ):
                     await asyncio.sleep(0.02)
                     continue
                 self.sent += 1
@@ -100,8 +102,10 @@ async def _soak(n: int, url: str, state: Path, sim_pid: int) -> dict[str, Any]:
             samples.append((now, link.sent, rss_bytes(), _db_bytes(state)))
             if now - last_log >= 30:
                 last_log = now
-                log(f"soak: {link.sent:,}/{n:,} weighings, {link.sent / max(now, 1e-9):.0f}/s, "
-                    f"RSS {samples[-1][2] / 2**20:.1f} MB, DB {samples[-1][3] / 2**20:.1f} MB")
+                log(
+                    f"soak: {link.sent:,}/{n:,} weighings, {link.sent / max(now, 1e-9):.0f}/s, "
+                    f"RSS {samples[-1][2] / 2**20:.1f} MB, DB {samples[-1][3] / 2**20:.1f} MB"
+                )
             await asyncio.sleep(1.0)
 
     s = asyncio.create_task(sampler())
@@ -119,24 +123,41 @@ async def _soak(n: int, url: str, state: Path, sim_pid: int) -> dict[str, Any]:
     first, second = [x[3] for x in after[:half]], [x[3] for x in after[half:]]
     long_enough = wall >= 3 * (RETENTION_S + SWEEP_S) and first and second
     return {
-        "n": n, "exit_code": code, "seconds": wall, "weighings_per_s": n / wall,
-        "captured": d.stats.weighings_captured, "duplicates": d.stats.duplicates,
-        "delivered": c.delivered if c else None, "retries": c.retries if c else None,
-        "rss_warm_mb": rss_warm / 2**20, "rss_end_mb": rss_end / 2**20, "rss_max_after_warm_mb": rss_max / 2**20,
+        "n": n,
+        "exit_code": code,
+        "seconds": wall,
+        "weighings_per_s": n / wall,
+        "captured": d.stats.weighings_captured,
+        "duplicates": d.stats.duplicates,
+        "delivered": c.delivered if c else None,
+        "retries": c.retries if c else None,
+        "rss_warm_mb": rss_warm / 2**20,
+        "rss_end_mb": rss_end / 2**20,
+        "rss_max_after_warm_mb": rss_max / 2**20,
         "rss_growth_mb": (rss_end - rss_warm) / 2**20,
-        "retention_s": RETENTION_S, "retention_sweep_s": SWEEP_S,
-        "db_max_first_half": max(first) if first else 0, "db_max_second_half": max(second) if second else 0,
+        "retention_s": RETENTION_S,
+        "retention_sweep_s": SWEEP_S,
+        "db_max_first_half": max(first) if first else 0,
+        "db_max_second_half": max(second) if second else 0,
         "db_bounded": (max(second) <= 1.1 * max(first)) if long_enough else None,
-        "db_bytes_at_warm": warm[3], "db_bytes_max": max(db_after_warm), "db_bytes_end": samples[-1][3],
-        "cpu_s": time.process_time() - cpu0, "sim_cpu_s": cpu_seconds(sim_pid) - sim_cpu0,
-        "samples": [{"t": round(t, 1), "sent": k, "rss_mb": round(r / 2**20, 2), "db_mb": round(b / 2**20, 2)}
-                    for t, k, r, b in samples[:: max(1, len(samples) // 60)]],
+        "db_bytes_at_warm": warm[3],
+        "db_bytes_max": max(db_after_warm),
+        "db_bytes_end": samples[-1][3],
+        "cpu_s": time.process_time() - cpu0,
+        "sim_cpu_s": cpu_seconds(sim_pid) - sim_cpu0,
+        "samples": [
+            {"t": round(t, 1), "sent": k, "rss_mb": round(r / 2**20, 2), "db_mb": round(b / 2**20, 2)}
+            for t, k, r, b in samples[:: max(1, len(samples) // 60)]
+        ],
     }
 
 
 def run(n: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-soak-") as d, simulator(10**9) as sim, \
-            open(os.devnull, "w", encoding="utf-8") as sink:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-soak-") as d,
+        simulator(10**9) as sim,
+        open(os.devnull, "w", encoding="utf-8") as sink,
+    ):
         configure("info", "json", stream=sink)
         saved = daemon_mod.build_scale_link, daemon_mod.RETENTION_EVERY_S
         try:
@@ -147,6 +168,8 @@ def run(n: int) -> dict[str, Any]:
         st = sim.state()
         res["sim_weighings"] = st["weighings"]
         res["sim_rss_mb"] = rss_bytes(sim.proc.pid) / 2**20
-    log(f"soak: {n:,} in {res['seconds']:.0f} s ({res['weighings_per_s']:.0f}/s), RSS growth "
-        f"{res['rss_growth_mb']:+.1f} MB, DB max {res['db_bytes_max'] / 2**20:.1f} MB, sim got {res['sim_weighings']}")
+    log(
+        f"soak: {n:,} in {res['seconds']:.0f} s ({res['weighings_per_s']:.0f}/s), RSS growth "
+        f"{res['rss_growth_mb']:+.1f} MB, DB max {res['db_bytes_max'] / 2**20:.1f} MB, sim got {res['sim_weighings']}"
+    )
     return res

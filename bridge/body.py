@@ -144,8 +144,13 @@ def with_estimate(body: dict[str, Any], profile: dict[str, Any] | None) -> tuple
     gender = str(profile.get("gender") or "").upper()
     if gender not in ("MALE", "FEMALE"):
         return body, "the formulas need a male or female profile"
-    m = estimate(weight_kg=weight, impedance_ohm=impedance, height_cm=profile["height_cm"],
-                 age_years=int(profile["age"]), sex=gender.lower())
+    m = estimate(
+        weight_kg=weight,
+        impedance_ohm=impedance,
+        height_cm=profile["height_cm"],
+        age_years=int(profile["age"]),
+        sex=gender.lower(),
+    )
     if m is None:
         return body, "outside the formulas' validity range"
     added = {k: v for k, v in measured_fields(m).items() if k not in body}

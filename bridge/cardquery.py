@@ -9,5 +9,6 @@ from .config import CardsConfig
 
 
 def platform_queries(card: str, cards: CardsConfig) -> list[tuple[str, str]]:
-    return numbers.platform_queries(card.strip(), cards.format, cards.byte_order, cards.platform_format,
-                                    cards.fallbacks)
+    return numbers.platform_queries(
+        card.strip(), cards.format, cards.byte_order, cards.platform_format, cards.fallbacks
+    )

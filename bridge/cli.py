@@ -24,8 +24,13 @@ def default_config() -> str:
 
 
 def add_config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", default=None, metavar="FILE",
-                   help=f"config file (default: $SCALE_BRIDGE_CONFIG or {DEFAULT_CONFIG})")
+    p.add_argument(
+        "--config",
+        "-c",
+        default=None,
+        metavar="FILE",
+        help=f"config file (default: $SCALE_BRIDGE_CONFIG or {DEFAULT_CONFIG})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

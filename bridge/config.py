@@ -269,7 +269,9 @@ def _check(cfg: Config) -> list[ConfigProblem]:
     out: list[ConfigProblem] = []
     p, s = cfg.platform, cfg.scale
     if not re.match(r"^https?://[^/\s]+", p.base_url):
-        out.append(ConfigProblem("platform.base_url", "must be an http(s) URL, e.g. https://mygym.open-api.perfectgym.com"))
+        out.append(
+            ConfigProblem("platform.base_url", "must be an http(s) URL, e.g. https://mygym.open-api.perfectgym.com")
+        )
     if p.rate_limit_per_min < 1 or p.rate_limit_per_min > 1000:
         out.append(ConfigProblem("platform.rate_limit_per_min", "must be between 1 and 1000 (the platform's limit)"))
     if p.concurrency < 1 or p.concurrency > 64:

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -216,8 +216,10 @@ def _refuse_if_not_ours(path: Path) -> None:
     (e.g. after someone ran the daemon as root once) would hide its queue. Refuse to start instead."""
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if p.exists() and not os.access(p, os.R_OK | os.W_OK):
-            raise OutboxError(f"cannot read and write {p} (permission denied): fix its owner/mode; "
-                              "the outbox is not moved aside for this")
+            raise OutboxError(
+                f"cannot read and write {p} (permission denied): fix its owner/mode; "
+                "the outbox is not moved aside for this"
+            )
 
 
 def _check_file(path: Path) -> str | None:
@@ -244,8 +246,9 @@ class Outbox:
     """Synchronous outbox core. One instance per process; the CLI may open a second one beside the
     daemon (WAL readers never block; writers wait up to ``busy_timeout``)."""
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] | None = None, check: bool = True,
-                 primary: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, *, clock: Callable[[], float] | None = None, check: bool = True, primary: bool = True
+    ) -> None:
         """``primary``: the daemon's own instance. A secondary one (the CLI beside a running daemon)
         neither moves a file aside nor treats the daemon's in-flight attempts as interrupted, and
         does not checkpoint."""
@@ -313,18 +316,14 @@ class Outbox:
         try:
             yield self._db
         except BaseException:
-            try:
+            with suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             raise
         try:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            try:
+            with suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             raise (StorageError if _is_storage_failure(exc) else OutboxError)(f"outbox commit failed: {exc}") from None
 
     def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -335,11 +334,14 @@ class Outbox:
             raise (StorageError if _is_storage_failure(exc) else OutboxError)(f"outbox: {exc}") from None
 
     def _journal(self, db: sqlite3.Connection, wid: int, now: float, event: str, detail: str | None = None) -> None:
-        db.execute("INSERT INTO journal (weighing_id, at, event, detail) VALUES (?, ?, ?, ?)", (wid, now, event, detail))
+        db.execute(
+            "INSERT INTO journal (weighing_id, at, event, detail) VALUES (?, ?, ?, ?)", (wid, now, event, detail)
+        )
 
     def _set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
-                         (key, value, value))
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?", (key, value, value)
+        )
 
     def _recover_inflight(self) -> int:
         now = self._clock()
@@ -349,18 +351,21 @@ class Outbox:
             for row in rows:
                 if row["inflight"] in WRITE_STAGES:
                     db.execute("UPDATE weighings SET ambiguous = ambiguous + 1 WHERE id = ?", (row["id"],))
-                    self._journal(db, row["id"], now, "ambiguous_attempt",
-                                  f"{row['inflight']} was in flight when the bridge stopped")
+                    self._journal(
+                        db,
+                        row["id"],
+                        now,
+                        "ambiguous_attempt",
+                        f"{row['inflight']} was in flight when the bridge stopped",
+                    )
             db.execute("UPDATE weighings SET inflight = NULL WHERE inflight IS NOT NULL")
             return len(rows)
 
         return int(self._write(fn))
 
     def close(self) -> None:
-        try:
+        with suppress(sqlite3.Error):
             self._db.close()
-        except sqlite3.Error:
-            pass
 
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -407,8 +412,20 @@ class Outbox:
             cur = db.execute(
                 "INSERT INTO weighings (uid, captured_at, scale, driver, card, card_source, body, state, stage,"
                 " next_attempt_at, updated_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (uid, t, scale, driver, card, card_source, json.dumps(body, separators=(",", ":")),
-                 state.value, Stage.RESOLVE.value, wall, wall, note),
+                (
+                    uid,
+                    t,
+                    scale,
+                    driver,
+                    card,
+                    card_source,
+                    json.dumps(body, separators=(",", ":")),
+                    state.value,
+                    Stage.RESOLVE.value,
+                    wall,
+                    wall,
+                    note,
+                ),
             )
             wid = int(cur.lastrowid or 0)
             if dedupe_key is not None:
@@ -496,10 +513,12 @@ class Outbox:
     def begin(self, wid: int, stage: Stage, now: float | None = None) -> None:
         """Committed before a request that writes to the platform is sent."""
         t = self._clock() if now is None else now
-        self._write(lambda db: db.execute(
-            "UPDATE weighings SET inflight = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
-            (stage.value, t, wid),
-        ))
+        self._write(
+            lambda db: db.execute(
+                "UPDATE weighings SET inflight = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                (stage.value, t, wid),
+            )
+        )
 
     def resolved(
         self,
@@ -520,12 +539,21 @@ class Outbox:
                 "UPDATE weighings SET customer_id = ?, profile = ?, card_query = ?, benefit_valid = ?,"
                 " home_studio = ?, resolved_at = ?, stage = ?, inflight = NULL, last_error = NULL, note = ?,"
                 " updated_at = ? WHERE id = ?",
-                (customer_id, json.dumps(profile) if profile else None,
-                 json.dumps(list(card_query)) if card_query else None,
-                 None if benefit_valid is None else int(benefit_valid), home_studio, t, Stage.POST.value,
-                 note, t, wid),
+                (
+                    customer_id,
+                    json.dumps(profile) if profile else None,
+                    json.dumps(list(card_query)) if card_query else None,
+                    None if benefit_valid is None else int(benefit_valid),
+                    home_studio,
+                    t,
+                    Stage.POST.value,
+                    note,
+                    t,
+                    wid,
+                ),
             )
-            detail = f"customer {customer_id}, benefit {'valid' if benefit_valid else 'not valid' if benefit_valid is False else 'not checked'}"
+            benefit = {True: "valid", False: "not valid", None: "not checked"}[benefit_valid]
+            detail = f"customer {customer_id}, benefit {benefit}"
             self._journal(db, wid, t, "resolved", detail + (f"; {note}" if note else ""))
 
         self._write(fn)
@@ -539,8 +567,9 @@ class Outbox:
 
         self._write(fn)
 
-    def posted(self, wid: int, *, benefit_attached: bool, next_stage: Stage, status: int,
-               now: float | None = None) -> None:
+    def posted(
+        self, wid: int, *, benefit_attached: bool, next_stage: Stage, status: int, now: float | None = None
+    ) -> None:
         t = self._clock() if now is None else now
 
         def fn(db: sqlite3.Connection) -> None:
@@ -549,14 +578,17 @@ class Outbox:
                 " last_status = ?, last_error = NULL, updated_at = ? WHERE id = ?",
                 (next_stage.value, int(benefit_attached), 1 if benefit_attached else None, status, t, wid),
             )
-            self._journal(db, wid, t, "posted", f"HTTP {status}" + (", benefit key attached" if benefit_attached else ""))
+            self._journal(
+                db, wid, t, "posted", f"HTTP {status}" + (", benefit key attached" if benefit_attached else "")
+            )
             if next_stage is Stage.DONE:
                 self._deliver(db, wid, t)
 
         self._write(fn)
 
-    def benefit_use_recorded(self, wid: int, *, used: bool, status: int, note: str | None = None,
-                             now: float | None = None) -> None:
+    def benefit_use_recorded(
+        self, wid: int, *, used: bool, status: int, note: str | None = None, now: float | None = None
+    ) -> None:
         t = self._clock() if now is None else now
 
         def fn(db: sqlite3.Connection) -> None:
@@ -575,8 +607,16 @@ class Outbox:
         self._set_meta("last_delivered_at", repr(t))
         self._journal(db, wid, t, "delivered")
 
-    def retry_later(self, wid: int, *, next_attempt_at: float, status: int | None, error: str,
-                    ambiguous: bool = False, now: float | None = None) -> None:
+    def retry_later(
+        self,
+        wid: int,
+        *,
+        next_attempt_at: float,
+        status: int | None,
+        error: str,
+        ambiguous: bool = False,
+        now: float | None = None,
+    ) -> None:
         t = self._clock() if now is None else now
 
         def fn(db: sqlite3.Connection) -> None:
@@ -586,8 +626,13 @@ class Outbox:
                 " ambiguous = ambiguous + ?, updated_at = ? WHERE id = ?",
                 (next_attempt_at, status, error[:500], int(ambiguous), t, wid),
             )
-            self._journal(db, wid, t, "ambiguous_attempt" if ambiguous else "retry_scheduled",
-                          f"{error[:200]}; next in {max(0.0, next_attempt_at - t):.0f} s")
+            self._journal(
+                db,
+                wid,
+                t,
+                "ambiguous_attempt" if ambiguous else "retry_scheduled",
+                f"{error[:200]}; next in {max(0.0, next_attempt_at - t):.0f} s",
+            )
 
         self._write(fn)
 
@@ -608,8 +653,17 @@ class Outbox:
 
         return int(self._write(fn))
 
-    def kill(self, wid: int, *, stage: Stage, status: int | None, error_code: str | None, error_message: str,
-             trace_id: str | None, now: float | None = None) -> None:
+    def kill(
+        self,
+        wid: int,
+        *,
+        stage: Stage,
+        status: int | None,
+        error_code: str | None,
+        error_message: str,
+        trace_id: str | None,
+        now: float | None = None,
+    ) -> None:
         """Dead-letter a job: a permanent refusal, with the server's message. Kept until handled."""
         t = self._clock() if now is None else now
 
@@ -624,7 +678,9 @@ class Outbox:
                 " trace_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (wid, t, stage.value, status, error_code, error_message[:2000], trace_id),
             )
-            self._journal(db, wid, t, "dead_lettered", f"{stage.value}: HTTP {status} {error_code or ''} {error_message[:200]}")
+            self._journal(
+                db, wid, t, "dead_lettered", f"{stage.value}: HTTP {status} {error_code or ''} {error_message[:200]}"
+            )
 
         self._write(fn)
 
@@ -632,8 +688,10 @@ class Outbox:
         t = self._clock() if now is None else now
 
         def fn(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE weighings SET state = ?, inflight = NULL, note = ?, updated_at = ? WHERE id = ?",
-                       (state.value, reason, t, wid))
+            db.execute(
+                "UPDATE weighings SET state = ?, inflight = NULL, note = ?, updated_at = ? WHERE id = ?",
+                (state.value, reason, t, wid),
+            )
             self._journal(db, wid, t, "parked", reason)
 
         self._write(fn)

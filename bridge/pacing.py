@@ -65,8 +65,9 @@ def full_jitter_backoff(attempt: int, base_s: float, cap_s: float, rng: random.R
     return r.uniform(0.0, ceiling)
 
 
-def retry_delay(attempt: int, base_s: float, cap_s: float, retry_after_s: float | None,
-                rng: random.Random | None = None) -> float:
+def retry_delay(
+    attempt: int, base_s: float, cap_s: float, retry_after_s: float | None, rng: random.Random | None = None
+) -> float:
     """``max(backoff, Retry-After)``; never below base/2 so a hot loop is impossible."""
     delay = max(full_jitter_backoff(attempt, base_s, cap_s, rng), base_s / 2)
     if retry_after_s is not None:

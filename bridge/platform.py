@@ -84,8 +84,13 @@ def classify_response(response: httpx.Response, body: bytes) -> PlatformError:
     elif body:
         snippet = body[:200].decode("utf-8", "replace").strip().replace("\n", " ")
         message = f"HTTP {status} (not a JSON error body: {snippet!r})"
-    kw: dict[str, Any] = {"status": status, "error_code": code, "trace_id": trace, "reference": ref,
-                          "retry_after_s": _retry_after_s(response)}
+    kw: dict[str, Any] = {
+        "status": status,
+        "error_code": code,
+        "trace_id": trace,
+        "reference": ref,
+        "retry_after_s": _retry_after_s(response),
+    }
     if status in (401, 403):
         return AuthRejected(message, **kw)
     if status == 404:
@@ -196,8 +201,9 @@ class PlatformClient:
         return status
 
     async def customer_by_card(self, card_number: str, card_format: str = "DECIMAL") -> CustomerProfile:
-        _, doc = await self._request("GET", "/v1/customers/measurement/latest",
-                                     params=self._card_params(card_number, card_format))
+        _, doc = await self._request(
+            "GET", "/v1/customers/measurement/latest", params=self._card_params(card_number, card_format)
+        )
         if not isinstance(doc, dict) or not isinstance(doc.get("id"), int):
             raise PlatformUnavailable("measurement/latest answered without a customer id")
         height = doc.get("height")
@@ -210,8 +216,9 @@ class PlatformClient:
         )
 
     async def cross_studio_customer(self, card_number: str, card_format: str = "DECIMAL") -> CrossStudioCustomer:
-        _, doc = await self._request("GET", "/v1/cross-studio/customers/by",
-                                     params=self._card_params(card_number, card_format))
+        _, doc = await self._request(
+            "GET", "/v1/cross-studio/customers/by", params=self._card_params(card_number, card_format)
+        )
         if not isinstance(doc, dict) or not isinstance(doc.get("id"), int):
             raise PlatformUnavailable("cross-studio lookup answered without a customer id")
         studio = doc.get("studioId")
@@ -232,18 +239,25 @@ class PlatformClient:
         _, doc = await self._request("GET", f"/v1/customers/{customer_id}/benefits", params={"key": key})
         return self._valid(doc, key)
 
-    async def post_weighing(self, customer_id: int, body: dict[str, Any], *, benefit_key: str | None,
-                            idempotency_key: str) -> int:
+    async def post_weighing(
+        self, customer_id: int, body: dict[str, Any], *, benefit_key: str | None, idempotency_key: str
+    ) -> int:
         params = {"benefitKey": benefit_key} if benefit_key else None
         status, _ = await self._request(
-            "POST", f"/v1/customers/{customer_id}/weighing", writes=True, params=params, json=body,
+            "POST",
+            f"/v1/customers/{customer_id}/weighing",
+            writes=True,
+            params=params,
+            json=body,
             headers={"Idempotency-Key": idempotency_key},
         )
         return status
 
     async def use_benefit(self, customer_id: int, key: str, *, idempotency_key: str) -> int:
         status, _ = await self._request(
-            "POST", f"/v1/customers/{customer_id}/benefits/{key}/use", writes=True,
+            "POST",
+            f"/v1/customers/{customer_id}/benefits/{key}/use",
+            writes=True,
             headers={"Idempotency-Key": idempotency_key},
         )
         return status

@@ -9,11 +9,13 @@ dead letter with the server's status, errorCode, errorMessage and traceId.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .body import with_estimate
@@ -102,7 +104,9 @@ class Uploader:
                 free = self.cfg.platform.concurrency - len(self._inflight)
                 if self.clock() < self.platform_down_until:
                     free = 0
-                jobs = self.outbox.due(self.clock(), limit=max(free, 0), exclude=frozenset(self._inflight)) if free else []
+                jobs = (
+                    self.outbox.due(self.clock(), limit=max(free, 0), exclude=frozenset(self._inflight)) if free else []
+                )
                 for job in jobs:
                     await sem.acquire()
                     self._inflight.add(job.id)
@@ -131,10 +135,8 @@ class Uploader:
     async def _idle(self) -> None:
         wait = self.idle_wait_s()
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.01))
-        except TimeoutError:
-            pass
 
     async def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until nothing is due now or later (pending = 0 and nothing in flight)."""
@@ -147,10 +149,8 @@ class Uploader:
             await asyncio.sleep(0.05)
 
     async def _probe_key(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=AUTH_PROBE_INTERVAL_S)
-        except TimeoutError:
-            pass
         self._wake.clear()
         if self._stopping:
             return
@@ -177,8 +177,9 @@ class Uploader:
         except Exception as exc:  # a bug must not kill the uploader; the job stays pending
             self.log.exception("upload_crashed", weighing=job.id, error=str(exc))
             try:
-                self.outbox.retry_later(job.id, next_attempt_at=self.clock() + 60, status=None,
-                                        error=f"internal error: {exc}")
+                self.outbox.retry_later(
+                    job.id, next_attempt_at=self.clock() + 60, status=None, error=f"internal error: {exc}"
+                )
             except Exception:
                 self.log.exception("outbox_write_failed", weighing=job.id)
         finally:
@@ -194,8 +195,12 @@ class Uploader:
                 stage = job.stage
                 if job.state is not JobState.PENDING:
                     return
-            if stage is Stage.POST and self.cfg.platform.benefit_key and job.resolved_at is not None \
-                    and self.clock() - job.resolved_at > RESOLVE_MAX_AGE_S:
+            if (
+                stage is Stage.POST
+                and self.cfg.platform.benefit_key
+                and job.resolved_at is not None
+                and self.clock() - job.resolved_at > RESOLVE_MAX_AGE_S
+            ):
                 self.outbox.reresolve(job.id, "benefit check is older than 15 min")
                 job = await self._resolve(self._reload(job))
                 stage = job.stage
@@ -238,8 +243,7 @@ class Uploader:
             return
         now = self.clock()
         released = self.outbox.release_backoff(now)
-        self.log.info("platform_available_again", outage_s=round(now - self.outage_since, 1),
-                      jobs_due_now=released)
+        self.log.info("platform_available_again", outage_s=round(now - self.outage_since, 1), jobs_due_now=released)
         self.outage_since = None
         self.outage_failures = 0
         self.platform_down_until = 0.0
@@ -254,7 +258,7 @@ class Uploader:
         used: tuple[str, str] | None = None
         for number, fmt in queries:
             try:
-                profile = await self._call("getCustomerMeasurement", lambda n=number, f=fmt: self.client.customer_by_card(n, f))  # type: ignore[misc]
+                profile = await self._call("getCustomerMeasurement", partial(self.client.customer_by_card, number, fmt))
                 used = (number, fmt)
                 break
             except NotFound:
@@ -265,29 +269,44 @@ class Uploader:
         if customer_id is None and p.cross_studio:
             for number, fmt in queries:
                 try:
-                    cs = await self._call("getCrossStudioCustomerBy", lambda n=number, f=fmt: self.client.cross_studio_customer(n, f))  # type: ignore[misc]
+                    cs = await self._call(
+                        "getCrossStudioCustomerBy", partial(self.client.cross_studio_customer, number, fmt)
+                    )
                 except NotFound:
                     continue
                 customer_id, home_studio, used, cross = cs.id, cs.studio_id, (number, fmt), True
                 break
         if customer_id is None or used is None:
-            raise NotFound(f"no member found for this card (tried {len(queries)} format(s)"
-                           f"{' and the cross-studio lookup' if p.cross_studio else ''})", status=404)
+            raise NotFound(
+                f"no member found for this card (tried {len(queries)} format(s)"
+                f"{' and the cross-studio lookup' if p.cross_studio else ''})",
+                status=404,
+            )
         valid: bool | None = None
         if p.benefit_key:
             if cross:
                 valid = await self._call("getBenefits", lambda: self.client.benefit_valid(customer_id, p.benefit_key))
             else:
-                valid = await self._call("getBenefitsByCardNumber",
-                                         lambda: self.client.benefit_valid_by_card(used[0], used[1], p.benefit_key))
+                valid = await self._call(
+                    "getBenefitsByCardNumber",
+                    lambda: self.client.benefit_valid_by_card(used[0], used[1], p.benefit_key),
+                )
         prof = None
         if profile is not None:
             prof = {"age": profile.age, "gender": profile.gender, "height_cm": profile.height_cm}
         note = f"cross-studio member (home studio {home_studio})" if cross else None
-        self.outbox.resolved(job.id, customer_id=customer_id, profile=prof, card_query=used,
-                             benefit_valid=valid, home_studio=home_studio, note=note)
-        self.log.info("member_resolved", weighing=job.id, customer_id=customer_id, benefit_valid=valid,
-                      cross_studio=cross)
+        self.outbox.resolved(
+            job.id,
+            customer_id=customer_id,
+            profile=prof,
+            card_query=used,
+            benefit_valid=valid,
+            home_studio=home_studio,
+            note=note,
+        )
+        self.log.info(
+            "member_resolved", weighing=job.id, customer_id=customer_id, benefit_valid=valid, cross_studio=cross
+        )
         job = self._reload(job)
         if valid is False and p.not_eligible is NotEligible.PARK:
             self.outbox.park(job.id, f"benefit {p.benefit_key} not valid for this member (policy: park)")
@@ -297,7 +316,8 @@ class Uploader:
 
     async def _post(self, job: Job) -> Job:
         p = self.cfg.platform
-        assert job.customer_id is not None
+        customer_id = job.customer_id
+        assert customer_id is not None
         attach = bool(p.benefit_key) and job.benefit_valid is True and p.usage is Usage.WEIGHING
         body = job.body
         if self.cfg.scale.estimate_body_composition:
@@ -306,16 +326,29 @@ class Uploader:
                 self.log.info("body_composition_not_estimated", weighing=job.id, reason=why_not)
         self.outbox.begin(job.id, Stage.POST)
         try:
-            status = await self._call("createCustomerWeighing", lambda: self.client.post_weighing(
-                job.customer_id, body, benefit_key=p.benefit_key if attach else None,  # type: ignore[arg-type]
-                idempotency_key=job.uid))
+            status = await self._call(
+                "createCustomerWeighing",
+                partial(
+                    self.client.post_weighing,
+                    customer_id,
+                    body,
+                    benefit_key=p.benefit_key if attach else None,
+                    idempotency_key=job.uid,
+                ),
+            )
         except RequestRejected as exc:
             if attach and exc.status == 400 and not isinstance(exc, Conflict):
                 # The platform refused the benefit (e.g. used up since we checked): not eligible now.
                 note = f"platform refused benefit key: {exc.message}"
-                self.outbox.resolved(job.id, customer_id=job.customer_id, profile=job.profile,
-                                     card_query=tuple(job.card_query) if job.card_query else None,  # type: ignore[arg-type]
-                                     benefit_valid=False, home_studio=job.home_studio, note=note)
+                self.outbox.resolved(
+                    job.id,
+                    customer_id=job.customer_id,
+                    profile=job.profile,
+                    card_query=tuple(job.card_query) if job.card_query else None,  # type: ignore[arg-type]
+                    benefit_valid=False,
+                    home_studio=job.home_studio,
+                    note=note,
+                )
                 self.log.warning("benefit_refused", weighing=job.id, status=exc.status, error=exc.message)
                 if p.not_eligible is NotEligible.PARK:
                     self.outbox.park(job.id, note)
@@ -323,8 +356,9 @@ class Uploader:
             raise
         nxt = Stage.USE if (p.usage is Usage.ENDPOINT and job.benefit_valid and p.benefit_key) else Stage.DONE
         self.outbox.posted(job.id, benefit_attached=attach, next_stage=nxt, status=status)
-        self.log.info("weighing_posted", weighing=job.id, customer_id=job.customer_id, benefit_attached=attach,
-                      status=status)
+        self.log.info(
+            "weighing_posted", weighing=job.id, customer_id=job.customer_id, benefit_attached=attach, status=status
+        )
         job = self._reload(job)
         if nxt is Stage.DONE:
             self._delivered(job)
@@ -332,11 +366,14 @@ class Uploader:
 
     async def _use(self, job: Job) -> None:
         p = self.cfg.platform
-        assert job.customer_id is not None
+        customer_id = job.customer_id
+        assert customer_id is not None
         self.outbox.begin(job.id, Stage.USE)
         try:
-            status = await self._call("useBenefit", lambda: self.client.use_benefit(
-                job.customer_id, p.benefit_key, idempotency_key=f"{job.uid}:use"))  # type: ignore[arg-type]
+            status = await self._call(
+                "useBenefit",
+                partial(self.client.use_benefit, customer_id, p.benefit_key, idempotency_key=f"{job.uid}:use"),
+            )
         except RequestRejected as exc:
             if exc.status == 400 and not isinstance(exc, Conflict):
                 note = f"benefit not used: {exc.message}"
@@ -368,8 +405,12 @@ class Uploader:
             self.auth_error = exc
             self.outbox.set_meta("auth_failure", json.dumps({"at": now, "status": exc.status, "message": exc.message}))
             self.outbox.retry_later(job.id, next_attempt_at=now, status=exc.status, error=exc.message)
-            self.log.critical("platform_key_rejected", status=exc.status, error=exc.message,
-                              action="uploads stopped; queue kept; probing the key every 60 s")
+            self.log.critical(
+                "platform_key_rejected",
+                status=exc.status,
+                error=exc.message,
+                action="uploads stopped; queue kept; probing the key every 60 s",
+            )
             return
         if isinstance(exc, RateLimited):
             self.counters.rate_limited += 1
@@ -377,29 +418,62 @@ class Uploader:
             self.outbox.retry_later(job.id, next_attempt_at=until, status=429, error=exc.message)
             self.log.warning("upload_rate_limited", weighing=job.id, stage=stage.value, pause_s=until - now)
             return
-        permanent = not exc.retryable or (isinstance(exc, Conflict) and job.attempts >= self.cfg.queue.max_conflict_retries)
+        permanent = not exc.retryable or (
+            isinstance(exc, Conflict) and job.attempts >= self.cfg.queue.max_conflict_retries
+        )
         if permanent:
             self.counters.dead_letters += 1
-            self.outbox.kill(job.id, stage=stage, status=exc.status, error_code=exc.error_code,
-                             error_message=exc.message, trace_id=exc.trace_id)
-            self.log.error("weighing_dead_lettered", weighing=job.id, stage=stage.value, status=exc.status,
-                           error_code=exc.error_code, error=exc.message, trace_id=exc.trace_id)
+            self.outbox.kill(
+                job.id,
+                stage=stage,
+                status=exc.status,
+                error_code=exc.error_code,
+                error_message=exc.message,
+                trace_id=exc.trace_id,
+            )
+            self.log.error(
+                "weighing_dead_lettered",
+                weighing=job.id,
+                stage=stage.value,
+                status=exc.status,
+                error_code=exc.error_code,
+                error=exc.message,
+                trace_id=exc.trace_id,
+            )
             return
-        delay = retry_delay(job.attempts, self.cfg.queue.backoff_base_s, self.cfg.queue.backoff_cap_s,
-                            exc.retry_after_s, self.rng)
+        delay = retry_delay(
+            job.attempts, self.cfg.queue.backoff_base_s, self.cfg.queue.backoff_cap_s, exc.retry_after_s, self.rng
+        )
         self.counters.retries += 1
         if exc.ambiguous:
             self.counters.ambiguous += 1
         if exc.status is None or exc.status in (502, 503, 504):
-            pause = retry_delay(self.outage_failures, self.cfg.queue.backoff_base_s, self.cfg.queue.backoff_cap_s,
-                                exc.retry_after_s, self.rng)
+            pause = retry_delay(
+                self.outage_failures,
+                self.cfg.queue.backoff_base_s,
+                self.cfg.queue.backoff_cap_s,
+                exc.retry_after_s,
+                self.rng,
+            )
             self.outage_failures += 1
             self.platform_down_until = max(self.platform_down_until, now + pause)
             if self.outage_since is None:
                 self.outage_since = now
-                self.log.warning("platform_unavailable", status=exc.status, error=exc.message,
-                                 action="one probe per backoff until it answers; then the backlog drains in order")
-        self.outbox.retry_later(job.id, next_attempt_at=now + delay, status=exc.status, error=exc.message,
-                                ambiguous=exc.ambiguous)
-        self.log.warning("upload_retry_scheduled", weighing=job.id, stage=stage.value, status=exc.status,
-                         error=exc.message, ambiguous=exc.ambiguous, delay_s=round(delay, 1))
+                self.log.warning(
+                    "platform_unavailable",
+                    status=exc.status,
+                    error=exc.message,
+                    action="one probe per backoff until it answers; then the backlog drains in order",
+                )
+        self.outbox.retry_later(
+            job.id, next_attempt_at=now + delay, status=exc.status, error=exc.message, ambiguous=exc.ambiguous
+        )
+        self.log.warning(
+            "upload_retry_scheduled",
+            weighing=job.id,
+            stage=stage.value,
+            status=exc.status,
+            error=exc.message,
+            ambiguous=exc.ambiguous,
+            delay_s=round(delay, 1),
+        )

@@ -37,8 +37,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     findings += check_db(cfg, now)
     findings += check_daemon(cfg, now)
     if not cfg.platform.api_key:
-        findings.append(Finding("platform", Status.UNKNOWN, "no API key readable by this user: platform not probed "
-                                "(run as root, or via systemd-run with LoadCredential, see docs/install.md)"))
+        findings.append(
+            Finding(
+                "platform",
+                Status.UNKNOWN,
+                "no API key readable by this user: platform not probed "
+                "(run as root, or via systemd-run with LoadCredential, see docs/install.md)",
+            )
+        )
     elif not args.no_platform:
         findings.append(asyncio.run(check_platform(cfg)))
     sd = check_systemd(args.unit)
@@ -50,11 +56,25 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _emit(args: argparse.Namespace, findings: list[Finding]) -> int:
     status, line = summarize(findings)
     if args.json:
-        print(json.dumps({
-            "status": status.name, "code": int(status), "summary": line,
-            "components": [{"component": f.component, "status": f.status.name, "message": f.message,
-                            "perfdata": {k: list(v) for k, v in f.perfdata.items()}} for f in findings],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "status": status.name,
+                    "code": int(status),
+                    "summary": line,
+                    "components": [
+                        {
+                            "component": f.component,
+                            "status": f.status.name,
+                            "message": f.message,
+                            "perfdata": {k: list(v) for k, v in f.perfdata.items()},
+                        }
+                        for f in findings
+                    ],
+                },
+                indent=2,
+            )
+        )
     else:
         print(line)
         for f in findings:

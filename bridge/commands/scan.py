@@ -66,8 +66,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--serial", action="store_true", help="list serial ports (with --probe: which driver talks there)")
     p.add_argument("--probe", action="store_true", help="serial: listen on each port with every serial driver")
     p.add_argument("--port", default=None, metavar="URL", help="serial: probe only this pyserial URL (implies --probe)")
-    p.add_argument("--seconds", type=float, default=3.0, metavar="S",
-                   help="serial: seconds to listen per serial setting when probing (default 3)")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="serial: seconds to listen per serial setting when probing (default 3)",
+    )
     p.set_defaults(func=cmd_scan)
 
 
@@ -264,16 +269,18 @@ def list_serial_ports() -> list[dict[str, Any]]:
     rows = []
     for info in sorted(list_ports.comports(), key=lambda i: i.device):
         links = by_id.get(os.path.realpath(info.device), [])
-        rows.append({
-            "device": info.device,
-            "by_id": links[0] if links else None,
-            "vid": f"{info.vid:04x}" if info.vid is not None else None,
-            "pid": f"{info.pid:04x}" if info.pid is not None else None,
-            "manufacturer": info.manufacturer,
-            "product": info.product,
-            "serial_number": info.serial_number,
-            "description": None if info.description in (None, "n/a") else info.description,
-        })
+        rows.append(
+            {
+                "device": info.device,
+                "by_id": links[0] if links else None,
+                "vid": f"{info.vid:04x}" if info.vid is not None else None,
+                "pid": f"{info.pid:04x}" if info.pid is not None else None,
+                "manufacturer": info.manufacturer,
+                "product": info.product,
+                "serial_number": info.serial_number,
+                "description": None if info.description in (None, "n/a") else info.description,
+            }
+        )
     return rows
 
 
@@ -296,8 +303,9 @@ def probe_port(url: str, seconds: float) -> dict[str, Any]:
         result["settings"].append({"settings": label, "drivers": [s.name for s in specs]})
         result["drivers"].update(counts)
     drivers = result["drivers"]
-    recognised = [name for name, c in drivers.items()
-                  if c["readings"] > 0 or (c["reports"] > 0 and c["reports"] >= c["rejected"])]
+    recognised = [
+        name for name, c in drivers.items() if c["readings"] > 0 or (c["reports"] > 0 and c["reports"] >= c["rejected"])
+    ]
     recognised.sort(key=lambda n: (-drivers[n]["readings"], -drivers[n]["reports"], drivers[n]["rejected"]))
     result["recognised"] = recognised
     result["driver"] = recognised[0] if recognised else None
@@ -315,9 +323,16 @@ def _listen(url: str, settings: Any, specs: list[Any], seconds: float) -> dict[s
     decoders = {s.name: (s.make_framer(), s.new_decoder()) for s in specs}
     counts = {s.name: {"readings": 0, "weighings": 0, "reports": 0, "rejected": 0, "bytes": 0} for s in specs}
     polls = [(s.poll_command, s.poll_interval_s) for s in specs if s.poll_command]
-    ser = serial.serial_for_url(url, baudrate=settings.baudrate, bytesize=settings.bytesize, parity=settings.parity,
-                                stopbits=settings.stopbits, xonxoff=settings.xonxoff, rtscts=settings.rtscts,
-                                timeout=0.05)
+    ser = serial.serial_for_url(
+        url,
+        baudrate=settings.baudrate,
+        bytesize=settings.bytesize,
+        parity=settings.parity,
+        stopbits=settings.stopbits,
+        xonxoff=settings.xonxoff,
+        rtscts=settings.rtscts,
+        timeout=0.05,
+    )
     try:
         start = time.monotonic()
         next_poll = [start] * len(polls)

@@ -49,8 +49,12 @@ def _now() -> datetime:
 
 def _measurement(c: Customer) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "id": c.id, "firstName": c.first_name, "lastName": c.last_name, "age": c.age(date.today()),
-        "dateOfBirth": c.date_of_birth, "gender": c.gender,
+        "id": c.id,
+        "firstName": c.first_name,
+        "lastName": c.last_name,
+        "age": c.age(date.today()),
+        "dateOfBirth": c.date_of_birth,
+        "gender": c.gender,
     }
     if c.height_cm is not None:
         doc["height"] = c.height_cm
@@ -76,10 +80,17 @@ async def customer_by(request: web.Request, *, cross: bool) -> web.Response:
     c = st.find_card(q["cardNumber"], q.get("cardNumberFormat", "DECIMAL"), None if cross else _studio(request))
     if c is None:
         return error(404, "Entity does not exists.", "CUSTOMER_NOT_FOUND")
-    return web.json_response({
-        "id": c.id, "customerNumber": f"C{c.id}", "firstName": c.first_name, "lastName": c.last_name,
-        "status": "MEMBER", "accessRefusal": False, "studioId": c.studio,
-    })
+    return web.json_response(
+        {
+            "id": c.id,
+            "customerNumber": f"C{c.id}",
+            "firstName": c.first_name,
+            "lastName": c.last_name,
+            "status": "MEMBER",
+            "accessRefusal": False,
+            "studioId": c.studio,
+        }
+    )
 
 
 async def cross_studio_by(request: web.Request) -> web.Response:
@@ -123,9 +134,16 @@ async def use_benefit(request: web.Request) -> web.Response:
     if not st.benefit_valid(c, key, now):
         return error(400, "Benefit could not be used or provided key is invalid.", "BENEFIT_NOT_USABLE")
     st.use_benefit(c, key, now)
-    st.benefit_uses.append({"customerId": c.id, "benefitKey": key, "studioId": _studio(request),
-                            "homeStudioId": c.studio, "idempotencyKey": request.headers.get("Idempotency-Key"),
-                            "receivedAt": now.isoformat()})
+    st.benefit_uses.append(
+        {
+            "customerId": c.id,
+            "benefitKey": key,
+            "studioId": _studio(request),
+            "homeStudioId": c.studio,
+            "idempotencyKey": request.headers.get("Idempotency-Key"),
+            "receivedAt": now.isoformat(),
+        }
+    )
     return web.Response(status=200)
 
 
@@ -140,14 +158,22 @@ async def create_weighing(request: web.Request) -> web.Response:
     if key:
         if not st.benefit_valid(c, key, now):
             # The platform's behaviour here is not documented; the simulator refuses (the strict reading).
-            return error(400, "Benefit could not be used or provided key is invalid.", "BENEFIT_NOT_USABLE",
-                         "benefitKey")
+            return error(
+                400, "Benefit could not be used or provided key is invalid.", "BENEFIT_NOT_USABLE", "benefitKey"
+            )
         st.use_benefit(c, key, now)
-    st.weighings.append({
-        "seq": len(st.weighings) + 1, "customerId": c.id, "studioId": _studio(request), "homeStudioId": c.studio,
-        "benefitKey": key, "idempotencyKey": request.headers.get("Idempotency-Key"), "body": body,
-        "receivedAt": now.isoformat(),
-    })
+    st.weighings.append(
+        {
+            "seq": len(st.weighings) + 1,
+            "customerId": c.id,
+            "studioId": _studio(request),
+            "homeStudioId": c.studio,
+            "benefitKey": key,
+            "idempotencyKey": request.headers.get("Idempotency-Key"),
+            "body": body,
+            "receivedAt": now.isoformat(),
+        }
+    )
     return web.json_response(body)
 
 
@@ -186,8 +212,9 @@ async def _apply_fault(request: web.Request, fault: str, handler: Any) -> web.St
     if fault == "malformed":
         return web.Response(status=500, text='{"errorMessage": "trunc', content_type="application/json")
     if fault == "html":
-        return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>",
-                            content_type="text/html")
+        return web.Response(
+            status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
+        )
     if fault == "huge":
         return web.Response(status=500, body=b"x" * (4 * 1024 * 1024), content_type="text/plain")
     if fault == "slow":
@@ -205,8 +232,12 @@ def _make_route(operation: str, handler: Any) -> Any:
     async def route(request: web.Request) -> web.StreamResponse:
         st = request.app[STATE]
         request["operation"] = operation
-        entry: dict[str, Any] = {"method": request.method, "path": request.path, "operation": operation,
-                                 "at": _now().isoformat()}
+        entry: dict[str, Any] = {
+            "method": request.method,
+            "path": request.path,
+            "operation": operation,
+            "at": _now().isoformat(),
+        }
         st.requests.append(entry)
         if st.rate_limited(operation, st.monotonic()):
             st.counters["rate_limited"] += 1
@@ -215,8 +246,7 @@ def _make_route(operation: str, handler: Any) -> Any:
         studio = st.by_key.get(request.headers.get("X-API-KEY", ""))
         if studio is None:
             entry["status"] = 401
-            return error(401, "Authentication failed. No api-key, wrong api-key or wrong header name.",
-                         "UNAUTHORIZED")
+            return error(401, "Authentication failed. No api-key, wrong api-key or wrong header name.", "UNAUTHORIZED")
         request["studio"] = studio.id
         if request.method == "HEAD":
             return web.Response(status=200)
@@ -250,6 +280,7 @@ def _describe(exc: BaseException) -> str:
 
 # ---- /_sim control endpoints (tests, demo) ----------------------------------------------------------
 
+
 async def sim_weighings(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].weighings)
 
@@ -257,13 +288,16 @@ async def sim_weighings(request: web.Request) -> web.Response:
 async def sim_state(request: web.Request) -> web.Response:
     st = request.app[STATE]
     now = _now()
-    contingents = {
-        f"{c.id}:{k}": st.contingent_left(c.id, k, now) for c in st.customers.values() for k in c.benefits
-    }
-    return web.json_response({
-        "weighings": len(st.weighings), "benefitUses": st.benefit_uses, "requests": len(st.requests),
-        "counters": st.counters, "contingents": contingents,
-    })
+    contingents = {f"{c.id}:{k}": st.contingent_left(c.id, k, now) for c in st.customers.values() for k in c.benefits}
+    return web.json_response(
+        {
+            "weighings": len(st.weighings),
+            "benefitUses": st.benefit_uses,
+            "requests": len(st.requests),
+            "counters": st.counters,
+            "contingents": contingents,
+        }
+    )
 
 
 async def sim_faults(request: web.Request) -> web.Response:
@@ -276,8 +310,11 @@ async def sim_faults(request: web.Request) -> web.Response:
     import random
 
     st.faults = Faults(
-        rate=float(doc.get("rate", 0.0)), kinds=kinds, operations=tuple(doc.get("operations", ())),
-        delay_s=float(doc.get("delay_s", 2.0)), script=deque(doc.get("script", ())),
+        rate=float(doc.get("rate", 0.0)),
+        kinds=kinds,
+        operations=tuple(doc.get("operations", ())),
+        delay_s=float(doc.get("delay_s", 2.0)),
+        script=deque(doc.get("script", ())),
         rng=random.Random(doc.get("seed", 0)),
     )
     if "rate_limit_per_min" in doc:

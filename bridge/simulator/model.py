@@ -16,8 +16,20 @@ from typing import Any
 DEFAULT_SEED = Path(__file__).with_name("seed.toml")
 
 FAULT_KINDS = (
-    "500", "502", "503", "504", "429", "reset_before", "reset_after", "timeout_after_commit", "slow",
-    "malformed", "html", "huge", "403", "409",
+    "500",
+    "502",
+    "503",
+    "504",
+    "429",
+    "reset_before",
+    "reset_after",
+    "timeout_after_commit",
+    "slow",
+    "malformed",
+    "html",
+    "huge",
+    "403",
+    "409",
 )
 
 
@@ -88,9 +100,15 @@ class PlatformState:
         self.customers: dict[int, Customer] = {}
         for c in seed.get("customers", []):
             self.customers[c["id"]] = Customer(
-                id=c["id"], studio=c["studio"], first_name=c["first_name"], last_name=c["last_name"],
-                gender=c.get("gender", "UNISEX"), date_of_birth=c["date_of_birth"], height_cm=c.get("height_cm"),
-                cards=[int(x) for x in c.get("cards", [])], benefits=list(c.get("benefits", [])),
+                id=c["id"],
+                studio=c["studio"],
+                first_name=c["first_name"],
+                last_name=c["last_name"],
+                gender=c.get("gender", "UNISEX"),
+                date_of_birth=c["date_of_birth"],
+                height_cm=c.get("height_cm"),
+                cards=[int(x) for x in c.get("cards", [])],
+                benefits=list(c.get("benefits", [])),
             )
         self.usage: dict[tuple[int, str, str], int] = {}
         self.weighings: list[dict[str, Any]] = []
