@@ -342,7 +342,7 @@ class Uploader:
                 note = f"platform refused benefit key: {exc.message}"
                 self.outbox.resolved(
                     job.id,
-                    customer_id=job.customer_id,
+                    customer_id=customer_id,
                     profile=job.profile,
                     card_query=tuple(job.card_query) if job.card_query else None,  # type: ignore[arg-type]
                     benefit_valid=False,
