@@ -12,7 +12,28 @@ class Framer(Protocol):
     def discarded_bytes(self) -> int: ...
 
 
-class LineFramer:
+class BufferedFramer:
+    """Bookkeeping shared by the byte-stream framers: the buffer, and what was thrown away."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._discarded = 0
+
+    @property
+    def discarded_bytes(self) -> int:
+        return self._discarded
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buf)
+
+    def _skip(self, n: int) -> None:
+        """Discard the first ``n`` buffered bytes (garbage, or a start byte that was not a start)."""
+        self._discarded += n
+        del self._buf[:n]
+
+
+class LineFramer(BufferedFramer):
     """Split a byte stream into lines.
 
     A line ends at LF (CR LF or bare CR are accepted too when ``cr_terminates``). The terminator is not
@@ -24,19 +45,10 @@ class LineFramer:
     def __init__(self, *, max_line_bytes: int = 4096, start: bytes | None = None, cr_terminates: bool = False):
         if max_line_bytes < 8:
             raise ValueError("max_line_bytes must be at least 8")
+        super().__init__()
         self._max = max_line_bytes
         self._start = start
         self._cr = cr_terminates
-        self._buf = bytearray()
-        self._discarded = 0
-
-    @property
-    def discarded_bytes(self) -> int:
-        return self._discarded
-
-    @property
-    def buffered_bytes(self) -> int:
-        return len(self._buf)
 
     def feed(self, data: bytes) -> list[bytes]:
         if self._cr:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ..errors import ChecksumError, FrameError
+from ..framing import BufferedFramer
 from .numbers import CardUid
 
 STX = 0x02
@@ -33,25 +34,9 @@ class BinaryCardRead:
     uid: CardUid
 
 
-class BinaryFrameFramer:
+class BinaryFrameFramer(BufferedFramer):
     """Bytes -> whole frames, resync on the next STX when the length byte or ETX do not fit; the
     buffer never holds more than ``MAX_FRAME`` bytes."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._discarded = 0
-
-    @property
-    def discarded_bytes(self) -> int:
-        return self._discarded
-
-    @property
-    def buffered_bytes(self) -> int:
-        return len(self._buf)
-
-    def _skip(self, n: int) -> None:
-        self._discarded += n
-        del self._buf[:n]
 
     def feed(self, data: bytes) -> list[bytes]:
         out: list[bytes] = []

@@ -9,6 +9,7 @@ The reader repeats the frame about every 50 ms while the tag is in range: deboun
 from __future__ import annotations
 
 from ..errors import ChecksumError, FrameError
+from ..framing import BufferedFramer
 from .numbers import CardUid
 
 STX = 0x02
@@ -17,21 +18,9 @@ FRAME_BYTES = 14
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
-class Rdm6300Framer:
+class Rdm6300Framer(BufferedFramer):
     """Bytes -> whole 14-byte frames. Holds at most one frame's worth of bytes; anything that is not a
     frame is discarded (counted) and the framer resyncs on the next STX."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._discarded = 0
-
-    @property
-    def discarded_bytes(self) -> int:
-        return self._discarded
-
-    @property
-    def buffered_bytes(self) -> int:
-        return len(self._buf)
 
     def feed(self, data: bytes) -> list[bytes]:
         out: list[bytes] = []
@@ -43,20 +32,17 @@ class Rdm6300Framer:
                 self._buf.clear()
                 break
             if start:
-                self._discarded += start
-                del self._buf[:start]
+                self._skip(start)
             # a frame's body is hex digits only: an early non-hex byte means this STX was not a start
             body_end = min(len(self._buf), FRAME_BYTES - 1)
             bad = next((i for i in range(1, body_end) if self._buf[i] not in _HEX), None)
             if bad is not None:
-                self._discarded += bad
-                del self._buf[:bad]
+                self._skip(bad)
                 continue
             if len(self._buf) < FRAME_BYTES:
                 break
             if self._buf[FRAME_BYTES - 1] != ETX:
-                self._discarded += 1
-                del self._buf[:1]
+                self._skip(1)
                 continue
             out.append(bytes(self._buf[:FRAME_BYTES]))
             del self._buf[:FRAME_BYTES]

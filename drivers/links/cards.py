@@ -36,8 +36,8 @@ from ..cards.numbers import CardUid, ReaderFormat, render
 from ..errors import FrameError, LinkError
 from ..events import EventKind, LinkEvent
 from ..framing import LineFramer
+from .base import StateCallback, StateReporter
 
-StateCallback = Callable[[str, str], None]
 #: longest card text accepted from a line source (a 10-byte UID as decimal is 25 digits)
 MAX_LINE_BYTES = 64
 
@@ -46,7 +46,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class _SourceBase:
+class _SourceBase(StateReporter):
     """Name, state, close flag and capped exponential backoff shared by the card sources."""
 
     name: str
@@ -69,16 +69,6 @@ class _SourceBase:
         self._wake = asyncio.Event()
         self.cards_read = 0
         self.rejected = 0
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    def _set_state(self, state: str, detail: str = "") -> None:
-        if state != self._state or detail:
-            self._state = state
-            if self._on_state is not None:
-                self._on_state(state, detail)
 
     async def _backoff(self) -> None:
         """Sleep before the next attempt (returns early on close)."""

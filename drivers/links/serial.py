@@ -23,8 +23,8 @@ from typing import Any
 from ..errors import LinkError
 from ..events import EventKind, LinkEvent
 from ..registry import SerialSettings
+from .base import StateCallback, StateReporter
 
-StateCallback = Callable[[str, str], None]
 TxCallback = Callable[[LinkEvent], None]
 READ_CHUNK = 4096
 
@@ -33,7 +33,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class SerialLink:
+class SerialLink(StateReporter):
     def __init__(
         self,
         url: str,
@@ -69,16 +69,6 @@ class SerialLink:
         self.on_tx = on_tx
         self.polls_sent = 0
         self._poll_pending_since: float | None = None
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    def _set_state(self, state: str, detail: str = "") -> None:
-        if state != self._state or detail:
-            self._state = state
-            if self._on_state is not None:
-                self._on_state(state, detail)
 
     def _kwargs(self) -> dict[str, Any]:
         s = self.settings
