@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -63,8 +64,7 @@ class ReplayLink:
                     await asyncio.sleep(0)
                 ev = ce.event
                 if self.scale and not ev.scale:
-                    ev = LinkEvent(ev.kind, ev.payload, ev.received_at, ev.channel, ev.address, ev.rssi, ev.name,
-                                   self.scale)
+                    ev = dataclasses.replace(ev, scale=self.scale)
                 self.replayed += 1
                 yield ev
         finally:
