@@ -24,6 +24,8 @@ from .model import FAULT_KINDS, Customer, Faults, PlatformState
 SPEC_PATH = Path(__file__).with_name("platform-openapi.json")
 STATE: web.AppKey[PlatformState] = web.AppKey("state", PlatformState)
 OPENAPI: web.AppKey[OpenAPI] = web.AppKey("openapi", OpenAPI)
+OPERATION: web.RequestKey[str] = web.RequestKey("operation", str)
+STUDIO: web.RequestKey[int] = web.RequestKey("studio", int)
 
 
 def load_openapi(path: Path = SPEC_PATH) -> OpenAPI:
@@ -40,7 +42,7 @@ def error(status: int, message: str, code: str, reference: str | None = None) ->
 
 
 def _studio(request: web.Request) -> int:
-    return int(request["studio"])
+    return request[STUDIO]
 
 
 def _now() -> datetime:
@@ -205,7 +207,7 @@ async def _apply_fault(request: web.Request, fault: str, handler: Any) -> web.St
     if fault == "409":
         return error(409, "Concurrent modification, please retry.", "CONCURRENT_MODIFICATION")
     if fault == "429":
-        st.lock_endpoint(request["operation"], st.monotonic())
+        st.lock_endpoint(request[OPERATION], st.monotonic())
         return error(429, "Access denied - rate limit is exceeded.", "RATE_LIMIT_EXCEEDED")
     if fault == "reset_before":
         return _abort(request)
@@ -231,7 +233,7 @@ async def _apply_fault(request: web.Request, fault: str, handler: Any) -> web.St
 def _make_route(operation: str, handler: Any) -> Any:
     async def route(request: web.Request) -> web.StreamResponse:
         st = request.app[STATE]
-        request["operation"] = operation
+        request[OPERATION] = operation
         entry: dict[str, Any] = {
             "method": request.method,
             "path": request.path,
@@ -247,7 +249,7 @@ def _make_route(operation: str, handler: Any) -> Any:
         if studio is None:
             entry["status"] = 401
             return error(401, "Authentication failed. No api-key, wrong api-key or wrong header name.", "UNAUTHORIZED")
-        request["studio"] = studio.id
+        request[STUDIO] = studio.id
         if request.method == "HEAD":
             return web.Response(status=200)
         body = await request.read()
