@@ -154,7 +154,6 @@ class Daemon:
         self.client: PlatformClient | None = None
         self.links: list[Link] = []
         self._intake: Intake | None = None
-        self._last_heartbeat = time.monotonic()
         self.exit_code = 0
         self.snapshot: dict[str, Any] = {}
         self._unidentified_wid: dict[str, int] = {}
@@ -232,36 +231,47 @@ class Daemon:
         try:
             await self._stop.wait()
         finally:
-            sd_notify.stopping()
-            self.log.info("daemon_stopping")
-            if self.pc_mode is not None:
-                await self.pc_mode.close()
-            for link in self.links:
-                with contextlib.suppress(Exception):
-                    await link.close()
-            for t in link_tasks:
-                t.cancel()
-            await asyncio.gather(*link_tasks, return_exceptions=True)
-            self._flush_unsaved()
-            if upload_task is not None:
-                self.uploader.stop()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(upload_task, timeout=cfg.platform.timeout_s + 5)
-            house_task.cancel()
-            await asyncio.gather(house_task, return_exceptions=True)
-            self._write_status(final=True)
-            if self._metrics is not None:
-                self._metrics.shutdown()
-            await self.client.aclose()
-            if self._unsaved:
-                self.log.critical("weighings_not_committed_at_exit", count=len(self._unsaved))
-                self.exit_code = self.exit_code or 74
-            self.outbox.close()
+            await self._shutdown(link_tasks, upload_task, house_task)
         if self._fatal is not None:
             self.log.error("daemon_failed", error=str(self._fatal))
             return self.exit_code or 1
         self.log.info("daemon_stopped")
         return self.exit_code
+
+    async def _shutdown(
+        self,
+        link_tasks: list[asyncio.Task[None]],
+        upload_task: asyncio.Task[None] | None,
+        house_task: asyncio.Task[None],
+    ) -> None:
+        """Stop intake, commit what was read, let in-flight uploads finish (bounded), close everything."""
+        assert self.outbox is not None and self.uploader is not None and self.client is not None
+        cfg = self.cfg
+        sd_notify.stopping()
+        self.log.info("daemon_stopping")
+        if self.pc_mode is not None:
+            await self.pc_mode.close()
+        for link in self.links:
+            with contextlib.suppress(Exception):
+                await link.close()
+        for t in link_tasks:
+            t.cancel()
+        await asyncio.gather(*link_tasks, return_exceptions=True)
+        self._flush_unsaved()
+        if upload_task is not None:
+            self.uploader.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(upload_task, timeout=cfg.platform.timeout_s + 5)
+        house_task.cancel()
+        await asyncio.gather(house_task, return_exceptions=True)
+        self._write_status(final=True)
+        if self._metrics is not None:
+            self._metrics.shutdown()
+        await self.client.aclose()
+        if self._unsaved:
+            self.log.critical("weighings_not_committed_at_exit", count=len(self._unsaved))
+            self.exit_code = self.exit_code or 74
+        self.outbox.close()
 
     def _start_metrics(self, listen: str) -> None:
         from .metrics import serve
@@ -324,8 +334,6 @@ class Daemon:
         assert self._intake is not None
         try:
             async for event in link.events():
-                self._last_heartbeat = time.monotonic()
-                self.stats.frames += 0
                 self.stats.last_frame_at = self.clock()
                 for outcome in self._intake.feed(event):
                     self._handle(outcome)
