@@ -19,6 +19,7 @@ Reproduce: ``.venv/bin/pytest -s tests/integration/test_crash.py`` (add ``-m slo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -155,6 +156,13 @@ def _finish(lane: Lane, n_weighings: int) -> None:
     proc = _spawn(lane)
     try:
         guard = time.monotonic() + 240  # a failure guard, not a timed assertion
+        status = lane.dir / "state" / "status.json"
+        while time.monotonic() < guard:  # up first: a SIGTERM before its handlers exist is no clean stop
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(status.read_text()).get("pid") == proc.pid:
+                    break
+            assert proc.poll() is None, f"daemon exited with {proc.returncode}; see {lane.dir / 'daemon.log'}"
+            time.sleep(0.05)
         while time.monotonic() < guard:
             total, open_, inflight = _outbox_counts(lane)
             if total >= n_weighings and open_ == 0 and inflight == 0:
