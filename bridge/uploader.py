@@ -295,6 +295,7 @@ class Uploader:
         if profile is not None:
             prof = {"age": profile.age, "gender": profile.gender, "height_cm": profile.height_cm}
         note = f"cross-studio member (home studio {home_studio})" if cross else None
+        park = valid is False and p.not_eligible is NotEligible.PARK
         self.outbox.resolved(
             job.id,
             customer_id=customer_id,
@@ -303,12 +304,13 @@ class Uploader:
             benefit_valid=valid,
             home_studio=home_studio,
             note=note,
+            begin_post=not park,  # going straight on to POST: mark the attempt in the same commit
         )
         self.log.info(
             "member_resolved", weighing=job.id, customer_id=customer_id, benefit_valid=valid, cross_studio=cross
         )
         job = self._reload(job)
-        if valid is False and p.not_eligible is NotEligible.PARK:
+        if park:
             self.outbox.park(job.id, f"benefit {p.benefit_key} not valid for this member (policy: park)")
             self.log.warning("weighing_parked", weighing=job.id, reason="benefit_not_valid")
             return self._reload(job)
@@ -324,7 +326,8 @@ class Uploader:
             body, why_not = with_estimate(body, job.profile)
             if why_not is not None:
                 self.log.info("body_composition_not_estimated", weighing=job.id, reason=why_not)
-        self.outbox.begin(job.id, Stage.POST)
+        if job.inflight != Stage.POST.value:  # not already begun by the resolve that just ran
+            self.outbox.begin(job.id, Stage.POST)
         try:
             status = await self._call(
                 "createCustomerWeighing",
