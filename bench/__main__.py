@@ -196,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--pacer-ratio",
         type=float,
-        default=0.9,
-        help="drain: the uploader's pacer as a fraction of L (shipped: 900/1000 = 0.9)",
+        default=None,
+        help="drain: the uploader's pacer as a fraction of L (default: the shipped config, 960/1000 = 0.96)",
     )
     ap.add_argument(
         "--stalled-notify",

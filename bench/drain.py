@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bridge.config import config_from_dict
+from bridge.config import PlatformConfig, config_from_dict
 from bridge.logs import configure
 from bridge.outbox import Outbox
 from bridge.platform import USER_AGENT, PlatformClient
@@ -166,7 +166,7 @@ def run(
     limited_n: int | None = None,
     rate_limit: int | None = None,
     skip_unlimited: bool = False,
-    pacer_ratio: float = 0.9,
+    pacer_ratio: float | None = None,
 ) -> dict[str, Any]:
     n_limited = limited_n or (60 if quick else 500)
     n_free = 60 if quick else 300
@@ -223,7 +223,9 @@ def run(
         L = rate_limit or 1000  # the real platform's limit: no pacer override needed
         t_min = 60.0 * n_limited / L
         res: dict[str, Any] = {"n": n_limited, "rate_limit_per_min": L, "t_min_s": t_min}
-        pacer = round(L * pacer_ratio)  # shipped: 900/min for the platform's 1000 (ratio 0.9)
+        if pacer_ratio is None:  # what the shipped config does against the platform's 1000/min
+            pacer_ratio = PlatformConfig(base_url="http://x").rate_limit_per_min / 1000
+        pacer = round(L * pacer_ratio)
         rr = uploader_drain(template, work, n_limited, rate_limit=L, pacer=pacer, timeout_s=max(120.0, 4 * t_min))
         rr["pacer_per_min"] = pacer
         rr["ratio_to_t_min"] = rr["seconds"] / t_min
