@@ -435,7 +435,6 @@ class Outbox:
                     " seen_at = excluded.seen_at, expires_at = excluded.expires_at",
                     (dedupe_key, wid, t, t + dedupe_ttl_s),
                 )
-            self._journal(db, wid, t, "captured", state.value)
             return wid
 
         result: int | None = self._write(fn)
@@ -480,8 +479,12 @@ class Outbox:
         return None if row is None else DeadLetter(**dict(row))
 
     def history(self, wid: int) -> list[tuple[float, str, str | None]]:
+        """The weighing's journey: its capture (from its own row, not stored twice), then the journal."""
+        row = self._db.execute("SELECT captured_at FROM weighings WHERE id = ?", (wid,)).fetchone()
+        if row is None:
+            return []
         rows = self._db.execute("SELECT at, event, detail FROM journal WHERE weighing_id = ? ORDER BY id", (wid,))
-        return [(r["at"], r["event"], r["detail"]) for r in rows.fetchall()]
+        return [(row["captured_at"], "captured", None), *((r["at"], r["event"], r["detail"]) for r in rows.fetchall())]
 
     def stats(self) -> QueueStats:
         counts = {s.value: 0 for s in JobState}
