@@ -32,6 +32,20 @@ def parse_only_frame_error(spec: DriverSpec, data: bytes) -> None:
         spec.parse(data, "")
 
 
+def robust(spec: DriverSpec, data: bytes) -> None:
+    """Any bytes, framed and decoded or parsed directly, raise nothing but FrameError."""
+    decode_stream(spec, [data])
+    parse_only_frame_error(spec, data)
+
+
+def check_chunking(spec: DriverSpec, frames_wire: Sequence[bytes], cuts: Sequence[int]) -> None:
+    """The frames of a stream do not depend on how it is split into chunks; one frame per item."""
+    stream = b"".join(frames_wire)
+    whole = frames(spec, [stream])
+    assert frames(spec, split_at(stream, cuts)) == whole
+    assert len(whole) == len(frames_wire)
+
+
 def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     chunks: list[bytes] = []

@@ -9,7 +9,14 @@ import pytest
 from builders import mt_sics_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from props import HEAVY, decode_stream, frames, garbage_then_frame, no_terminators, parse_only_frame_error, split_at
+from props import (
+    HEAVY,
+    check_chunking,
+    decode_stream,
+    garbage_then_frame,
+    no_terminators,
+    robust,
+)
 from vectorlib import MODES, Vector, check_vector, require_slow, vector_params
 
 from drivers import DeviceReport, FrameError, Reading, mt_sics
@@ -76,15 +83,11 @@ def test_round_trip(item: tuple[bytes, float, bool]) -> None:
 @HEAVY
 @given(st.lists(responses(), min_size=1, max_size=6), st.lists(st.integers()))
 def test_any_chunking_gives_the_same_frames(items: list[tuple[bytes, float, bool]], cuts: list[int]) -> None:
-    stream = b"".join(i[0] for i in items)
-    whole = frames(SPEC, [stream])
-    assert frames(SPEC, split_at(stream, cuts)) == whole
-    assert len(whole) == len(items)
+    check_chunking(SPEC, [i[0] for i in items], cuts)
 
 
 def _robust(data: bytes) -> None:
-    decode_stream(SPEC, [data])
-    parse_only_frame_error(SPEC, data)
+    robust(SPEC, data)
 
 
 @FAST

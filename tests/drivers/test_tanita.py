@@ -16,7 +16,7 @@ from props import (
     frames,
     garbage_then_frame,
     no_terminators,
-    parse_only_frame_error,
+    robust,
     split_at,
 )
 from vectorlib import MODES, Vector, check_vector, require_slow, vector_params
@@ -318,8 +318,7 @@ def checksummed_noise(draw: st.DrawFn) -> bytes:
 
 
 def _robust(data: bytes) -> None:
-    decode_stream(SPEC, [data])
-    parse_only_frame_error(SPEC, data)
+    robust(SPEC, data)
 
 
 @FAST

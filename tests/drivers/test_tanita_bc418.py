@@ -10,7 +10,14 @@ import pytest
 from builders import csv_line, q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from props import HEAVY, decode_stream, frames, garbage_then_frame, no_terminators, parse_only_frame_error, split_at
+from props import (
+    HEAVY,
+    check_chunking,
+    decode_stream,
+    garbage_then_frame,
+    no_terminators,
+    robust,
+)
 from vectorlib import MODES, Vector, check_vector, require_slow, vector_params
 
 from drivers import DeviceReport, FrameError, Reading, Segment, tanita_bc418
@@ -142,15 +149,11 @@ def test_tbf310_round_trip(item: tuple[bytes, dict[str, float]]) -> None:
 @HEAVY
 @given(st.lists(st.one_of(bc418_lines(), tbf310_lines()), min_size=1, max_size=5), st.lists(st.integers()))
 def test_any_chunking_gives_the_same_frames(items: list[tuple[bytes, object]], cuts: list[int]) -> None:
-    stream = b"".join(i[0] for i in items)
-    whole = frames(SPEC, [stream])
-    assert frames(SPEC, split_at(stream, cuts)) == whole
-    assert len(whole) == len(items)
+    check_chunking(SPEC, [i[0] for i in items], cuts)
 
 
 def _robust(data: bytes) -> None:
-    decode_stream(SPEC, [data])
-    parse_only_frame_error(SPEC, data)
+    robust(SPEC, data)
 
 
 @FAST
