@@ -265,14 +265,19 @@ class Machine:
             time.sleep(0.1)
         else:
             raise MachineError(f"no init process in the container after {timeout_s}s:\n{self.console()}")
-        # Until PID 1 listens on its private bus, systemctl fails at once ("Failed to connect to bus").
+        # Two "not yet" answers come before --wait can wait: until PID 1 listens on its private bus,
+        # systemctl fails at once ("Failed to connect to bus", empty stdout); and until PID 1 has
+        # created /run/systemd/system, sd_booted() is false and systemctl prints "offline" (seen on a
+        # fast CI machine that entered the container a few milliseconds after exec).
         state = ""
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise MachineError(f"systemd-nspawn exited with {self.proc.returncode}:\n{self.console()}")
             res = self.run(
                 ["systemctl", "is-system-running", "--wait"], check=False, timeout=max(5.0, deadline - time.monotonic())
             )
             state = res.stdout.strip()
-            if state:
+            if state and state != "offline":
                 break
             time.sleep(0.2)
         if state not in ("running", "degraded"):
