@@ -43,6 +43,20 @@ class UploadCounters:
     by_status: dict[str, int] = field(default_factory=dict)
 
 
+async def _settle(task: asyncio.Task[bool] | None) -> None:
+    """Let a speculative call whose answer is no longer wanted finish, whatever it ends with."""
+    if task is None:
+        return
+    if not task.done():
+        try:
+            await asyncio.wait({task})  # unlike ``await task``, does not raise the task's error
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" at exit
+
+
 class Uploader:
     def __init__(
         self,
@@ -256,34 +270,58 @@ class Uploader:
         queries = platform_queries(job.card, self.cfg.cards)
         profile = None
         used: tuple[str, str] | None = None
-        for number, fmt in queries:
-            try:
-                profile = await self._call("getCustomerMeasurement", partial(self.client.customer_by_card, number, fmt))
-                used = (number, fmt)
-                break
-            except NotFound:
-                continue
-        customer_id = profile.id if profile else None
-        home_studio = None
+        # The benefit check by card does not depend on the member lookup, so for the first card format
+        # both GETs go out together: one round trip fewer between the frame and the POST. If the
+        # member is found another way, the speculative answer is dropped (an unknown card costs one
+        # extra read on that endpoint, paced like any other).
+        speculative: asyncio.Task[bool] | None = None
+        first: tuple[str, str] | None = None
+        valid: bool | None = None
         cross = False
-        if customer_id is None and p.cross_studio:
+        home_studio = None
+        try:
             for number, fmt in queries:
-                try:
-                    cs = await self._call(
-                        "getCrossStudioCustomerBy", partial(self.client.cross_studio_customer, number, fmt)
+                if p.benefit_key and speculative is None:
+                    speculative = asyncio.ensure_future(
+                        self._call(
+                            "getBenefitsByCardNumber",
+                            partial(self.client.benefit_valid_by_card, number, fmt, p.benefit_key),
+                        )
                     )
+                    first = (number, fmt)
+                try:
+                    profile = await self._call(
+                        "getCustomerMeasurement", partial(self.client.customer_by_card, number, fmt)
+                    )
+                    used = (number, fmt)
+                    break
                 except NotFound:
                     continue
-                customer_id, home_studio, used, cross = cs.id, cs.studio_id, (number, fmt), True
-                break
+            customer_id = profile.id if profile else None
+            if customer_id is None and p.cross_studio:
+                for number, fmt in queries:
+                    try:
+                        cs = await self._call(
+                            "getCrossStudioCustomerBy", partial(self.client.cross_studio_customer, number, fmt)
+                        )
+                    except NotFound:
+                        continue
+                    customer_id, home_studio, used, cross = cs.id, cs.studio_id, (number, fmt), True
+                    break
+            if speculative is not None and used is not None and used == first and not cross:
+                valid = await speculative  # its errors are this job's errors, as if asked in turn
+            else:
+                await _settle(speculative)
+        finally:
+            if speculative is not None and not speculative.done():
+                speculative.cancel()  # only when something above failed: its answer has no use now
         if customer_id is None or used is None:
             raise NotFound(
                 f"no member found for this card (tried {len(queries)} format(s)"
                 f"{' and the cross-studio lookup' if p.cross_studio else ''})",
                 status=404,
             )
-        valid: bool | None = None
-        if p.benefit_key:
+        if p.benefit_key and valid is None:
             if cross:
                 valid = await self._call("getBenefits", lambda: self.client.benefit_valid(customer_id, p.benefit_key))
             else:

@@ -509,3 +509,93 @@ def test_backoff_is_full_jitter_capped_and_respects_retry_after(attempt: int, ba
         assert d <= max(cap, base / 2)
     else:
         assert d >= retry_after and d <= max(cap, base / 2, retry_after)
+
+
+# ---- resolve: the member lookup and the benefit check go out together ------------------------------
+
+def _arrivals(sim: SimulatorThread, operation: str) -> list[float]:
+    from datetime import datetime
+
+    return [datetime.fromisoformat(at).timestamp() for at in
+            sim.call(lambda: [r["at"] for r in sim.state.requests if r["operation"] == operation])]
+
+
+def _benefit_keys(sim: SimulatorThread, uid: str) -> list[str | None]:
+    return list(sim.call(lambda: [w["benefitKey"] for w in sim.state.weighings if w["idempotencyKey"] == uid]))
+
+
+def test_benefit_check_is_asked_while_the_member_lookup_is_answered(sim: SimulatorThread, tmp_path: Path) -> None:
+    async def main() -> None:
+        env = Env(tmp_path, sim.url, sim.api_key(1), benefit_key="BODY_SCAN", timeout_s=5.0)
+        wid = env.capture()
+        sim.call(sim.state.requests.clear)
+        script(sim, "slow", operation="getCustomerMeasurement", delay_s=1.0)
+        await env.process(wid)
+        job = env.job(wid)
+        assert job.state is JobState.DELIVERED
+        (member,) = _arrivals(sim, "getCustomerMeasurement")
+        (benefit,) = _arrivals(sim, "getBenefitsByCardNumber")
+        # asked in turn, the benefit check could only start after the member's answer (>= 1 s later)
+        assert abs(benefit - member) < 0.5
+        assert _benefit_keys(sim, job.uid) == ["BODY_SCAN"]
+        await env.close()
+
+    asyncio.run(main())
+
+
+def test_member_found_by_a_fallback_format_gets_the_benefit_asked_with_that_format(
+        sim: SimulatorThread, tmp_path: Path) -> None:
+    """Member 1001's card read as hex with its bytes the wrong way round: the first query (and the
+    benefit check sent with it) find nobody; the fallback finds the member, and the benefit is asked
+    again with the query that worked, not taken from the 404."""
+    async def main() -> None:
+        env = Env(tmp_path, sim.url, sim.api_key(1), benefit_key="BODY_SCAN")
+        env.cfg.cards.format, env.cfg.cards.fallbacks = "hex", ["hex_reversed"]
+        wid = env.capture(card="1C78F2BF")
+        sim.call(sim.state.requests.clear)
+        await env.process(wid)
+        job = env.job(wid)
+        assert job.state is JobState.DELIVERED, job.last_error
+        assert job.customer_id == 1001
+        assert len(_arrivals(sim, "getCustomerMeasurement")) == 2
+        assert len(_arrivals(sim, "getBenefitsByCardNumber")) == 2  # the speculative one, then the real one
+        assert _benefit_keys(sim, job.uid) == ["BODY_SCAN"]
+        await env.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("fault", ["500", "reset_before"])
+def test_failed_benefit_check_fails_the_resolve_like_any_call(sim: SimulatorThread, tmp_path: Path,
+                                                             fault: str) -> None:
+    async def main() -> None:
+        env = Env(tmp_path, sim.url, sim.api_key(1), benefit_key="BODY_SCAN")
+        wid = env.capture()
+        script(sim, fault, operation="getBenefitsByCardNumber")
+        await env.process(wid)
+        job = env.job(wid)
+        assert job.state is JobState.PENDING and job.stage is Stage.RESOLVE and job.attempts == 1
+        assert env.up.counters.retries == 1
+        assert copies(sim, job.uid) == 0  # nothing posted on a half-known member
+        env.clock.t += job.next_attempt_at - env.clock.wall()
+        await env.process(wid)
+        job = env.job(wid)
+        assert job.state is JobState.DELIVERED and copies(sim, job.uid) == 1
+        await env.close()
+
+    asyncio.run(main())
+
+
+def test_unknown_card_is_not_found_and_leaves_no_call_behind(sim: SimulatorThread, tmp_path: Path) -> None:
+    async def main() -> None:
+        env = Env(tmp_path, sim.url, sim.api_key(1), benefit_key="BODY_SCAN")
+        wid = env.capture(card="4000000001")
+        await env.process(wid)
+        job = env.job(wid)
+        assert job.state is not JobState.DELIVERED and job.state is not JobState.PENDING
+        assert "no member found" in (job.last_error or "")
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert pending == []  # the speculative benefit check was waited for, not left running
+        await env.close()
+
+    asyncio.run(main())
