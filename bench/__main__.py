@@ -214,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="live: stop reading $NOTIFY_SOCKET after READY=1 (a service manager that lags)",
     )
+    ap.add_argument(
+        "--rtt-ms", type=float, default=0.0, help="live: a network round trip added to every answer (TCP proxy)"
+    )
     ap.add_argument("--idle-s", type=float, default=None, help="live: idle period for the CPU figure")
     ap.add_argument(
         "--json",
@@ -257,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         elif w == "live":
             from . import live
 
-            res[w] = live.run(args.quick, idle_s=args.idle_s, stalled_notify=args.stalled_notify)
+            res[w] = live.run(args.quick, idle_s=args.idle_s, stalled_notify=args.stalled_notify, rtt_ms=args.rtt_ms)
         elif w == "parsers":
             from . import parsers
 

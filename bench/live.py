@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.simulator import SimulatorThread
+from tests.fakes.proxy import TcpProxy
 
 from .common import PY, REPO, cpu_seconds, log, median, percentile, rss_bytes, tanita_frame
 
@@ -159,13 +160,22 @@ def _ts(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def run(quick: bool, idle_s: float | None = None, *, stalled_notify: bool = False) -> dict[str, Any]:
+def run(
+    quick: bool, idle_s: float | None = None, *, stalled_notify: bool = False, rtt_ms: float = 0.0
+) -> dict[str, Any]:
     starts = 2 if quick else 5
     frames = 10 if quick else 100
     idle = idle_s if idle_s is not None else (3.0 if quick else 60.0)
     gap_s = 0.2
-    out: dict[str, Any] = {"stalled_notify": stalled_notify}
-    with tempfile.TemporaryDirectory(prefix="bench-live-") as d, SimulatorThread() as sim:
+    out: dict[str, Any] = {"stalled_notify": stalled_notify, "rtt_ms": rtt_ms}
+    with contextlib.ExitStack() as stack:
+        d = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-live-"))
+        sim = stack.enter_context(SimulatorThread())
+        url = sim.url
+        if rtt_ms > 0:  # the platform a network away: every answer reaches the client rtt_ms late
+            proxy = stack.enter_context(TcpProxy(int(sim.url.rsplit(":", 1)[1])))
+            proxy.rtt_s = rtt_ms / 1000
+            url = proxy.url
         work = Path(d)
         # -- start -> READY (fresh state dir each time; the last start is kept for the rest)
         ready: list[float] = []
@@ -173,7 +183,7 @@ def run(quick: bool, idle_s: float | None = None, *, stalled_notify: bool = Fals
         master = slave = -1
         for k in range(starts):
             master, slave, path = _pty()
-            daemon = DaemonProc(sim.url, path, work, stalled_notify=stalled_notify)
+            daemon = DaemonProc(url, path, work, stalled_notify=stalled_notify)
             ready.append(daemon.start())
             log(f"live: start -> READY {ready[-1] * 1000:.0f} ms")
             if k < starts - 1:
@@ -240,7 +250,7 @@ def run(quick: bool, idle_s: float | None = None, *, stalled_notify: bool = Fals
             )
             # -- baseline: a bare httpx client process making the same three calls the same way
             proc = subprocess.run(
-                [PY, "-m", "bench.bare_client", sim.url, str(frames), str(gap_s)],
+                [PY, "-m", "bench.bare_client", url, str(frames), str(gap_s)],
                 cwd=REPO,
                 capture_output=True,
                 text=True,

@@ -10,6 +10,10 @@ kept-alive one):
 - ``blackhole``: accept, read, never answer (the client's read timeout fires).
 - ``trickle``: forward the answer one byte every ``trickle_s`` (each read is quick; the whole is not).
 
+``rtt_s`` (any mode that forwards): every byte from the server reaches the client ``rtt_s`` after it
+left the server, in order, without slowing the bytes behind it: a network's round trip, for requests
+made one after the other or side by side on separate connections.
+
 ``to_client_bytes`` counts what was passed to the client (response bytes)."""
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class TcpProxy:
         self.upstream = (upstream_host, upstream_port)
         self.mode = "pass"
         self.trickle_s = 0.1
+        self.rtt_s = 0.0
         self.port = 0
         self.connections = 0
         self.to_client_bytes = 0
@@ -118,12 +123,37 @@ class TcpProxy:
                             self.to_client_bytes += 1
                             await asyncio.sleep(self.trickle_s)
                         continue
+                    if self.rtt_s > 0:
+                        delayed.put_nowait((self._loop.time() + self.rtt_s, data))
+                        continue
                     self.to_client_bytes += len(data)
                     writer.write(data)
                     await writer.drain()
             except (ConnectionError, OSError):
                 _reset(writer)
                 return
+            await delayed.join()
             writer.close()
 
-        await asyncio.gather(client_to_server(), server_to_client(), return_exceptions=True)
+        delayed: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver_delayed() -> None:
+            while True:
+                due, data = await delayed.get()
+                try:
+                    await asyncio.sleep(max(0.0, due - self._loop.time()))
+                    self.to_client_bytes += len(data)
+                    writer.write(data)
+                    await writer.drain()
+                except (ConnectionError, OSError):
+                    pass
+                finally:
+                    delayed.task_done()
+
+        deliverer = asyncio.ensure_future(deliver_delayed())
+
+        try:
+            await asyncio.gather(client_to_server(), server_to_client(), return_exceptions=True)
+        finally:
+            with contextlib.suppress(RuntimeError):  # closed at exit with the loop already closed
+                deliverer.cancel()
