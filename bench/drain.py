@@ -63,7 +63,7 @@ async def _uploader_drain(
         cfg.platform.base_url,
         cfg.platform.api_key,
         timeout_s=cfg.platform.timeout_s,
-        max_connections=max(4, concurrency),
+        max_connections=max(4, 2 * concurrency),  # as the daemon's
     )
     up = Uploader(cfg, ob, client)
     last = [0.0]
@@ -120,12 +120,13 @@ def uploader_drain(
 
 
 async def _bare_drain(sim: Simulator, docs: list[str], concurrency: int) -> dict[str, Any]:
-    """The same three calls per weighing, as a bare loop: no outbox, no pacing, no logging."""
+    """The same three calls per weighing made the same way (member and benefits together, then the
+    POST), as a bare loop: no outbox, no pacing, no logging."""
     client = httpx.AsyncClient(
         base_url=sim.url,
         headers={"X-API-KEY": SIM_KEY, "User-Agent": USER_AGENT, "Accept": "application/json"},
         timeout=httpx.Timeout(10.0),
-        limits=httpx.Limits(max_connections=max(4, concurrency), max_keepalive_connections=max(4, concurrency)),
+        limits=httpx.Limits(max_connections=max(4, 2 * concurrency), max_keepalive_connections=max(4, 2 * concurrency)),
     )
     queue = list(reversed(docs))
     errors = [0]
@@ -134,9 +135,11 @@ async def _bare_drain(sim: Simulator, docs: list[str], concurrency: int) -> dict
         while queue:
             body = queue.pop()
             card = {"cardNumber": CARD, "cardNumberFormat": "DECIMAL"}
-            r1 = await client.get("/v1/customers/measurement/latest", params=card)
+            r1, r2 = await asyncio.gather(
+                client.get("/v1/customers/measurement/latest", params=card),
+                client.get("/v1/customers/benefits", params={**card, "key": "BODY_SCAN"}),
+            )
             cid = r1.json()["id"]
-            r2 = await client.get("/v1/customers/benefits", params={**card, "key": "BODY_SCAN"})
             valid = any(b.get("valid") for b in r2.json())
             r3 = await client.post(
                 f"/v1/customers/{cid}/weighing",

@@ -187,7 +187,7 @@ class Daemon:
             cfg.platform.api_key,
             timeout_s=cfg.platform.timeout_s,
             connect_timeout_s=cfg.platform.connect_timeout_s,
-            max_connections=max(4, cfg.platform.concurrency),
+            max_connections=max(4, 2 * cfg.platform.concurrency),  # a resolve has two GETs in flight
         )
         self.uploader = Uploader(cfg, self.outbox, self.client, clock=self.clock)
         self.uploader.on_delivered = self._delivered
