@@ -24,7 +24,7 @@ from bridge.config import PlatformConfig, config_from_dict
 from bridge.logs import configure
 from bridge.outbox import Outbox
 from bridge.platform import USER_AGENT, PlatformClient
-from bridge.uploader import Uploader
+from bridge.uploader import Uploader, pool_size
 
 from .capture import bodies
 from .common import CARD, SIM_KEY, Simulator, config_doc, cpu_seconds, log, median, simulator
@@ -63,7 +63,7 @@ async def _uploader_drain(
         cfg.platform.base_url,
         cfg.platform.api_key,
         timeout_s=cfg.platform.timeout_s,
-        max_connections=max(4, 2 * concurrency),  # as the daemon's
+        max_connections=pool_size(concurrency),  # as the daemon's
     )
     up = Uploader(cfg, ob, client)
     last = [0.0]
@@ -126,7 +126,7 @@ async def _bare_drain(sim: Simulator, docs: list[str], concurrency: int) -> dict
         base_url=sim.url,
         headers={"X-API-KEY": SIM_KEY, "User-Agent": USER_AGENT, "Accept": "application/json"},
         timeout=httpx.Timeout(10.0),
-        limits=httpx.Limits(max_connections=max(4, 2 * concurrency), max_keepalive_connections=max(4, 2 * concurrency)),
+        limits=httpx.Limits(max_connections=pool_size(concurrency), max_keepalive_connections=pool_size(concurrency)),
     )
     queue = list(reversed(docs))
     errors = [0]

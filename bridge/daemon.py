@@ -35,7 +35,7 @@ from .outbox import Job, JobState, Outbox
 from .pairing import CardExpired, CardSuperseded, Ignored, LateCard, Pairing
 from .pc_mode import PcMode, pc_mode_for
 from .platform import PlatformClient
-from .uploader import Uploader
+from .uploader import Uploader, pool_size
 
 HOUSEKEEPING_S = 1.0
 STATUS_EVERY_S = 2.0
@@ -187,7 +187,7 @@ class Daemon:
             cfg.platform.api_key,
             timeout_s=cfg.platform.timeout_s,
             connect_timeout_s=cfg.platform.connect_timeout_s,
-            max_connections=max(4, 2 * cfg.platform.concurrency),  # a resolve has two GETs in flight
+            max_connections=pool_size(cfg.platform.concurrency),
         )
         self.uploader = Uploader(cfg, self.outbox, self.client, clock=self.clock)
         self.uploader.on_delivered = self._delivered

@@ -57,6 +57,11 @@ async def _settle(task: asyncio.Task[bool] | None) -> None:
         task.exception()  # retrieved: no "exception was never retrieved" at exit
 
 
+def pool_size(concurrency: int) -> int:
+    """HTTP connections for ``concurrency`` uploads: a resolve has two GETs in flight at once."""
+    return max(4, 2 * concurrency)
+
+
 class Uploader:
     def __init__(
         self,
@@ -275,20 +280,18 @@ class Uploader:
         # member is found another way, the speculative answer is dropped (an unknown card costs one
         # extra read on that endpoint, paced like any other).
         speculative: asyncio.Task[bool] | None = None
-        first: tuple[str, str] | None = None
+        if p.benefit_key and queries:
+            speculative = asyncio.ensure_future(
+                self._call(
+                    "getBenefitsByCardNumber",
+                    partial(self.client.benefit_valid_by_card, *queries[0], p.benefit_key),
+                )
+            )
         valid: bool | None = None
         cross = False
         home_studio = None
         try:
             for number, fmt in queries:
-                if p.benefit_key and speculative is None:
-                    speculative = asyncio.ensure_future(
-                        self._call(
-                            "getBenefitsByCardNumber",
-                            partial(self.client.benefit_valid_by_card, number, fmt, p.benefit_key),
-                        )
-                    )
-                    first = (number, fmt)
                 try:
                     profile = await self._call(
                         "getCustomerMeasurement", partial(self.client.customer_by_card, number, fmt)
@@ -308,7 +311,7 @@ class Uploader:
                         continue
                     customer_id, home_studio, used, cross = cs.id, cs.studio_id, (number, fmt), True
                     break
-            if speculative is not None and used is not None and used == first and not cross:
+            if speculative is not None and used == queries[0] and not cross:
                 valid = await speculative  # its errors are this job's errors, as if asked in turn
             else:
                 await _settle(speculative)
