@@ -16,6 +16,7 @@ from typing import Protocol
 
 from .errors import FrameError
 from .framing import Framer
+from .gatt import Exchange, ExchangeContext
 from .model import DeviceReport, ParseResult, Reading
 
 
@@ -145,6 +146,12 @@ class DriverSpec:
     #: bridge stores it persistently). None: the bridge keys on the reading's raw payload.
     dedupe_key: Callable[[str, bytes], str] | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
+    #: GATT scales that want writes (configuration, consent, acknowledgements, a handshake): a new
+    #: sans-I/O exchange per connection (drivers/gatt.py). None: subscribe to ``ble.characteristics``.
+    make_exchange: Callable[[ExchangeContext], Exchange] | None = None
+    #: ``[scale]`` settings this driver understands beyond the common ones (e.g. ``user_index``,
+    #: ``consent_code``), name -> one-line meaning; the config passes them to the exchange as text.
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     def new_decoder(self) -> Decoder:
         if self.make_decoder is not None:
@@ -152,7 +159,7 @@ class DriverSpec:
         return StatelessDecoder(self.parse)
 
 
-_NOT_DRIVERS = frozenset({"errors", "model", "framing", "registry", "capture", "events", "units", "bleuuid"})
+_NOT_DRIVERS = frozenset({"errors", "model", "framing", "registry", "capture", "events", "units", "bleuuid", "gatt"})
 
 
 @cache
