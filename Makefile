@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: demo test lint typecheck bench install clean
 
 $(STAMP): pyproject.toml
+	@echo "installing into $(VENV) (about a minute)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

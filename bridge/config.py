@@ -20,6 +20,9 @@ from drivers.registry import LinkKind, registry
 from .errors import ConfigError, ConfigProblem
 from .pairing import UnidentifiedPolicy
 
+#: the outbox's file name inside the state directory
+OUTBOX_FILE = "outbox.db"
+
 
 class Usage(StrEnum):
     WEIGHING = "weighing"  # benefitKey on the weighing POST
@@ -147,7 +150,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     @property
     def outbox_path(self) -> Path:
-        return self.state_dir / "outbox.db"
+        return self.state_dir / OUTBOX_FILE
 
     @property
     def status_path(self) -> Path:

@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 
 from drivers.errors import CaptureError, LinkError
 from drivers.links.base import Link
+from drivers.links.replay import ReplayClock, ReplayLink
 from drivers.model import DeviceReport
 from drivers.registry import DriverSpec, LinkKind, SerialSettings, get
 
@@ -78,12 +79,34 @@ def serial_settings(cfg: Config, spec: DriverSpec) -> SerialSettings:
     )
 
 
-def build_scale_link(cfg: Config, spec: DriverSpec, on_state: Callable[[str, str], None]) -> Link:
+#: card sources whose events come from the scale's own stream (no second clock)
+STREAM_CARD_SOURCES = frozenset({"scale_id", "capture"})
+
+
+def replay_clock(cfg: Config) -> ReplayClock:
+    """A capture replayed alone runs on its own clock. Beside a live card reader it is re-based to the
+    host clock (played in real time, each event stamped when played), so that both streams that meet
+    in pairing are on one clock."""
+    return ReplayClock.CAPTURE if cfg.cards.source in STREAM_CARD_SOURCES else ReplayClock.HOST
+
+
+ReplayPause = tuple[float, Callable[[float], Awaitable[None]]]
+
+
+def build_scale_link(
+    cfg: Config, spec: DriverSpec, on_state: Callable[[str, str], None], *, replay_pause: ReplayPause | None = None
+) -> Link:
     s = cfg.scale
     if s.capture:
-        from drivers.links.replay import ReplayLink
-
-        return ReplayLink(s.capture, scale=s.name, realtime=s.replay_realtime)
+        gap_s, on_pause = replay_pause if replay_pause is not None else (None, None)
+        return ReplayLink(
+            s.capture,
+            scale=s.name,
+            realtime=s.replay_realtime,
+            clock=replay_clock(cfg),
+            pause_gap_s=gap_s,
+            on_pause=on_pause,
+        )
     if spec.link is LinkKind.SERIAL:
         from drivers.links.serial import SerialLink
 
@@ -161,6 +184,8 @@ class Daemon:
         self._metrics: Any = None
         #: Tanita PC mode ([scale] pc_mode): pre-sets the member's profile after a card read (bridge/pc_mode.py)
         self.pc_mode: PcMode | None = None
+        #: a replayed capture: ``(gap_s, hook)`` awaits ``hook(t_s)`` at every pause >= gap_s (the demo)
+        self.replay_pause: ReplayPause | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
@@ -171,7 +196,7 @@ class Daemon:
         cfg = self.cfg
         register_secret(cfg.platform.api_key)
         spec = get(cfg.scale.driver)
-        self.outbox = Outbox(cfg.outbox_path, clock=self.clock)
+        self.outbox = outbox = Outbox(cfg.outbox_path, clock=self.clock)
         if self.outbox.corruption is not None:
             c = self.outbox.corruption
             self.log.critical(
@@ -196,11 +221,13 @@ class Daemon:
             spec,
             pairing,
             scale=cfg.scale.name,
-            is_duplicate=self.outbox.seen,
+            is_duplicate=lambda key, at: outbox.seen(key, now=at.timestamp()),
             dedupe_window_s=REPLAY_DEDUPE_S if cfg.scale.capture else cfg.queue.dedupe_window_s,
             broadcast_dedupe_window_s=REPLAY_DEDUPE_S if cfg.scale.capture else cfg.queue.broadcast_dedupe_window_s,
         )
-        scale_link = build_scale_link(cfg, spec, self._link_state_cb(f"scale:{cfg.scale.name}"))
+        scale_link = build_scale_link(
+            cfg, spec, self._link_state_cb(f"scale:{cfg.scale.name}"), replay_pause=self.replay_pause
+        )
         self.links = [scale_link]
         self.pc_mode = pc_mode_for(cfg, spec, scale_link, self.client, self.log)
         card_link = build_card_link(cfg, self._link_state_cb(f"cards:{cfg.cards.source}"))
@@ -345,8 +372,13 @@ class Daemon:
             self.log.error("link_failed", link=link.name, error=str(exc))
             self.request_stop()
             return
-        if getattr(link, "finished", None) is not None:
-            for outcome in self._intake.flush(datetime.fromtimestamp(self.clock(), UTC)):
+        if isinstance(link, ReplayLink):
+            # end of the capture: what the decoders still hold, then every open window closes (on the
+            # stream's own clock: a card nobody stood on before the recording ended is reported)
+            end = self._stream_now() or datetime.fromtimestamp(self.clock(), UTC)
+            for outcome in self._intake.flush(end):
+                self._handle(outcome)
+            for outcome in self._intake.tick(end + self._intake.pairing.horizon):
                 self._handle(outcome)
         if getattr(link, "finished", None) is not None and self.exit_when_replayed:
             self.log.info("replay_finished", link=link.name, events=getattr(link, "replayed", None))
@@ -405,7 +437,7 @@ class Daemon:
                 dedupe_key=cap.dedupe_key,
                 dedupe_ttl_s=cap.dedupe_ttl_s,
                 note=UNIDENTIFIED_NOTE if cap.state is JobState.UNIDENTIFIED else None,
-                now=cap.received_at.timestamp(),
+                dedupe_at=cap.received_at.timestamp(),
             )
         except StorageError as exc:
             self._unsaved.append(cap)
@@ -508,10 +540,20 @@ class Daemon:
                     if purged:
                         self.log.info("delivered_purged", count=purged)
                 last_retention = now
-            if self._intake is not None:
-                for outcome in self._intake.tick(datetime.fromtimestamp(self.clock(), UTC)):
+            stream_now = self._stream_now()
+            if self._intake is not None and stream_now is not None:
+                for outcome in self._intake.tick(stream_now):
                     self._handle(outcome)
             await asyncio.sleep(HOUSEKEEPING_S if ping_every is None else min(HOUSEKEEPING_S, ping_every / 2))
+
+    def _stream_now(self) -> datetime | None:
+        """Now on the clock of the scale's event stream: the host's for a live link (or a capture
+        re-based to the host clock), the recording's for a capture replayed on its own clock (None
+        before its first event). Pairing is only ever ticked with this clock."""
+        link = self.links[0] if self.links else None
+        if isinstance(link, ReplayLink) and link.clock is ReplayClock.CAPTURE:
+            return link.stream_now
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def status_line(self) -> str:
         st = self.outbox.stats() if self.outbox else None

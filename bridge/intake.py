@@ -85,7 +85,7 @@ class Intake:
         pairing: Pairing,
         *,
         scale: str = "",
-        is_duplicate: Callable[[str], bool] = lambda key: False,
+        is_duplicate: Callable[[str, datetime], bool] = lambda key, at: False,
         dedupe_window_s: float = 600.0,
         broadcast_dedupe_window_s: float = 7 * 86400.0,
     ) -> None:
@@ -153,7 +153,7 @@ class Intake:
         at = event.received_at
         if reading.is_weighing:
             key = dedupe_key(reading, event, self.spec)
-            if self.is_duplicate(key):
+            if self.is_duplicate(key, at):
                 return [Duplicate(reading, key)]
         out: list[Outcome] = []
         for ev in self.pairing.reading(reading, at, self.scale):

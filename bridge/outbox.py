@@ -395,13 +395,16 @@ class Outbox:
         dedupe_ttl_s: float = 600.0,
         note: str | None = None,
         now: float | None = None,
+        dedupe_at: float | None = None,
     ) -> int | None:
         """Commit one weighing. Returns its id, or None if ``dedupe_key`` was seen within its TTL.
 
-        ``now`` is when the weighing was received (a replay may pass a time from its recording); the
-        job is due at once by the wall clock."""
+        ``now``: when it is committed (default: the store's clock; tests pass older times). The job is
+        due at once. ``dedupe_at``: the reading's time on its event stream's clock (a replay's is the
+        recording's), against which the dedupe TTL is kept; default ``now``."""
         wall = self._clock()
-        t = wall if now is None else now
+        captured = wall if now is None else now
+        t = captured if dedupe_at is None else dedupe_at
         uid = str(uuid.uuid4())
 
         def fn(db: sqlite3.Connection) -> int | None:
@@ -414,7 +417,7 @@ class Outbox:
                 " next_attempt_at, updated_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     uid,
-                    t,
+                    captured,
                     scale,
                     driver,
                     card,

@@ -118,6 +118,11 @@ class Pairing:
         self.late_card = timedelta(seconds=max(0.0, late_card_s))
         self._unclaimed: dict[str, datetime] = {}
 
+    @property
+    def horizon(self) -> timedelta:
+        """How far past an event stream's last event every window it opened has closed."""
+        return max(self.window, self.late_card) + timedelta(microseconds=1)
+
     def open_cards(self) -> dict[str, CardRead]:
         return dict(self._open)
 

@@ -35,3 +35,21 @@ def run_cli(*args: str, env: dict[str, str] | None = None, input: bytes | None =
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "bridge", *args], cwd=REPO, env=full_env, input=input,
                           capture_output=True, timeout=timeout, check=False)
+
+
+def wait_for(predicate: Any, what: str, *, timeout_s: float = 60.0, interval_s: float = 0.05,
+             alive: Any = None) -> None:
+    """Poll ``predicate()`` until it is true. ``timeout_s`` is a guard against a hang, never the
+    thing under test: size it for a loaded 2-core machine. ``alive()`` (optional) returning a string
+    means the process under test is gone: fail at once with that text instead of waiting."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if alive is not None:
+            gone = alive()
+            if gone:
+                raise AssertionError(f"{gone} (while waiting for {what})")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"guard timeout ({timeout_s:g} s) waiting for {what}")
+        time.sleep(interval_s)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.outbox import Outbox, Stage
+from bridge.outbox import Outbox
 from drivers.tanita import checksum
 from tests.helpers import REPO, run_cli, write_config
 
@@ -111,19 +112,14 @@ def test_platform_down_warning_then_critical_by_age(tmp_path: Path) -> None:
         assert components(doc)["platform"] == "WARNING" and components(doc)["queue"] == "OK"
     finally:
         d.stop()
-    # the same weighing, captured two hours ago (a capture replayed with its original time)
+    # a weighing committed two hours ago (on the host clock, as every queue age is) and still waiting
     old = tmp_path / "old"
-    old.mkdir()
-    cfg = config(
-        old,
-        "http://127.0.0.1:9",
-        "k" * 20,
-        capture(
-            old / "c.jsonl",
-            "3220338716",
-            started_at=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 7200)),
-        ),
-    )
+    (old / "state").mkdir(parents=True)
+    box = Outbox(old / "state" / "outbox.db")
+    box.capture(scale="scale", driver="tanita", body={"rawResults": "{}", "weight": 77.7}, card="3220338716",
+                card_source="scale_id", now=time.time() - 7200)
+    box.close()
+    cfg = config(old, "http://127.0.0.1:9", "k" * 20, capture(old / "c.jsonl", "3220338716"))
     d = Daemon(cfg, old)
     try:
         d.wait_log(old, "weighing_captured")

@@ -8,10 +8,11 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ..cli import add_config_arg
-from ..config import load_config
+from ..config import OUTBOX_FILE, load_config
 from ..errors import UsageError
 from ..logs import mask_card
 from ..outbox import Job, JobState, Outbox
@@ -49,14 +50,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ack.set_defaults(func=cmd_ack)
     for action in (ls, sh, rt, asg, pg, ex, ack):  # --config is accepted after the action too
         action.add_argument("--config", "-c", default=argparse.SUPPRESS, metavar="FILE", help=argparse.SUPPRESS)
+        action.add_argument(
+            "--state-dir",
+            default=None,
+            metavar="DIR",
+            help="the outbox in this state directory instead of the config's (e.g. the demo's --state-dir)",
+        )
+
+
+def _outbox_path(args: argparse.Namespace) -> Path:
+    if getattr(args, "state_dir", None):
+        return Path(args.state_dir) / OUTBOX_FILE
+    return load_config(args.config, require_key=False).outbox_path  # the queue is local: no key needed
 
 
 def _open(args: argparse.Namespace) -> Outbox:
-    cfg = load_config(args.config, require_key=False)  # the queue is local: no key needed
-    if not cfg.outbox_path.exists():
-        raise UsageError(f"no outbox at {cfg.outbox_path} (has the daemon run yet?)")
+    path = _outbox_path(args)
+    if not path.exists():
+        raise UsageError(f"no outbox at {path} (has the daemon run yet?)")
     # secondary: a running daemon's in-flight attempts are not "interrupted" (no false ambiguous count)
-    return Outbox(cfg.outbox_path, check=False, primary=False)
+    return Outbox(path, check=False, primary=False)
 
 
 def _ts(t: float | None) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from drivers.links.replay import ReplayLink
+from drivers.links.replay import ReplayLink, read_header
 
 from ..config import Config, config_from_dict, load_config
 from ..logs import configure, mask_card
@@ -58,7 +58,7 @@ def _progress(link: ReplayLink, total: int, done: asyncio.Event) -> asyncio.Task
 
 def cmd_replay(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    header, _ = ReplayLink(path).open()
+    header = read_header(path)
     driver = args.driver or header.driver
     total = max(0, sum(1 for line in path.open(encoding="utf-8") if line.strip()) - 1)
     upload = args.upload or args.simulator

@@ -1,12 +1,24 @@
-"""Replay link: a capture file played through the same framer/parser/pipeline as a live link."""
+"""Replay link: a capture file played through the same framer/parser/pipeline as a live link.
+
+Clocks (one per event stream, see DESIGN.md section 5):
+
+* ``ReplayClock.CAPTURE`` (``scale-bridge replay``, ``demo``): every event keeps the recording's time,
+  ``started_at + t``. Whatever reasons about time between events (pairing windows, dedupe) then sees
+  exactly the gaps the site saw, whatever the date of the host. The stream's "now" is the time of the
+  latest event (``stream_now``); nothing else may tick the machines that read this stream.
+* ``ReplayClock.HOST`` (a live daemon whose ``[scale] capture`` runs beside a live card reader): the
+  capture is re-based to the host clock: each event is stamped with the host's time when it is played
+  (and the recorded timing is honoured), so it compares with the live cards on one clock.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from ..capture import CaptureEvent, CaptureHeader, read_capture
@@ -14,59 +26,125 @@ from ..errors import CaptureError, LinkError
 from ..events import LinkEvent
 
 
+class ReplayClock(StrEnum):
+    CAPTURE = "capture"
+    HOST = "host"
+
+
+def read_header(path: str | Path) -> CaptureHeader:
+    """The header of a capture file (LinkError if it cannot be opened, CaptureError if it is bad)."""
+    link = ReplayLink(path)
+    with link.opened() as (header, _):
+        return header
+
+
+class _Opened:
+    def __init__(self, link: ReplayLink) -> None:
+        self._link = link
+        self._fh: object = None
+
+    def __enter__(self) -> tuple[CaptureHeader, Iterator[CaptureEvent]]:
+        path = self._link.path
+        try:
+            fh = path.open("r", encoding="utf-8")
+        except FileNotFoundError:
+            raise LinkError(f"{path}: no such file", transient=False) from None
+        except IsADirectoryError:
+            raise LinkError(f"{path}: is a directory", transient=False) from None
+        except OSError as exc:
+            raise LinkError(f"{path}: {exc.strerror}", transient=False) from None
+        self._fh = fh
+        try:
+            header, events = read_capture(fh, start=self._link.start)
+        except CaptureError as exc:
+            fh.close()
+            raise CaptureError(f"{path}: {exc}") from None
+        except UnicodeDecodeError:
+            fh.close()
+            raise CaptureError(f"{path}: not UTF-8 text") from None
+        self._link.header = header
+        return header, events
+
+    def __exit__(self, *exc: object) -> None:
+        close = getattr(self._fh, "close", None)
+        if callable(close):
+            close()
+
+
 class ReplayLink:
-    def __init__(self, path: str | Path, *, scale: str = "", realtime: bool = False, start: datetime | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        scale: str = "",
+        realtime: bool = False,
+        start: datetime | None = None,
+        clock: ReplayClock = ReplayClock.CAPTURE,
+        host_now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pause_gap_s: float | None = None,
+        on_pause: Callable[[float], Awaitable[None]] | None = None,
+    ):
+        """``pause_gap_s``/``on_pause``: where the recording pauses for at least ``pause_gap_s``
+        (someone steps off, the next member walks up), ``await on_pause(t_s)`` before the next event;
+        the demo uses it to let each weighing finish its journey before the next one starts."""
         self.path = Path(path)
         self.name = f"replay:{self.path.name}"
         self.scale = scale
-        self.realtime = realtime
-        self._start = start
+        self.clock = clock
+        self.realtime = realtime or clock is ReplayClock.HOST
+        self.start = start
+        self._host_now = host_now
+        self._pause_gap_s = pause_gap_s
+        self._on_pause = on_pause
         self._state = "connecting"
         self._closed = False
         self.header: CaptureHeader | None = None
         self.replayed = 0
         self.total_events: int | None = None
+        #: the time of the latest event played, on this stream's clock
+        self.stream_now: datetime | None = None
         self.finished = asyncio.Event()
 
     @property
     def state(self) -> str:
         return self._state
 
-    def open(self) -> tuple[CaptureHeader, Iterator[CaptureEvent]]:
-        try:
-            fh = self.path.open("r", encoding="utf-8")
-        except OSError as exc:
-            raise LinkError(f"{self.path}: {exc.strerror}", transient=False) from None
-        try:
-            header, events = read_capture(fh, start=self._start)
-        except CaptureError as exc:
-            fh.close()
-            raise CaptureError(f"{self.path}: {exc}") from None
-        except UnicodeDecodeError:
-            fh.close()
-            raise CaptureError(f"{self.path}: not UTF-8 text") from None
-        self.header = header
-        return header, events
+    def opened(self) -> _Opened:
+        """``with link.opened() as (header, events):`` - the file is closed on leaving the block."""
+        return _Opened(self)
 
     async def events(self) -> AsyncIterator[LinkEvent]:
-        _, events = self.open()
         self._state = "replaying"
         t0 = time.monotonic()
+        previous_t: float | None = None
         try:
-            for ce in events:
-                if self._closed:
-                    break
-                if self.realtime:
-                    wait = ce.t_s - (time.monotonic() - t0)
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                elif self.replayed % 256 == 0:
-                    await asyncio.sleep(0)
-                ev = ce.event
-                if self.scale and not ev.scale:
-                    ev = dataclasses.replace(ev, scale=self.scale)
-                self.replayed += 1
-                yield ev
+            with self.opened() as (_, events):
+                for ce in events:
+                    if self._closed:
+                        break
+                    if (
+                        self._on_pause is not None
+                        and self._pause_gap_s is not None
+                        and previous_t is not None
+                        and ce.t_s - previous_t >= self._pause_gap_s
+                    ):
+                        await self._on_pause(ce.t_s)
+                    previous_t = ce.t_s
+                    if self.realtime:
+                        wait = ce.t_s - (time.monotonic() - t0)
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                    elif self.replayed % 256 == 0:
+                        await asyncio.sleep(0)
+                    ev = ce.event
+                    if self.clock is ReplayClock.HOST:
+                        ev = dataclasses.replace(ev, received_at=self._host_now())
+                    if self.scale and not ev.scale:
+                        ev = dataclasses.replace(ev, scale=self.scale)
+                    if self.stream_now is None or ev.received_at > self.stream_now:
+                        self.stream_now = ev.received_at
+                    self.replayed += 1
+                    yield ev
         finally:
             self._state = "finished"
             self.finished.set()

@@ -151,23 +151,39 @@ def _kill_loop(lane: Lane, kills: int, rng: random.Random) -> None:
         proc.wait(10)
 
 
+#: The drain is waited for until the queue is quiet, however slow a loaded machine makes it. It fails
+#: only when the queue makes no progress at all for this long (a stuck job), or after an absolute guard
+#: scaled to the work (a hang): neither is a timed assertion.
+NO_PROGRESS_S = 120.0
+GUARD_PER_WEIGHING_S = 10.0
+
+
 def _finish(lane: Lane, n_weighings: int) -> None:
     """One last run, left alone until every weighing is delivered; then a clean SIGTERM."""
     proc = _spawn(lane)
     try:
-        guard = time.monotonic() + 240  # a failure guard, not a timed assertion
+        guard = time.monotonic() + 60 + GUARD_PER_WEIGHING_S * n_weighings
         status = lane.dir / "state" / "status.json"
-        while time.monotonic() < guard:  # up first: a SIGTERM before its handlers exist is no clean stop
+        while True:  # up first: a SIGTERM before its handlers exist is no clean stop
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(status.read_text()).get("pid") == proc.pid:
                     break
             assert proc.poll() is None, f"daemon exited with {proc.returncode}; see {lane.dir / 'daemon.log'}"
+            assert time.monotonic() < guard, f"lane {lane.n}: the final daemon never came up"
             time.sleep(0.05)
-        while time.monotonic() < guard:
-            total, open_, inflight = _outbox_counts(lane)
+        last_seen, last_progress = None, time.monotonic()
+        while True:
+            seen = _outbox_counts(lane)
+            total, open_, inflight = seen
             if total >= n_weighings and open_ == 0 and inflight == 0:
                 break
+            if seen != last_seen:
+                last_seen, last_progress = seen, time.monotonic()
             assert proc.poll() is None, f"daemon exited with {proc.returncode}; see {lane.dir / 'daemon.log'}"
+            assert time.monotonic() - last_progress < NO_PROGRESS_S, (
+                f"lane {lane.n}: the queue made no progress for {NO_PROGRESS_S:g} s: {total} jobs, {open_} open, "
+                f"{inflight} in flight; see {lane.dir / 'daemon.log'}")
+            assert time.monotonic() < guard, f"lane {lane.n}: not drained within the guard; {seen}"
             time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
