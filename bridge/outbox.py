@@ -46,6 +46,13 @@ class Stage(StrEnum):
 
 WRITE_STAGES = (Stage.POST, Stage.USE)
 
+
+class WaitReason(StrEnum):
+    BACKOFF = "backoff"
+    OUTAGE = "outage"
+    RATE_LIMIT = "rate_limit"
+    AUTH = "auth"
+
 _DDL = """
 CREATE TABLE IF NOT EXISTS weighings (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -450,6 +457,12 @@ class Outbox:
 
     # ---- reading ----------------------------------------------------------------------------------
 
+    def _must(self, wid: int) -> Job:
+        job = self.get(wid)
+        if job is None:
+            raise OutboxError(f"weighing {wid} does not exist")
+        return job
+
     def get(self, wid: int) -> Job | None:
         row = self._db.execute("SELECT * FROM weighings WHERE id = ?", (wid,)).fetchone()
         return None if row is None else Job.from_row(row)
@@ -516,7 +529,7 @@ class Outbox:
 
     # ---- the uploader's transitions ------------------------------------------------------------------
 
-    def begin(self, wid: int, stage: Stage, now: float | None = None) -> None:
+    def begin(self, wid: int, stage: Stage, now: float | None = None) -> Job:
         """Committed before a request that writes to the platform is sent."""
         t = self._clock() if now is None else now
         self._write(
@@ -525,6 +538,7 @@ class Outbox:
                 (stage.value, t, wid),
             )
         )
+        return self._must(wid)
 
     def resolved(
         self,
@@ -538,7 +552,7 @@ class Outbox:
         note: str | None = None,
         begin_post: bool = False,
         now: float | None = None,
-    ) -> None:
+    ) -> Job:
         """Store the member resolution; the job moves to the POST stage. ``begin_post`` also marks the
         POST attempt as started (what ``begin(wid, Stage.POST)`` does) in the same commit, when the
         uploader goes straight on to post: one fsync fewer per weighing."""
@@ -570,8 +584,23 @@ class Outbox:
             self._journal(db, wid, t, "resolved", detail + (f"; {note}" if note else ""))
 
         self._write(fn)
+        return self._must(wid)
 
-    def reresolve(self, wid: int, reason: str, now: float | None = None) -> None:
+    def benefit_refused(self, wid: int, *, note: str, now: float | None = None) -> Job:
+        """The platform refused the benefit key on the POST (e.g. used up since the check)."""
+        t = self._clock() if now is None else now
+
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE weighings SET benefit_valid = 0, inflight = NULL, note = ?, updated_at = ? WHERE id = ?",
+                (note, t, wid),
+            )
+            self._journal(db, wid, t, "benefit_refused", note)
+
+        self._write(fn)
+        return self._must(wid)
+
+    def reresolve(self, wid: int, reason: str, now: float | None = None) -> Job:
         t = self._clock() if now is None else now
 
         def fn(db: sqlite3.Connection) -> None:
@@ -579,10 +608,11 @@ class Outbox:
             self._journal(db, wid, t, "resolve_again", reason)
 
         self._write(fn)
+        return self._must(wid)
 
     def posted(
         self, wid: int, *, benefit_attached: bool, next_stage: Stage, status: int, now: float | None = None
-    ) -> None:
+    ) -> Job:
         t = self._clock() if now is None else now
 
         def fn(db: sqlite3.Connection) -> None:
@@ -598,10 +628,11 @@ class Outbox:
                 self._deliver(db, wid, t)
 
         self._write(fn)
+        return self._must(wid)
 
     def benefit_use_recorded(
         self, wid: int, *, used: bool, status: int, note: str | None = None, now: float | None = None
-    ) -> None:
+    ) -> Job:
         t = self._clock() if now is None else now
 
         def fn(db: sqlite3.Connection) -> None:
@@ -614,6 +645,7 @@ class Outbox:
             self._deliver(db, wid, t)
 
         self._write(fn)
+        return self._must(wid)
 
     def _deliver(self, db: sqlite3.Connection, wid: int, t: float) -> None:
         db.execute("UPDATE weighings SET state = 'delivered', stage = 'done', delivered_at = ? WHERE id = ?", (t, wid))
@@ -628,8 +660,9 @@ class Outbox:
         status: int | None,
         error: str,
         ambiguous: bool = False,
+        reason: WaitReason = WaitReason.BACKOFF,
         now: float | None = None,
-    ) -> None:
+    ) -> Job:
         t = self._clock() if now is None else now
 
         def fn(db: sqlite3.Connection) -> None:
@@ -648,8 +681,9 @@ class Outbox:
             )
 
         self._write(fn)
+        return self._must(wid)
 
-    def release_backoff(self, now: float | None = None) -> int:
+    def release_backoff(self, reason: WaitReason = WaitReason.OUTAGE, now: float | None = None) -> int:
         """The platform answers again after an outage: every job waiting out a backoff for a server or
         network failure is due now, so the backlog drains in capture order (``due()`` orders by due
         time, then id) instead of in the random order of its jittered retry times. Jobs that wait for
@@ -676,7 +710,7 @@ class Outbox:
         error_message: str,
         trace_id: str | None,
         now: float | None = None,
-    ) -> None:
+    ) -> Job:
         """Dead-letter a job: a permanent refusal, with the server's message. Kept until handled."""
         t = self._clock() if now is None else now
 
@@ -696,8 +730,9 @@ class Outbox:
             )
 
         self._write(fn)
+        return self._must(wid)
 
-    def park(self, wid: int, reason: str, state: JobState = JobState.PARKED, now: float | None = None) -> None:
+    def park(self, wid: int, reason: str, state: JobState = JobState.PARKED, now: float | None = None) -> Job:
         t = self._clock() if now is None else now
 
         def fn(db: sqlite3.Connection) -> None:
@@ -710,6 +745,7 @@ class Outbox:
         self._write(fn)
 
     # ---- operator actions ---------------------------------------------------------------------------
+        return self._must(wid)
 
     def assign(self, wid: int, card: str, now: float | None = None) -> bool:
         """Attach a member card to a weighing (unidentified, parked or dead) and queue it again."""

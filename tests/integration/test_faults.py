@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fakes
 
-from bridge import uploader as uploader_mod
+from bridge.upload import loop as uploader_mod
 from bridge.config import config_from_dict
 from bridge.outbox import JobState, Outbox, Stage
 from bridge.pacing import retry_delay
@@ -160,10 +160,12 @@ def test_retryable_answer_backs_off_then_delivers_once(sim: SimulatorThread, tmp
         await env.process(wid)
         job = env.job(wid)
         assert job.state is JobState.PENDING and job.stage is Stage.POST
-        assert (job.attempts, job.ambiguous, job.last_status) == (1, 0, status)
+        # a 5xx answer to a sent write may have been applied before the server failed (the platform
+        # documents this for 503): the retry is counted as ambiguous, whatever the body said
+        assert (job.attempts, job.ambiguous, job.last_status) == (1, 1, status)
         now = env.clock.wall()
         assert now + 1.0 <= job.next_attempt_at <= now + 900.0  # >= base/2, <= cap
-        assert env.up.counters.retries == 1 and env.up.counters.ambiguous == 0
+        assert env.up.counters.retries == 1 and env.up.counters.ambiguous == 1
         if fault == "huge":
             # the client stopped reading: at most the error-body cap plus one network chunk
             assert counting.read <= MAX_ERROR_BODY + 128 * 1024 < 4 * 1024 * 1024
@@ -457,7 +459,9 @@ def test_401_stops_uploads_keeps_the_queue_and_resumes_when_the_key_works(sim: S
         st = env.outbox.stats()
         assert st.pending == 3 and st.dead == 0  # nothing dropped, nothing dead-lettered
         assert 1 <= env.up.counters.auth_failures <= 3  # the jobs already in flight when the first 401 came
-        assert sim.call(lambda: len(sim.state.requests)) - requests_at_stop <= 20  # only key probes (HEAD)
+        # while halted: one weighing per probe interval is tried for real (member lookup + benefit
+        # check), never a burst per queued or newly captured weighing (10 intervals in 0.5 s)
+        assert sim.call(lambda: len(sim.state.requests)) - requests_at_stop <= 2 * 12
         # the integrator fixes the key on the platform side: the uploader notices by itself
         sim.call(lambda: sim.state.by_key.__setitem__(key, sim.state.studios[1]))
         while env.outbox.stats().delivered < 3:
