@@ -50,6 +50,7 @@ give a non-error ``DeviceReport``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -57,6 +58,7 @@ from types import MappingProxyType
 from .bleuuid import full_uuid, short_uuid
 from .errors import FrameError
 from .framing import PassthroughFramer
+from .gatt import Action, ExchangeContext, Read, Subscribe, int_setting
 from .model import DeviceReport, Measurement, ParseResult, Reading
 from .registry import BleMatcher, BleMode, DriverSpec, LinkKind
 from .units import CM_PER_INCH, KG_PER_LB, KJ_PER_KCAL_IT
@@ -659,6 +661,50 @@ class BleStandardDecoder:
         return out
 
 
+SETTINGS = {
+    "user_index": "User Data Service user slot (1-254) to consent as; the scale's own user number",
+    "consent_code": "that user's consent code (0-9999), the PIN set when the user was registered",
+}
+
+
+def check_settings(settings: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Config-time validation of ``user_index`` / ``consent_code`` (both or neither)."""
+    problems: list[tuple[str, str]] = []
+    for key, low, high in (("user_index", 1, 254), ("consent_code", 0, 9999)):
+        try:
+            int_setting(settings, key, low=low, high=high)
+        except ValueError as exc:
+            problems.append((key, str(exc)))
+    given = [k for k in ("user_index", "consent_code") if settings.get(k, "") != ""]
+    if len(given) == 1:
+        missing = "consent_code" if given == ["user_index"] else "user_index"
+        problems.append((given[0], f"needs {missing} too (User Data Service consent takes both)"))
+    return problems
+
+
+class StandardExchange:
+    """The GATT conversation of a standard scale: read the Weight Scale Feature, subscribe."""
+
+    def __init__(self, context: ExchangeContext) -> None:
+        self._context = context
+
+    @property
+    def deadline_s(self) -> float | None:
+        return None
+
+    def start(self, *, now_s: float) -> list[Action]:
+        return [Read(WEIGHT_SCALE_FEATURE), Subscribe(WEIGHT_MEASUREMENT), Subscribe(BODY_COMPOSITION_MEASUREMENT)]
+
+    def on_notify(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
+        return []
+
+    def on_read(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
+        return []
+
+    def on_timeout(self, *, now_s: float) -> list[Action]:
+        return []
+
+
 SPEC = DriverSpec(
     name=NAME,
     summary="Bluetooth standard Weight Scale (181D/2A9D) and Body Composition (181B/2A9C) scales over GATT",
@@ -666,6 +712,9 @@ SPEC = DriverSpec(
     parse=parse,
     make_framer=PassthroughFramer,
     make_decoder=BleStandardDecoder,
+    make_exchange=StandardExchange,
+    settings=SETTINGS,
+    check_settings=check_settings,
     ble=BleMatcher(
         mode=BleMode.GATT,
         service_uuids=frozenset({WEIGHT_SCALE_SERVICE, BODY_COMPOSITION_SERVICE}),
