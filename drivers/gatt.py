@@ -57,7 +57,7 @@ blocks, no padding) are filled in by the BLE link from ``drivers/links/crypto.py
 
 Changes to the first version of this contract (for driver authors): the rules above; ``Write``
 gained nothing; ``Read`` values are emitted as events; ``ExchangeContext`` gained the two cipher
-callables; ``DriverSpec`` gained ``check_settings``; :data:`DEVICE_NAME`, :func:`int_setting`.
+callables and ``utc_offset_s``; ``DriverSpec`` gained ``check_settings``; :data:`DEVICE_NAME`, :func:`int_setting`.
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ class ExchangeContext:
     #: The host's wall clock at connect, as Unix seconds (for scales that want the time set). The
     #: exchange must not read a clock itself.
     wall_time_s: float | None = None
+    #: the host's offset from UTC at connect (s), for scales that want local time
+    utc_offset_s: int = 0
     #: AES-128-CBC, injected by the link (drivers/links/crypto.py); None where unavailable
     aes_cbc_encrypt: BlockCipher | None = None
     aes_cbc_decrypt: BlockCipher | None = None

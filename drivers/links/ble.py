@@ -700,6 +700,7 @@ class _GattSession:
             characteristics=chars,
             settings=self.link._settings,
             wall_time_s=time.time(),
+            utc_offset_s=-(time.altzone if time.localtime().tm_isdst > 0 else time.timezone),
             aes_cbc_encrypt=encrypt,
             aes_cbc_decrypt=decrypt,
         )
