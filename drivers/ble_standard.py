@@ -33,7 +33,8 @@ Mapping: BCM "muscle mass" / "muscle percentage" are not skeletal muscle -> ``mu
   ``fields["incomplete"] = "1"``: a lost packet never holds state or a weight for long.
 - A complete record **with** a weight is emitted at once (a weighing is never held back). A complete
   record **without** weight is held: if a Weight Measurement for the same user (equal user ids, or
-  one of them unknown) follows on the same connection, the weight, BMI and height are merged into it
+  one of them unknown) and the same time stamp (when both carry one) follows on the same connection,
+  the weight, BMI and height are merged into it
   and the merged reading is emitted once; otherwise it is emitted without weight (not a weighing) when
   released by the cap or by ``flush()``.
 - A Weight Measurement that repeats the weight (within 0.1 kg: its resolution may be coarser) of the
@@ -444,6 +445,11 @@ def _same_user(a: int | None, b: int | None) -> bool:
     return a is None or b is None or a == b
 
 
+def _same_time(a: str | None, b: str | None) -> bool:
+    """Weight and composition of one weighing carry the same time stamp when both carry one."""
+    return a is None or b is None or a == b
+
+
 def _raw(packets: list[Packet]) -> str:
     if len(packets) == 1:
         return packets[0].payload.hex()
@@ -726,7 +732,14 @@ class BleStandardDecoder:
             out.extend(self._complete(record))
         if packet.unsuccessful:
             return out
-        awaiting = next((r for r in reversed(self._awaiting) if _same_user(r.user_id, packet.user_id)), None)
+        awaiting = next(
+            (
+                r
+                for r in reversed(self._awaiting)
+                if _same_user(r.user_id, packet.user_id) and _same_time(r.time, packet.time)
+            ),
+            None,
+        )
         if awaiting is not None:
             self._awaiting.remove(awaiting)
             awaiting.packets.append(packet)
@@ -900,6 +913,12 @@ SPEC = DriverSpec(
     link=LinkKind.BLE,
     parse=parse,
     make_framer=PassthroughFramer,
+    models=(
+        "Beurer BF720/BF105/BF500/BF600/BF788/BF850/BF915/BF950",
+        "Sanitas SBF72/SBF73",
+        "Renpho ES-WBE28",
+        "other SIG Weight Scale / Body Composition scales",
+    ),
     make_decoder=BleStandardDecoder,
     make_exchange=StandardExchange,
     settings=SETTINGS,
@@ -919,5 +938,7 @@ SPEC = DriverSpec(
         "a second packet, or height; cap 4 records / 8 frames",
         "merge": "a BCM without weight takes the weight of the WSM that follows for the same user",
         "matching": "connectable devices listing 181d/181b without Mi service data, name or Huami data",
+        "consent": "user_index + consent_code: User Data Service consent on 2a9f before subscribing",
+        "quirks": "keyed on the Device Name: Renpho 0.05 kg; Mi names decode 2a9c as Mi; Shape50 no BCM",
     },
 )
