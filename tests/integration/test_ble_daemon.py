@@ -46,7 +46,16 @@ BCM_2 = "0016ea000314803e"
 
 
 class DaemonProcess:
-    def __init__(self, tmp: Path, bus: PrivateBus, sim: SimulatorThread, *, driver: str, address: str) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        bus: PrivateBus,
+        sim: SimulatorThread,
+        *,
+        driver: str,
+        address: str,
+        scale_settings: dict[str, Any] | None = None,
+    ) -> None:
         self.card_socket = tmp / "cards.sock"
         self.state_dir = tmp / "state"
         self.log = tmp / "daemon.log"
@@ -59,7 +68,13 @@ class DaemonProcess:
                     "benefit_key": "BODY_SCAN",
                     "timeout_s": 10,
                 },
-                "scale": {"name": "ble-scale", "driver": driver, "address": address, "adapter": "hci0"},
+                "scale": {
+                    "name": "ble-scale",
+                    "driver": driver,
+                    "address": address,
+                    "adapter": "hci0",
+                    **(scale_settings or {}),
+                },
                 "cards": {"source": "socket", "device": str(self.card_socket)},
                 "pairing": {"window_s": 300},
                 "state": {"dir": str(self.state_dir)},
@@ -143,11 +158,13 @@ def weighings(sim: SimulatorThread) -> list[dict[str, Any]]:
 @pytest.fixture
 def make_daemon(
     tmp_path: Path, private_bus: PrivateBus, simulator: SimulatorThread
-) -> Iterator[Callable[[str, str], DaemonProcess]]:
+) -> Iterator[Callable[..., DaemonProcess]]:
     made: list[DaemonProcess] = []
 
-    def make(driver: str, address: str) -> DaemonProcess:
-        d = DaemonProcess(tmp_path, private_bus, simulator, driver=driver, address=address)
+    def make(driver: str, address: str, **scale_settings: Any) -> DaemonProcess:
+        d = DaemonProcess(
+            tmp_path, private_bus, simulator, driver=driver, address=address, scale_settings=scale_settings
+        )
         made.append(d)
         return d
 

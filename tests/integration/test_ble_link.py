@@ -17,6 +17,7 @@ from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailabl
 
 from drivers.errors import LinkError
 from drivers.events import EventKind, LinkEvent
+from drivers.gatt import DEVICE_NAME
 from drivers.links.ble import WEIGHT_SCALE_FEATURE, BleLink, scan_ble, translate_error
 from drivers.registry import get
 from tests.fakes import bluez_fixture
@@ -91,6 +92,11 @@ class Pump:
     async def close(self) -> None:
         await self.link.close()
         await asyncio.wait_for(self.task, GUARD_S)
+
+
+def values(pump: Pump) -> list[LinkEvent]:
+    """The notify events of the scale's characteristics (without ble_standard's Device Name read)."""
+    return [e for e in pump.of(EventKind.NOTIFY) if e.channel != DEVICE_NAME]
 
 
 async def release_bleak() -> None:
@@ -184,11 +190,12 @@ def test_standard_scale_indications_then_disconnect_then_reconnect(fake_bluez: F
         # a Mi scale nearby (service data under 181B) is not a GATT scale: no connection to it
         await fake_bluez.acall("advertise", address=MI_ADDR, name="MIBFS", service_data={"181b": MI_V2.hex()}, count=5)
         await fake_bluez.acall("advertise", address=STD_ADDR, name="BF105", uuids=["181d", "181b"])
-        await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 3, "feature + 2 indications")
+        await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 4, "name + feature + 2 indications")
         reply = await fake_bluez.acall("wait", key="disconnects", at_least=1, timeout_s=GUARD_S)
         assert reply["reached"]
         notify = pump.of(EventKind.NOTIFY)
         assert [(e.channel, e.payload) for e in notify] == [
+            (DEVICE_NAME, b"BF105"),  # the exchange's Device Name read, answered from BlueZ's name
             (WEIGHT_SCALE_FEATURE, FEATURE),
             (uuid16("2a9c"), BCM_1),
             (uuid16("2a9c"), BCM_2),
@@ -207,8 +214,9 @@ def test_standard_scale_indications_then_disconnect_then_reconnect(fake_bluez: F
                 await asyncio.sleep(0.1)
 
         await asyncio.wait_for(advertise_until_connected(), GUARD_S)
-        await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 5, "second session")
-        assert [(e.channel, e.payload) for e in pump.of(EventKind.NOTIFY)[3:]] == [
+        await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 7, "second session")
+        assert [(e.channel, e.payload) for e in pump.of(EventKind.NOTIFY)[4:]] == [
+            (DEVICE_NAME, b"BF105"),
             (WEIGHT_SCALE_FEATURE, FEATURE),
             (uuid16("2a9d"), WEIGHT_2A9D),
         ]
@@ -278,7 +286,7 @@ def test_gatt_session_survives_a_bluez_crash_while_connected(fake_bluez: FakeBlu
             disconnect_after=False,
         )
         await advertise_until_connected(fake_bluez, 1)
-        await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 2, "the first session's values")
+        await pump.until(lambda: len(values(pump)) >= 2, "the first session's values")
         assert link.gatt_connected
 
         # bluetoothd dies with the connection up: nobody will say "Connected": false
@@ -292,8 +300,8 @@ def test_gatt_session_survives_a_bluez_crash_while_connected(fake_bluez: FakeBlu
             indicate=[{"char": "2a9c", "hex": BCM_1.hex()}, {"char": "2a9c", "hex": BCM_2.hex()}],
         )
         await advertise_until_connected(fake_bluez, 1)  # the restarted fake counts from zero
-        await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 5, "the session after the crash")
-        assert [e.payload for e in pump.of(EventKind.NOTIFY)] == [FEATURE, WEIGHT_2A9D, FEATURE, BCM_1, BCM_2]
+        await pump.until(lambda: len(values(pump)) >= 5, "the session after the crash")
+        assert [e.payload for e in values(pump)] == [FEATURE, WEIGHT_2A9D, FEATURE, BCM_1, BCM_2]
         await pump.close()
 
     run(main)
@@ -326,8 +334,8 @@ def test_gatt_refused_feature_and_characteristic_do_not_stop_the_rest(fake_bluez
             indicate=[{"char": "2a9c", "hex": BCM_1.hex()}, {"char": "2a9c", "hex": BCM_2.hex()}],
         )
         await advertise_until_connected(fake_bluez, 1)
-        await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 2, "the body composition packets")
-        assert [(e.channel, e.payload) for e in pump.of(EventKind.NOTIFY)] == [
+        await pump.until(lambda: len(values(pump)) >= 2, "the body composition packets")
+        assert [(e.channel, e.payload) for e in values(pump)] == [
             (uuid16("2a9c"), BCM_1),
             (uuid16("2a9c"), BCM_2),
         ]
