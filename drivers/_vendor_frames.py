@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import reduce
 
+from .bleuuid import full_uuid
 from .errors import ChecksumError, FrameError
 from .framing import BufferedFramer
 
@@ -82,6 +83,14 @@ class VendorFramer(BufferedFramer):
                 self._skip(i)
                 return
         self._skip(len(self._buf))
+
+
+def channel_uuid(channel: str) -> str:
+    """A channel as the full lowercase UUID when it is one (``ae02`` -> ``0000ae02-...``), else as given."""
+    try:
+        return full_uuid(channel) if channel else ""
+    except ValueError:
+        return channel
 
 
 def require(condition: bool, reason: str, frame: bytes) -> None:

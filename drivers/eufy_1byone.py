@@ -10,8 +10,9 @@ ble-scale-sync tests; the reference's "valid when neither 0 nor 1" contradicts b
 other status values: UNKNOWN, no impedance). The 0.1 factor is the reference's (INFERENCE: the real
 frame gives 373.0 ohm, plausible). 18-byte notifications are a frame with the date and time appended:
 stored history, never a weighing. A notification may hold a frame followed by the start of its
-duplicate (openScale PR #1468): the first 11 bytes are decoded, the tail ignored when it is a prefix
-of the frame. Short notifications (1-2 bytes) are ignored (not frames).
+duplicate (openScale PR #1468): the first 11 bytes are decoded, and a tail that is a prefix of the
+frame counts as its duplicate (anything else there is a ``FrameError``). Short notifications (1-2
+bytes) are ignored (not frames).
 
 **Stability**: the frames stream with no lock flag. The final result is sent twice: a frame equal
 (weight, impedance, status) to the previous one on the connection is the weighing (ble-scale-sync's
@@ -117,6 +118,12 @@ class EufyDecoder:
         cf, history = _frame_of(data)
         if history:
             return [_reading(cf, stable=False, extra={"history": "1"})]
+        out = self._one(cf)
+        if len(data) > FRAME_SIZE:  # a frame and the start of its duplicate, coalesced by the stack
+            out.extend(self._one(cf))
+        return out
+
+    def _one(self, cf: bytes) -> list[Reading | DeviceReport]:
         values = _values(cf)
         repeat = values == self._previous
         self._previous = values

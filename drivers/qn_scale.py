@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ._vendor_frames import VendorFramer, check, require, sum8, u16be
+from ._vendor_frames import VendorFramer, channel_uuid, check, require, sum8, u16be
 from .bleuuid import full_uuid
 from .gatt import Action, Disconnect, ExchangeContext, Subscribe, Write
 from .model import DeviceReport, Measurement, ParseResult, Reading
@@ -120,7 +120,7 @@ class QnDecoder:
         self._emitted: set[int] = set()
 
     def decode(self, frame: bytes, channel: str = "") -> list[Reading | DeviceReport]:
-        if channel == AE_NOTIFY:
+        if channel_uuid(channel) == AE_NOTIFY:
             data = bytes(frame)
             return [_report(data, "ae02", f"AE02 notification ({len(data)} bytes): Jieli challenge, not answered")]
         data = _checked(frame)
@@ -205,7 +205,7 @@ class QnExchange:
     def on_notify(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
         if self.done:
             return []
-        if uuid == AE_NOTIFY:
+        if channel_uuid(uuid) == AE_NOTIFY:
             if len(data) == JIELI_CHALLENGE_SIZE and data[:1] == b"\x00":
                 self.done = True
                 return [Disconnect("AE00 (Jieli) authentication challenge: not supported")]
