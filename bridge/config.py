@@ -70,6 +70,9 @@ class ScaleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reconnect_max_s: float = 5.0
     #: impedance-only scales (Mi v2): add estimated body composition from the member's profile
     estimate_body_composition: bool = False
+    #: driver settings (``user_index``, ``consent_code``, ... any key a driver lists in
+    #: ``DriverSpec.settings``), written as plain ``[scale]`` keys; filled by ``config_from_dict``
+    settings: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class CardsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -207,14 +210,58 @@ def parse_config(
     return config_from_dict(doc, source=source, env=env, require_key=require_key)
 
 
+def _driver_settings(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[ConfigProblem]]:
+    """Move the ``[scale]`` keys that drivers list in ``DriverSpec.settings`` into ``scale.settings``
+    (as text). Returns the document without them, the settings and one problem per bad value."""
+    scale = doc.get("scale")
+    if not isinstance(scale, dict):
+        return doc, {}, []
+    own = {f.encode_name for f in msgspec.structs.fields(ScaleConfig)} - {"settings"}
+    listed = {key for spec in registry().values() for key in spec.settings} - own
+    settings: dict[str, str] = {}
+    problems: list[ConfigProblem] = []
+    rest: dict[str, Any] = {}
+    items = list(scale.items())
+    if isinstance(scale.get("settings"), dict):  # a loaded config turned back into a dict (replay)
+        items = [(k, v) for k, v in items if k != "settings"] + list(scale["settings"].items())
+    for key, value in items:
+        if key == "settings":
+            problems.append(ConfigProblem("scale.settings", "unknown key (driver settings are plain [scale] keys)"))
+        elif key not in listed:
+            rest[key] = value
+        elif isinstance(value, bool) or not isinstance(value, int | str):
+            problems.append(ConfigProblem(f"scale.{key}", "must be a whole number or text"))
+        else:
+            settings[key] = str(value)
+    return {**doc, "scale": rest}, settings, problems
+
+
+def _check_settings(s: ScaleConfig) -> list[ConfigProblem]:
+    spec = registry().get(s.driver)
+    if spec is None:
+        return []
+    out: list[ConfigProblem] = []
+    for key in s.settings:
+        if key not in spec.settings:
+            users = ", ".join(sorted(n for n, d in registry().items() if key in d.settings))
+            out.append(ConfigProblem(f"scale.{key}", f"driver {s.driver} has no setting {key} (used by {users})"))
+    known = {k: v for k, v in s.settings.items() if k in spec.settings}
+    if spec.check_settings is not None:
+        out.extend(ConfigProblem(f"scale.{key}", msg) for key, msg in spec.check_settings(known))
+    return out
+
+
 def config_from_dict(
     doc: dict[str, Any], *, source: str = "config", env: dict[str, str] | None = None, require_key: bool = True
 ) -> Config:
+    doc, settings, setting_problems = _driver_settings(doc)
     try:
         cfg = msgspec.convert(doc, Config, strict=True)
     except msgspec.ValidationError as exc:
-        raise ConfigError([_problem_from_validation(exc)], source) from None
-    problems = _check(cfg)
+        raise ConfigError([_problem_from_validation(exc), *setting_problems], source) from None
+    cfg.scale.settings = settings
+    # values of the wrong type are reported alone: the driver's own checks would only echo them
+    problems = setting_problems + _check(cfg) + ([] if setting_problems else _check_settings(cfg.scale))
     if problems:
         raise ConfigError(problems, source)
     key = resolve_api_key(cfg, env if env is not None else dict(os.environ))

@@ -101,7 +101,14 @@ def build_scale_link(cfg: Config, spec: DriverSpec, on_state: Callable[[str, str
         from drivers.links.ble import BleLink
     except ImportError as exc:  # pragma: no cover - shipped with the package
         raise BridgeError(f"BLE support is not available: {exc}") from None
-    return BleLink([spec], adapter=s.adapter or None, address=s.address or None, scale=s.name, on_state=on_state)
+    return BleLink(
+        [spec],
+        adapter=s.adapter or None,
+        address=s.address or None,
+        scale=s.name,
+        on_state=on_state,
+        settings=s.settings,
+    )
 
 
 def build_card_link(cfg: Config, on_state: Callable[[str, str], None]) -> Link | None:

@@ -50,13 +50,16 @@ give a non-error ``DeviceReport``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from types import MappingProxyType
 
 from .bleuuid import full_uuid, short_uuid
 from .errors import FrameError
 from .framing import PassthroughFramer
+from .gatt import DEVICE_NAME, Action, ExchangeContext, ExchangeError, Read, Subscribe, Write, int_setting
 from .model import DeviceReport, Measurement, ParseResult, Reading
 from .registry import BleMatcher, BleMode, DriverSpec, LinkKind
 from .units import CM_PER_INCH, KG_PER_LB, KJ_PER_KCAL_IT
@@ -68,8 +71,24 @@ WEIGHT_MEASUREMENT = full_uuid("2a9d")
 BODY_COMPOSITION_MEASUREMENT = full_uuid("2a9c")
 WEIGHT_SCALE_FEATURE = full_uuid("2a9e")
 BODY_COMPOSITION_FEATURE = full_uuid("2a9b")
+USER_CONTROL_POINT = full_uuid("2a9f")
+DATABASE_CHANGE_INCREMENT = full_uuid("2a99")
+CURRENT_TIME = full_uuid("2a2b")
+#: Xiaomi's vendor characteristic: a device offering it is a Mi scale, never a standard one
+MI_VENDOR_CHARACTERISTIC = "00002a2f-0000-3512-2118-0009af100700"
 #: Names of broadcast scales that advertise the same service UUIDs (drivers/mi_scale.py)
 MI_NAMES = ("MI_SCALE", "MISCA", "MIBCS", "MIBFS", "MI SCALE2")
+#: how long the scale may take to answer the consent (s)
+CONSENT_TIMEOUT_S = 10.0
+UCP_CONSENT = 0x02
+UCP_RESPONSE = 0x20
+UCP_RESULTS = {
+    0x01: "success",
+    0x02: "op code not supported",
+    0x03: "invalid parameter",
+    0x04: "operation failed",
+    0x05: "user not authorized (wrong consent_code, or the user slot was wiped, e.g. batteries removed)",
+}
 HUAMI_COMPANY_ID = 0x0157
 UNAVAILABLE = 0xFFFF
 MAX_HELD_RECORDS = 4
@@ -166,12 +185,13 @@ def date_time(raw: bytes) -> str | None:
         return None
 
 
-def _mass_kg(raw: int, imperial: bool) -> float:
-    return round(raw * 0.01 * KG_PER_LB, 4) if imperial else round(raw * 0.005, 4)
+def _mass_kg(raw: int, imperial: bool, scale: int = 1) -> float:
+    """``scale``: 1 for the specification's 0.005 kg / 0.01 lb; 10 for Renpho's 0.05 kg / 0.1 lb."""
+    return round(raw * 0.01 * scale * KG_PER_LB, 4) if imperial else round(raw * 0.005 * scale, 4)
 
 
-def _mass_text(raw: int, imperial: bool) -> str:
-    return f"{raw * 0.01:.2f}" if imperial else f"{raw * 0.005:.3f}"
+def _mass_text(raw: int, imperial: bool, scale: int = 1) -> str:
+    return f"{raw * 0.01 * scale:.2f}" if imperial else f"{raw * 0.005 * scale:.3f}"
 
 
 def _height_cm(raw: int, imperial: bool) -> float:
@@ -193,7 +213,7 @@ def _unavailable(packet: Packet, label: str) -> None:
     packet.fields["unavailable"] = label if not seen else f"{seen},{label}"
 
 
-def decode_weight_measurement(payload: bytes) -> Packet:
+def decode_weight_measurement(payload: bytes, mass_scale: int = 1) -> Packet:
     cur = _Cursor(payload)
     flags = cur.u8("flags")
     imperial = bool(flags & WSM_IMPERIAL)
@@ -205,8 +225,10 @@ def decode_weight_measurement(payload: bytes) -> Packet:
         packet.unsuccessful = True
         packet.fields["weight"] = "unsuccessful"
         return packet  # the spec leaves out BMI and height in this case; ignore what may follow
-    packet.values["weight_kg"] = _mass_kg(weight, imperial)
-    packet.fields["weight_lb" if imperial else "weight_kg"] = _mass_text(weight, imperial)
+    packet.values["weight_kg"] = _mass_kg(weight, imperial, mass_scale)
+    packet.fields["weight_lb" if imperial else "weight_kg"] = _mass_text(weight, imperial, mass_scale)
+    if flags & 0xF0:
+        packet.fields["reserved_flags"] = f"0x{flags & 0xF0:02x}"
     if flags & WSM_BMI_HEIGHT:
         bmi = cur.u16("BMI")
         height = cur.u16("height")
@@ -226,7 +248,15 @@ def decode_weight_measurement(payload: bytes) -> Packet:
     return packet
 
 
-def decode_body_composition(payload: bytes) -> Packet:
+def is_history_stub(payload: bytes) -> bool:
+    """An all-zero Body Composition Measurement (flags aside): the history backfill stubs Beurer /
+    Sanitas scales interleave (ble-families.md §5.2b, §6.4). Not a measurement. A packet of a
+    multi-packet record (bit 12) is never a stub: it is part of a record."""
+    flags = int.from_bytes(payload[:2], "little")
+    return len(payload) >= 4 and not flags & BCM_MULTI_PACKET and not any(payload[2:])
+
+
+def decode_body_composition(payload: bytes, mass_scale: int = 1) -> Packet:
     cur = _Cursor(payload)
     flags = cur.u16("flags")
     imperial = bool(flags & BCM_IMPERIAL)
@@ -264,7 +294,7 @@ def decode_body_composition(payload: bytes) -> Packet:
         elif kind == "ohm":
             value, text = round(raw * 0.1, 2), f"{raw * 0.1:.1f}"
         elif kind == "mass":
-            value, text = _mass_kg(raw, imperial), _mass_text(raw, imperial)
+            value, text = _mass_kg(raw, imperial, mass_scale), _mass_text(raw, imperial, mass_scale)
         else:
             value = _height_cm(raw, imperial)
             text = f"{raw * 0.1:.1f}" if imperial else f"{raw * 0.001:.3f}"
@@ -458,26 +488,74 @@ def _has_measurement(values: dict[str, float]) -> bool:
 
 
 def _channel(channel: str, payload: bytes) -> str:
+    if channel.lower() == MI_VENDOR_CHARACTERISTIC:
+        return "mi"
     if not channel:
         raise FrameError("ble_standard needs the characteristic UUID (2a9d or 2a9c) as channel", payload)
     try:
         short = short_uuid(channel)
     except ValueError:
         raise FrameError(f"channel {channel[:40]!r} is not a UUID", payload) from None
-    if short not in ("2a9d", "2a9c", "2a9e", "2a9b"):
-        raise FrameError(f"characteristic {short} is not decoded by ble_standard (2a9d, 2a9c, 2a9e, 2a9b)", payload)
+    if short not in _CHANNELS:
+        raise FrameError(f"characteristic {short} is not decoded by ble_standard ({', '.join(_CHANNELS)})", payload)
     return short
 
 
-def decode_packet(frame: bytes, channel: str) -> Packet | DeviceReport:
-    """One indication (or a feature read) -> a decoded packet; raises FrameError."""
+_CHANNELS = ("2a9d", "2a9c", "2a9e", "2a9b", "2a00", "2a9f")
+
+
+class Quirk(StrEnum):
+    """Vendor deviations, keyed on the device (its name from the Device Name read), never guessed
+    from the values."""
+
+    NONE = "none"
+    #: Renpho ES-WBE28 ("Renpho-Scale", "Renpho Body Scale"): masses in 0.05 kg / 0.1 lb units
+    RENPHO_005 = "renpho_0.05kg"
+    #: Xiaomi Mi Scale 2 over GATT: 0x2A9C carries the Mi 13-byte layout (drivers/mi_scale.py)
+    MI = "mi_layout"
+    #: Soehnle Shape50: its 0x2A9C composition values are implausible for a person; weight only
+    SOEHNLE_NO_BCM = "soehnle_no_bcm"
+
+
+def quirk_for_name(name: str) -> Quirk:
+    folded = name.strip().casefold()
+    if any(folded.startswith(n.casefold()) for n in MI_NAMES):
+        return Quirk.MI
+    if "renpho" in folded:
+        return Quirk.RENPHO_005
+    if folded.startswith("shape50"):
+        return Quirk.SOEHNLE_NO_BCM
+    return Quirk.NONE
+
+
+def decode_packet(frame: bytes, channel: str, quirk: Quirk = Quirk.NONE) -> Packet | DeviceReport:
+    """One indication (or a feature / name read) -> a decoded packet; raises FrameError."""
     payload = bytes(frame)
     short = _channel(channel, payload)
     if short in ("2a9e", "2a9b"):
         return _feature_report(short, payload)
-    if short == "2a9d":
-        return decode_weight_measurement(payload)
-    return decode_body_composition(payload)
+    if short == "2a00":
+        name = payload.decode("utf-8", "replace")
+        q = quirk_for_name(name)
+        return DeviceReport(NAME, "device_name", f"device name {name!r}, quirk {q.value}", payload.hex(), False)
+    if short == "mi":
+        return DeviceReport(NAME, "mi_vendor_characteristic", "a Xiaomi Mi scale", payload.hex(), is_error=False)
+    if short == "2a9f":
+        return _ucp_report(payload)
+    scale = 10 if quirk is Quirk.RENPHO_005 else 1
+    decode = decode_weight_measurement if short == "2a9d" else decode_body_composition
+    packet = decode(payload, scale)
+    if quirk is not Quirk.NONE:
+        packet.fields["quirk"] = quirk.value
+    return packet
+
+
+def _ucp_report(payload: bytes) -> DeviceReport:
+    if len(payload) >= 3 and payload[0] == UCP_RESPONSE:
+        result = UCP_RESULTS.get(payload[2], f"result 0x{payload[2]:02x}")
+        ok = payload[2] == 0x01
+        return DeviceReport(NAME, "user_control_point", f"op 0x{payload[1]:02x}: {result}", payload.hex(), not ok)
+    return DeviceReport(NAME, "user_control_point", "user control point value", payload.hex(), is_error=False)
 
 
 def parse(frame: bytes, channel: str = "") -> ParseResult:
@@ -486,6 +564,8 @@ def parse(frame: bytes, channel: str = "") -> ParseResult:
     None: the measurement was unsuccessful (weight or body fat 0xFFFF) and carries nothing else. A
     packet of a multi-packet record gives ``stable=False`` (use the decoder to merge it).
     """
+    if _channel(channel, bytes(frame)) == "2a9c" and is_history_stub(bytes(frame)):
+        return None
     packet = decode_packet(frame, channel)
     if isinstance(packet, DeviceReport):
         return packet
@@ -513,6 +593,8 @@ class BleStandardDecoder:
         self._awaiting: list[_Record] = []
         #: (user id, weight kg, frame no) of the last weighing emitted from a BCM
         self._last_bcm_weight: tuple[int | None, float, int] | None = None
+        #: the device's quirk, from its Device Name read (or the Mi vendor characteristic)
+        self.quirk = Quirk.NONE
 
     @property
     def held(self) -> int:
@@ -520,11 +602,24 @@ class BleStandardDecoder:
         return len(self._pending) + len(self._awaiting)
 
     def decode(self, frame: bytes, channel: str = "") -> list[Reading | DeviceReport]:
-        packet = decode_packet(frame, channel)  # FrameError leaves the state untouched
+        short = _channel(channel, bytes(frame))
+        if short == "2a9c" and self.quirk is Quirk.MI:
+            return _mi_over_gatt(bytes(frame))
+        if short == "2a9c" and not self._pending and is_history_stub(bytes(frame)):
+            # (with a record pending, an all-zero packet without bit 12 may be its last packet)
+            self._frame_no += 1
+            return self._release(expired_only=True)  # a history stub: nothing
+        packet = decode_packet(frame, channel, self.quirk)  # FrameError leaves the state untouched
         self._frame_no += 1
         out = self._release(expired_only=True)
         if isinstance(packet, DeviceReport):
+            if packet.code == "device_name":
+                self.quirk = quirk_for_name(bytes.fromhex(packet.raw).decode("utf-8", "replace"))
+            elif packet.code == "mi_vendor_characteristic":
+                self.quirk = Quirk.MI
             out.append(packet)
+        elif packet.characteristic == "2a9c" and self.quirk is Quirk.SOEHNLE_NO_BCM:
+            pass  # composition values known to be wrong on this model: the weight comes from 2a9d
         elif packet.characteristic == "2a9d":
             out.extend(self._weight(packet))
         else:
@@ -659,6 +754,146 @@ class BleStandardDecoder:
         return out
 
 
+SETTINGS = {
+    "user_index": "User Data Service user slot (1-254) to consent as; the scale's own user number",
+    "consent_code": "that user's consent code (0-9999), the PIN set when the user was registered",
+}
+
+
+def check_settings(settings: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Config-time validation of ``user_index`` / ``consent_code`` (both or neither)."""
+    problems: list[tuple[str, str]] = []
+    for key, low, high in (("user_index", 1, 254), ("consent_code", 0, 9999)):
+        try:
+            int_setting(settings, key, low=low, high=high)
+        except ValueError as exc:
+            problems.append((key, str(exc)))
+    given = [k for k in ("user_index", "consent_code") if settings.get(k, "") != ""]
+    if len(given) == 1:
+        missing = "consent_code" if given == ["user_index"] else "user_index"
+        problems.append((given[0], f"needs {missing} too (User Data Service consent takes both)"))
+    return problems
+
+
+def _mi_over_gatt(payload: bytes) -> list[Reading | DeviceReport]:
+    """A Mi Scale 2 notifying its own 13-byte layout on 0x2A9C (openScale#392): decoded by mi_scale."""
+    from . import mi_scale
+
+    result = mi_scale.parse(payload, mi_scale.UUID_V2)
+    return [] if result is None else [result]
+
+
+def consent_command(user_index: int, consent_code: int) -> bytes:
+    """User Control Point "consent": op 0x02, user index, consent code uint16 LE (PIN 3752, user 1 ->
+    ``02 01 a8 0e``, ble-families.md §5.2b)."""
+    return bytes([UCP_CONSENT, user_index]) + consent_code.to_bytes(2, "little")
+
+
+def current_time_value(wall_time_s: float, utc_offset_s: int = 0) -> bytes:
+    """Current Time (0x2A2B): Date Time, day of week (1 = Monday), fractions256 0, adjust reason 1
+    (manual time update)."""
+    from datetime import UTC, timedelta
+
+    t = datetime.fromtimestamp(int(wall_time_s), UTC) + timedelta(seconds=utc_offset_s)
+    return (
+        t.year.to_bytes(2, "little")
+        + bytes([t.month, t.day, t.hour, t.minute, t.second, t.isoweekday(), 0, 0x01])
+    )
+
+
+class StandardExchange:
+    """The GATT conversation of a standard scale.
+
+    Always: read the Device Name (the decoder keys vendor quirks on it), the Mi vendor characteristic
+    when offered (a Mi Scale 2 on GATT) and the Weight Scale Feature. Without ``user_index`` /
+    ``consent_code``: subscribe to 2A9D and 2A9C. With them (User Data Service scales: Beurer BF720
+    family, Sanitas SBF72/73, Renpho ES-WBE28): write the Current Time when offered, subscribe to the
+    User Control Point, write the consent, and only after the scale answered *success* read the
+    Database Change Increment (when offered), write it back incremented, and subscribe to the
+    measurements. A refused consent or no answer in ``CONSENT_TIMEOUT_S`` is an ``ExchangeError``.
+    """
+
+    def __init__(self, context: ExchangeContext) -> None:
+        self._context = context
+        settings = context.settings
+        try:
+            self._user = int_setting(settings, "user_index", low=1, high=254)
+            self._code = int_setting(settings, "consent_code", low=0, high=9999)
+        except ValueError as exc:
+            raise ExchangeError(f"bad ble_standard setting: {exc}") from None
+        self._deadline: float | None = None
+        self._state = "idle"
+
+    @property
+    def deadline_s(self) -> float | None:
+        return self._deadline
+
+    @property
+    def consenting(self) -> bool:
+        return self._user is not None and self._code is not None
+
+    def _offers(self, uuid: str) -> bool:
+        offered = self._context.characteristics
+        return not offered or uuid in offered
+
+    def _measurements(self) -> list[Action]:
+        self._state = "measuring"
+        self._deadline = None
+        return [Subscribe(WEIGHT_MEASUREMENT), Subscribe(BODY_COMPOSITION_MEASUREMENT)]
+
+    def start(self, *, now_s: float) -> list[Action]:
+        actions: list[Action] = [Read(DEVICE_NAME)]
+        if MI_VENDOR_CHARACTERISTIC in self._context.characteristics:
+            actions.append(Read(MI_VENDOR_CHARACTERISTIC))
+        actions.append(Read(WEIGHT_SCALE_FEATURE))
+        if not self.consenting:
+            return actions + self._measurements()
+        assert self._user is not None and self._code is not None
+        if not self._offers(USER_CONTROL_POINT):
+            raise ExchangeError(
+                f"user_index/consent_code are set but {self._context.address} has no User Control Point "
+                "(0x2A9F): not a User Data Service scale; remove the two settings"
+            )
+        wall = self._context.wall_time_s
+        if wall is not None and CURRENT_TIME in self._context.characteristics:
+            actions.append(Write(CURRENT_TIME, current_time_value(wall, self._context.utc_offset_s)))
+        actions += [Subscribe(USER_CONTROL_POINT), Write(USER_CONTROL_POINT, consent_command(self._user, self._code))]
+        self._state = "consenting"
+        self._deadline = now_s + CONSENT_TIMEOUT_S
+        return actions
+
+    def on_notify(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
+        if uuid != USER_CONTROL_POINT or self._state != "consenting":
+            return []
+        if len(data) < 3 or data[0] != UCP_RESPONSE or data[1] != UCP_CONSENT:
+            return []  # not the answer to our request
+        if data[2] != 0x01:
+            why = UCP_RESULTS.get(data[2], f"result 0x{data[2]:02x}")
+            raise ExchangeError(f"the scale refused consent for user {self._user}: {why}")
+        if DATABASE_CHANGE_INCREMENT in self._context.characteristics:
+            self._state = "increment"
+            return [Read(DATABASE_CHANGE_INCREMENT)]
+        return self._measurements()
+
+    def on_read(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
+        if uuid != DATABASE_CHANGE_INCREMENT or self._state != "increment":
+            return []
+        value = int.from_bytes(data[:4].ljust(4, b"\0"), "little")
+        bumped = ((value + 1) & 0xFFFFFFFF).to_bytes(4, "little")
+        return [Write(DATABASE_CHANGE_INCREMENT, bumped), *self._measurements()]
+
+    def on_timeout(self, *, now_s: float) -> list[Action]:
+        if self._state == "consenting":
+            raise ExchangeError(
+                f"no answer to the consent for user {self._user} within {CONSENT_TIMEOUT_S:g} s "
+                "(is the scale bonded? see docs/ble.md)"
+            )
+        if self._state == "increment":  # the increment read failed or never came: measure anyway
+            return self._measurements()
+        self._deadline = None
+        return []
+
+
 SPEC = DriverSpec(
     name=NAME,
     summary="Bluetooth standard Weight Scale (181D/2A9D) and Body Composition (181B/2A9C) scales over GATT",
@@ -666,6 +901,9 @@ SPEC = DriverSpec(
     parse=parse,
     make_framer=PassthroughFramer,
     make_decoder=BleStandardDecoder,
+    make_exchange=StandardExchange,
+    settings=SETTINGS,
+    check_settings=check_settings,
     ble=BleMatcher(
         mode=BleMode.GATT,
         service_uuids=frozenset({WEIGHT_SCALE_SERVICE, BODY_COMPOSITION_SERVICE}),

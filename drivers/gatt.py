@@ -23,11 +23,46 @@ Times are the caller's monotonic seconds; the exchange only compares and adds th
 raises only :class:`ExchangeError` (the link logs it and ends the session). Results (readings)
 never come out of the exchange: they come out of the driver's decoder fed with the same
 notifications, so a capture replayed without the exchange decodes the same weighings.
+
+How the link (drivers/links/ble.py) performs the actions - the rules an exchange may rely on:
+
+- Actions are performed strictly in order; the exchange is never called concurrently (notifications
+  arriving while a batch is being performed are queued and handed over one by one afterwards).
+- ``Subscribe`` of a characteristic the device lacks, or one BlueZ refuses, is skipped and logged
+  (take what the others give). After the actions of ``start`` at least one subscription must have
+  succeeded, else the session ends with a LinkError naming the wanted characteristics.
+- ``Write`` of a missing characteristic, or a failed write, ends the session (LinkError).
+- ``Read``: the value is handed to ``on_read`` **and** emitted as a ``notify`` event on that
+  characteristic's channel, so the decoder sees it and a capture keeps it (ble_standard reads the
+  Weight Scale Feature 0x2A9E this way). A read of a missing or unreadable characteristic is skipped
+  and logged, and ``on_read`` is not called: do not wait for an optional read. ``Read(DEVICE_NAME)``
+  (0x2A00) is answered from the name BlueZ knows when the device does not expose it (BlueZ keeps
+  the GAP service to itself): decoders that key a quirk on the model get the name this way.
+- ``Disconnect`` ends the session at once (the link disconnects; the reason is logged).
+- ``deadline_s`` is re-read after every call; when it passes with nothing else happening the link
+  calls ``on_timeout``. A session also ends when the scale disconnects or after the link's
+  ``max_session_s``.
+- ``ExchangeError`` from any call: logged (``ble_gatt_exchange_failed``), the session ends, and the
+  link backs off before reconnecting to that device.
+
+Per-scale settings: ``DriverSpec.settings`` names the ``[scale]`` keys a driver understands (e.g.
+``user_index``, ``consent_code``); bridge/config.py passes them as text in
+``ExchangeContext.settings`` and validates them with ``DriverSpec.check_settings`` at load time (one
+problem line per bad key). Helpers: :func:`int_setting`.
+
+Ciphers: ``drivers/`` is stdlib-only, so an exchange that needs AES gets it injected:
+``ExchangeContext.aes_cbc_encrypt`` / ``aes_cbc_decrypt`` (``(key, iv, data) -> data``, 16-byte
+blocks, no padding) are filled in by the BLE link from ``drivers/links/crypto.py`` (the
+``cryptography`` package). Tests may pass any implementation.
+
+Changes to the first version of this contract (for driver authors): the rules above; ``Write``
+gained nothing; ``Read`` values are emitted as events; ``ExchangeContext`` gained the two cipher
+callables and ``utc_offset_s``; ``DriverSpec`` gained ``check_settings``; :data:`DEVICE_NAME`, :func:`int_setting`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
@@ -35,6 +70,12 @@ from typing import Protocol
 from .errors import DriverError
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+
+#: GAP Device Name: ``Read(DEVICE_NAME)`` is answered with the advertised name (see above)
+DEVICE_NAME = "00002a00-0000-1000-8000-00805f9b34fb"
+
+#: ``(key, iv, data) -> data``: AES-128-CBC over whole 16-byte blocks, no padding
+BlockCipher = Callable[[bytes, bytes, bytes], bytes]
 
 
 class ExchangeError(DriverError):
@@ -55,6 +96,26 @@ class ExchangeContext:
     #: The host's wall clock at connect, as Unix seconds (for scales that want the time set). The
     #: exchange must not read a clock itself.
     wall_time_s: float | None = None
+    #: the host's offset from UTC at connect (s), for scales that want local time
+    utc_offset_s: int = 0
+    #: AES-128-CBC, injected by the link (drivers/links/crypto.py); None where unavailable
+    aes_cbc_encrypt: BlockCipher | None = None
+    aes_cbc_decrypt: BlockCipher | None = None
+
+
+def int_setting(settings: Mapping[str, str], key: str, *, low: int, high: int) -> int | None:
+    """A whole-number setting in ``[low, high]``, None when absent; ValueError with a one-line reason
+    (config validation turns it into a problem line, an exchange into an ExchangeError)."""
+    text = settings.get(key)
+    if text is None or text == "":
+        return None
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise ValueError(f"must be a whole number from {low} to {high}, not {text!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"must be from {low} to {high}, not {value}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,11 @@ Weight: kg = raw / 200; lb and catty = raw / 100 (converted here to kg: 1 lb = 0
 - a frame with *stabilised* set and a weight above 0 is a weighing (``stable=True``), whatever
   *load removed* says: after the person steps off, the scale keeps advertising the final result with
   that bit set, and rejecting it (as openScale and xiaomi-ble do) can drop a completed reading;
-- impedance is taken only from frames with the impedance bit set (and a value in 1..65534 Ω);
+- impedance is taken only from frames with the impedance bit set and a value in 1..0xFFEF Ω: the
+  values from 0xFFF0 up are sentinels (0xFFFD: BIA failed, e.g. socks; 0xFFFE: failed too), recorded in
+  ``fields["impedance_error"]``, never an impedance (ble-families.md §6.3: Tasmota PR #25049 and real
+  frames in public Mi Scale issues);
+- weight 0xFFF0 is the scale's *overload* sentinel: a ``DeviceReport`` (``overload``), never a weighing;
 - every other well-formed frame is a ``Reading`` with ``stable=False`` and an empty measurement (live
   weight, empty scale; the live weight is in ``fields``): never a weighing, but it shows in
   ``decode`` and logs.
@@ -38,7 +42,7 @@ from types import MappingProxyType
 from .bleuuid import full_uuid
 from .errors import FrameError
 from .framing import PassthroughFramer
-from .model import Measurement, ParseResult, Reading
+from .model import DeviceReport, Measurement, ParseResult, Reading
 from .registry import BleMatcher, BleMode, DriverSpec, LinkKind
 from .units import KG_PER_CATTY, KG_PER_LB
 
@@ -50,6 +54,11 @@ LEN_V2 = 13
 NAMES = ("MI_SCALE", "MISCA", "MIBCS", "MIBFS", "MI SCALE2")
 MODEL_V1 = "Mi Scale (v1)"
 MODEL_V2 = "Mi Body Composition Scale (v2)"
+
+#: impedance values from here up are failure sentinels (0xFFFD BIA failed, 0xFFFE), not ohms
+IMPEDANCE_SENTINELS = 0xFFF0
+#: weight sentinel: overload
+WEIGHT_OVERLOAD = 0xFFF0
 
 # control bits
 _V1_LB = 0x01
@@ -131,12 +140,16 @@ def parse(frame: bytes, channel: str = "") -> ParseResult:
         has_impedance = bool(control1 & _V2_IMPEDANCE)
         raw_impedance = int.from_bytes(payload[9:11], "little")
         fields["impedance_present"] = "1" if has_impedance else "0"
-        if has_impedance and 0 < raw_impedance < 0xFFFF:
+        if has_impedance and 0 < raw_impedance < IMPEDANCE_SENTINELS:
             impedance = float(raw_impedance)
             fields["impedance_ohm"] = str(raw_impedance)
+        elif has_impedance and raw_impedance >= IMPEDANCE_SENTINELS:
+            fields["impedance_error"] = f"0x{raw_impedance:04x}"
         raw_weight = int.from_bytes(payload[11:13], "little")
         when = device_time(payload, 2)
         model = MODEL_V2
+    if raw_weight == WEIGHT_OVERLOAD:
+        return DeviceReport(NAME, "overload", "the scale reports overload (weight 0xFFF0)", payload.hex())
     in_unit = raw_weight / (200 if unit == "kg" else 100)
     weight_kg = in_unit * kg_per_unit
     fields.update(

@@ -152,6 +152,8 @@ class DriverSpec:
     #: ``[scale]`` settings this driver understands beyond the common ones (e.g. ``user_index``,
     #: ``consent_code``), name -> one-line meaning; the config passes them to the exchange as text.
     settings: Mapping[str, str] = field(default_factory=dict)
+    #: Validates ``settings`` values (text) at config load: ``[(key, problem), ...]``, empty when fine.
+    check_settings: Callable[[Mapping[str, str]], list[tuple[str, str]]] | None = None
 
     def new_decoder(self) -> Decoder:
         if self.make_decoder is not None:

@@ -4,10 +4,13 @@ Broadcast scales (Xiaomi Mi): a ``BleakScanner`` detection callback turns every 
 driver's ``BleMatcher`` claims (or that comes from the configured address) into one ``adv`` event
 per service-data entry the driver cares about. No dedupe here: the bridge dedupes persistently.
 
-GATT scales (Weight Scale / Body Composition service): when the scale is seen, connect with
-``bleak_retry_connector.establish_connection``, read Weight Scale Feature 0x2A9E where present,
-subscribe to the matcher's characteristics (indications; BlueZ writes the CCCD) and yield one
-``notify`` event per value. On disconnect the scanner, which never stopped, sees the scale again
+GATT scales: when the scale is seen, connect with ``bleak_retry_connector.establish_connection`` and
+drive the driver's exchange (``DriverSpec.make_exchange``, by default ``SubscribeOnly`` over the
+matcher's characteristics; see drivers/gatt.py for the rules): subscriptions (BlueZ writes the CCCD),
+writes, reads (ble_standard reads the Weight Scale Feature 0x2A9E this way), its deadline. Every
+notification/indication value and every read value is one ``notify`` event (the decoder downstream
+sees them all) and is handed to the exchange too. An ``ExchangeError`` is logged and ends the session.
+On disconnect the scanner, which never stopped, sees the scale again
 when it wakes and the link reconnects.
 
 BlueZ wedges: a watchdog restarts scanning when no advertisement arrived for ``watchdog_s`` and
@@ -26,7 +29,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
     from bleak.backends.characteristic import BleakGATTCharacteristic
     from bleak.backends.device import BLEDevice
     from bleak.backends.scanner import AdvertisementData
+
+    from ..gatt import Action, Exchange
 
 __all__ = ["WEIGHT_SCALE_FEATURE", "BleLink", "ScanResult", "manufacturer_channel", "scan_ble"]
 
@@ -264,6 +269,7 @@ class BleLink:
         connect_attempts: int = 3,
         queue_size: int = 4096,
         on_state: Callable[[str, str], None] | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self._specs = [s for s in specs if s.ble is not None]
         if not self._specs:
@@ -284,6 +290,8 @@ class BleLink:
         self._max_session_s = max_session_s
         self._connect_attempts = connect_attempts
         self._on_state = on_state
+        #: the ``[scale]`` settings the driver lists (drivers/gatt.py ExchangeContext.settings)
+        self._settings: Mapping[str, str] = dict(settings or {})
         self.name = f"ble:{address or adapter or 'any'}"
 
         self._queue: asyncio.Queue[LinkEvent | BaseException | _Closed] = asyncio.Queue(maxsize=queue_size)
@@ -611,8 +619,11 @@ class BleLink:
             self._cooldown_until[address] = time.monotonic() + delay
 
     async def _gatt_exchange(self, device: BLEDevice, name: str | None, spec: DriverSpec) -> bool:
-        from bleak.exc import BleakError
+        """One connection: drive the driver's exchange (drivers/gatt.py) until the scale disconnects,
+        the exchange says ``Disconnect``, or ``max_session_s`` passes. True = a normal end."""
         from bleak_retry_connector import BleakClientWithServiceCache, establish_connection
+
+        from ..gatt import ExchangeError
 
         matcher = spec.ble
         assert matcher is not None
@@ -633,52 +644,184 @@ class BleLink:
         self._gatt_connected.add(address.upper())
         self._count("gatt_connects")
         try:
-            services = client.services
-
-            def on_value(char: BleakGATTCharacteristic, data: bytearray) -> None:
-                self._put(
-                    self._event(EventKind.NOTIFY, bytes(data), channel=char.uuid.lower(), address=address, name=name)
-                )
-
-            feature = services.get_characteristic(WEIGHT_SCALE_FEATURE)
-            if feature is not None and "read" in feature.properties:
-                try:
-                    value = await client.read_gatt_char(feature)
-                except (BleakError, TimeoutError) as exc:  # informative only: the readings do not need it
-                    log.info("ble_gatt_feature_unreadable address=%s error=%r", address, str(exc))
-                else:
-                    self._put(
-                        self._event(
-                            EventKind.NOTIFY, bytes(value), channel=WEIGHT_SCALE_FEATURE, address=address, name=name
-                        )
-                    )
-            subscribed: list[str] = []
-            refused: list[str] = []
-            for uuid in matcher.characteristics:
-                char = services.get_characteristic(uuid)
-                if char is None:
-                    continue
-                try:
-                    await client.start_notify(char, on_value)
-                except BleakError as exc:  # e.g. one characteristic needs pairing: take what the others give
-                    refused.append(f"{char.uuid}: {exc}")
-                    continue
-                subscribed.append(char.uuid)
-            if not subscribed:
-                wanted = ", ".join(matcher.characteristics) or "none"
-                why = f" (refused: {'; '.join(refused)})" if refused else ""
-                raise LinkError(f"{address} offers none of the characteristics {spec.name} reads ({wanted}){why}")
-            if refused:
-                log.warning("ble_gatt_subscribe_refused address=%s refused=%s", address, "; ".join(refused))
-            log.info("ble_gatt_subscribed address=%s characteristics=%s", address, ",".join(subscribed))
+            session = _GattSession(self, client, spec=spec, address=address, name=name, disconnected=disconnected)
             try:
-                await asyncio.wait_for(disconnected.wait(), self._max_session_s)
-            except TimeoutError:
-                # a scale stays connected for seconds; a session this long is a lost disconnect signal
-                log.warning("ble_gatt_session_too_long address=%s limit_s=%g", address, self._max_session_s)
-                return True
-            log.info("ble_gatt_disconnected address=%s", address)
-            return True
+                return await session.run()
+            except ExchangeError as exc:
+                log.warning("ble_gatt_exchange_failed address=%s driver=%s error=%r", address, spec.name, str(exc))
+                self._count("gatt_exchange_errors")
+                return False
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), 10.0)
+
+
+class _GattSession:
+    """Performs one connection's exchange actions with bleak (see drivers/gatt.py for the rules)."""
+
+    def __init__(
+        self,
+        link: BleLink,
+        client: Any,
+        *,
+        spec: DriverSpec,
+        address: str,
+        name: str | None,
+        disconnected: asyncio.Event,
+    ) -> None:
+        self.link = link
+        self.client = client
+        self.spec = spec
+        self.address = address
+        self.name = name
+        self.disconnected = disconnected
+        #: (kind, uuid, value) handed to the exchange one at a time: "notify" | "read"
+        self.inbox: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
+        self.subscribed: list[str] = []
+        self.refused: list[str] = []
+
+    def _exchange(self) -> Exchange:
+        from ..gatt import ExchangeContext, SubscribeOnly
+
+        services = self.client.services
+        chars = frozenset(c.uuid.lower() for service in services for c in service.characteristics)
+        encrypt = decrypt = None
+        try:
+            import cryptography  # noqa: F401 - only offered when the package is installed
+
+            from .crypto import aes_cbc_decrypt, aes_cbc_encrypt
+        except ImportError:
+            pass
+        else:
+            encrypt, decrypt = aes_cbc_encrypt, aes_cbc_decrypt
+        context = ExchangeContext(
+            address=self.address.upper(),
+            name=self.name,
+            characteristics=chars,
+            settings=self.link._settings,
+            wall_time_s=time.time(),
+            utc_offset_s=-(time.altzone if time.localtime().tm_isdst > 0 else time.timezone),
+            aes_cbc_encrypt=encrypt,
+            aes_cbc_decrypt=decrypt,
+        )
+        if self.spec.make_exchange is not None:
+            return self.spec.make_exchange(context)
+        matcher = self.spec.ble
+        assert matcher is not None
+        return SubscribeOnly(matcher.characteristics, context)
+
+    def _on_value(self, char: BleakGATTCharacteristic, data: bytearray) -> None:
+        uuid, value = char.uuid.lower(), bytes(data)
+        self.link._put(self._notify_event(uuid, value))
+        self.inbox.put_nowait(("notify", uuid, value))
+
+    def _notify_event(self, uuid: str, value: bytes) -> LinkEvent:
+        return self.link._event(EventKind.NOTIFY, value, channel=uuid, address=self.address, name=self.name)
+
+    async def run(self) -> bool:
+        link, address = self.link, self.address
+        exchange = self._exchange()
+        started = time.monotonic()
+        reason = await self._perform(exchange.start(now_s=started))
+        if not self.subscribed and reason is None:
+            matcher = self.spec.ble
+            assert matcher is not None
+            wanted = ", ".join(matcher.characteristics) or "none"
+            why = f" (refused: {'; '.join(self.refused)})" if self.refused else ""
+            raise LinkError(f"{address} offers none of the characteristics {self.spec.name} reads ({wanted}){why}")
+        if self.refused:
+            log.warning("ble_gatt_subscribe_refused address=%s refused=%s", address, "; ".join(self.refused))
+        log.info("ble_gatt_subscribed address=%s characteristics=%s", address, ",".join(self.subscribed))
+        session_end = started + link._max_session_s
+        while reason is None:
+            now = time.monotonic()
+            deadline = exchange.deadline_s
+            until = session_end if deadline is None else min(session_end, deadline)
+            item = await self._next(max(0.0, until - now))
+            now = time.monotonic()
+            if item is None:
+                if self.disconnected.is_set():
+                    log.info("ble_gatt_disconnected address=%s", address)
+                    return True
+                if now >= session_end:
+                    # a scale stays connected for seconds; a session this long is a lost disconnect signal
+                    log.warning("ble_gatt_session_too_long address=%s limit_s=%g", address, link._max_session_s)
+                    return True
+                if deadline is None or now < deadline:
+                    continue
+                actions = exchange.on_timeout(now_s=now)
+            else:
+                kind, uuid, value = item
+                if kind == "read":
+                    actions = exchange.on_read(uuid, value, now_s=now)
+                else:
+                    actions = exchange.on_notify(uuid, value, now_s=now)
+            reason = await self._perform(actions)
+        log.info("ble_gatt_exchange_done address=%s reason=%r", address, reason)
+        return True
+
+    async def _next(self, timeout_s: float) -> tuple[str, str, bytes] | None:
+        """The next notification or read result; None on disconnect or when ``timeout_s`` passed."""
+        if not self.inbox.empty():
+            return self.inbox.get_nowait()
+        if self.disconnected.is_set():
+            return None
+        get = asyncio.ensure_future(self.inbox.get())
+        gone = asyncio.ensure_future(self.disconnected.wait())
+        try:
+            done, _pending = await asyncio.wait({get, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (get, gone):
+                if not fut.done():
+                    fut.cancel()
+        if get in done:
+            return get.result()
+        if not get.cancelled() and get.done():  # both finished at once
+            return get.result()
+        return None
+
+    async def _perform(self, actions: Sequence[Action]) -> str | None:
+        """Perform the actions in order; the reason of a ``Disconnect``, else None."""
+        from bleak.exc import BleakError
+
+        from ..gatt import DEVICE_NAME, Disconnect, Read, Subscribe, Write
+
+        services = self.client.services
+        for action in actions:
+            if isinstance(action, Disconnect):
+                return action.reason or "exchange finished"
+            char = services.get_characteristic(action.uuid)
+            if isinstance(action, Subscribe):
+                if char is None:
+                    log.debug("ble_gatt_no_characteristic address=%s uuid=%s", self.address, action.uuid)
+                    continue
+                try:
+                    await self.client.start_notify(char, self._on_value)
+                except BleakError as exc:  # e.g. one characteristic needs pairing: take what the others give
+                    self.refused.append(f"{char.uuid}: {exc}")
+                    continue
+                self.subscribed.append(char.uuid)
+            elif isinstance(action, Write):
+                if char is None:
+                    raise LinkError(f"{self.address} has no characteristic {action.uuid} to write")
+                log.debug("ble_gatt_write address=%s uuid=%s bytes=%d", self.address, action.uuid, len(action.data))
+                await self.client.write_gatt_char(char, action.data, response=action.with_response)
+                self.link._count("gatt_writes")
+            elif isinstance(action, Read):
+                value: bytes | None = None
+                if char is None and action.uuid == DEVICE_NAME:
+                    value = (self.name or "").encode()
+                elif char is None or "read" not in char.properties:
+                    log.info("ble_gatt_unreadable address=%s uuid=%s", self.address, action.uuid)
+                    continue
+                else:
+                    try:
+                        value = bytes(await self.client.read_gatt_char(char))
+                    except (BleakError, TimeoutError) as exc:  # informative reads: the session goes on
+                        log.info(
+                            "ble_gatt_read_failed address=%s uuid=%s error=%r", self.address, action.uuid, str(exc)
+                        )
+                        continue
+                self.link._put(self._notify_event(action.uuid, value))
+                self.inbox.put_nowait(("read", action.uuid, value))
+        return None

@@ -74,7 +74,7 @@ def test_own_vectors_exist_and_are_labelled() -> None:
     assert len(docs) >= 15
     for doc in docs:
         assert doc["driver"] == "mi_scale" and doc.get("source"), doc["_where"]
-        if "frames" not in doc and isinstance(doc["expect"], dict):
+        if "frames" not in doc and isinstance(doc["expect"], dict) and "device_report" not in doc["expect"]:
             reading = mi.parse(bytes.fromhex(doc["hex"]), V.channel_of(doc))
             assert isinstance(reading, Reading)
             if reading.measurement.impedance_ohm is not None:

@@ -11,8 +11,17 @@ exports what bleak 3.x reads (see bleak/backends/bluezdbus/manager.py, scanner.p
   export is an ObjectManager on ``/``), advertisements re-sent as PropertiesChanged on RSSI /
   ServiceData / ManufacturerData, and Connect / Disconnect;
 - on Connect, ``.../serviceNNNN`` ``GattService1`` and ``.../serviceNNNN/charNNNN``
-  ``GattCharacteristic1`` objects (ReadValue, StartNotify / StopNotify, values pushed as
+  ``GattCharacteristic1`` objects (ReadValue, WriteValue, StartNotify / StopNotify, values pushed as
   PropertiesChanged on ``Value``), removed again on disconnect.
+
+Writes are recorded with their options (``{"char", "hex", "type"}``: ``type`` is bleak's "request"
+for write-with-response, "command" without) and can be answered by the device script's responders:
+``"respond": [{"char": "2a9f", "hex": "0201a80e", "push": [{"char": "2a9f", "hex": "200101"}],
+"disconnect": false}]`` - a write to ``char`` whose value is ``hex`` (or starts with ``prefix``
+instead) pushes each ``push`` value (a notification or indication on that characteristic, which must
+be notifying) in order and then, with ``"disconnect": true``, drops the connection like a scale going
+to sleep. Every matching rule fires, in script order, each time it matches (``"once": true`` for one
+shot per connection). A write no rule matches is only recorded.
 
 Like a radio, the fake only delivers advertisements while discovery is on.
 
@@ -131,7 +140,7 @@ class Characteristic(ServiceInterface):
         self, device: "Device", service_path: str, uuid: str, *, flags: list[str], value: bytes, fail: dict[str, str]
     ) -> None:
         super().__init__("org.bluez.GattCharacteristic1")
-        self.fail = fail  # {"read" | "notify": D-Bus error name}: e.g. a characteristic that needs pairing
+        self.fail = fail  # {"read" | "notify" | "write": D-Bus error name}: e.g. a characteristic that needs pairing
         self.device = device
         self.service_path = service_path
         self.uuid = full_uuid(uuid)
@@ -171,6 +180,16 @@ class Characteristic(ServiceInterface):
             raise DBusError(self.fail["read"], "Operation not authorized (fake)")
         self.device.fake.count("read_value")
         return self.value
+
+    @dbus_method()
+    def WriteValue(self, value: DBusBytes, options: DBusDict) -> None:
+        kind = options.get("type")
+        write_type = str(kind.value) if isinstance(kind, Variant) else "request"
+        if not ({"write", "write-without-response"} & set(self.flags)):
+            raise DBusError("org.bluez.Error.NotPermitted", "Write not permitted")
+        if "write" in self.fail:
+            raise DBusError(self.fail["write"], "Write refused (fake)")
+        self.device.on_write(self, bytes(value), write_type)
 
     @dbus_method()
     def StartNotify(self) -> None:
@@ -232,6 +251,9 @@ class Device(ServiceInterface):
         self.gatt: list[tuple[str, ServiceInterface]] = []
         self.chars: dict[str, Characteristic] = {}
         self.indicating = False
+        #: every write on every connection, in order: {"char", "hex", "type"}
+        self.writes: list[dict[str, str]] = []
+        self.fired: set[int] = set()  # "once" responders that fired on this connection
 
     @dbus_property(access=R)
     def Address(self) -> DBusStr:
@@ -314,10 +336,45 @@ class Device(ServiceInterface):
         self.fake.count("disconnect_calls")
         self.drop_connection()
 
+    def on_write(self, char: Characteristic, value: bytes, write_type: str) -> None:
+        self.writes.append({"char": char.uuid, "hex": value.hex(), "type": write_type})
+        self.fake.count("writes")
+        if self.script is None:
+            return
+        for i, rule in enumerate(self.script.get("respond", [])):
+            if full_uuid(rule["char"]) != char.uuid or (rule.get("once") and i in self.fired):
+                continue
+            if "hex" in rule and value != bytes.fromhex(rule["hex"]):
+                continue
+            if "prefix" in rule and not value.startswith(bytes.fromhex(rule["prefix"])):
+                continue
+            if rule.get("once"):
+                self.fired.add(i)
+            asyncio.get_running_loop().create_task(self.respond(rule))
+
+    async def respond(self, rule: dict[str, Any]) -> None:
+        await asyncio.sleep(0.02)  # the WriteValue reply goes out first
+        for item in rule.get("push", []):
+            if not self.connected:
+                return
+            char = self.chars[full_uuid(item["char"])]
+            if not char.notifying:
+                self.fake.count("pushes_not_notifying")
+                continue
+            char.push(bytes.fromhex(item["hex"]))
+            self.fake.count("responses")
+            await asyncio.sleep(0.02)
+        if rule.get("disconnect"):
+            await asyncio.sleep(0.1)
+            self.connectable = False
+            self.drop_connection()
+
     def on_notify_started(self) -> None:
         if self.script is None or self.indicating:
             return
         wanted = {full_uuid(i["char"]) for i in self.script.get("indicate", [])}
+        if not wanted:
+            return  # the script answers writes only (responders)
         if all(self.chars[u].notifying for u in wanted if u in self.chars):
             self.indicating = True
             asyncio.get_running_loop().create_task(self.run_indications())
@@ -342,6 +399,7 @@ class Device(ServiceInterface):
         self.resolved = False
         self.connected = False
         self.indicating = False
+        self.fired.clear()
         self.emit_properties_changed({"ServicesResolved": False, "Connected": False})
         for path, _iface in reversed(self.gatt):
             self.fake.bus.unexport(path)
@@ -467,6 +525,7 @@ class FakeBluez:
             "services": req.get("services", []),
             "indicate": req.get("indicate", []),
             "disconnect_after": req.get("disconnect_after", True),
+            "respond": req.get("respond", []),
         }
         dev = self.devices.get(req["address"].upper())
         if dev is None:
@@ -483,9 +542,11 @@ class Control:
     ``{"op": "stats"}``; ``{"op": "advertise", "address", "name", "service_data": {uuid: hex},
     "manufacturer_data": {id: hex}, "uuids": [...], "rssi", "count", "interval_s"}`` (waits for
     discovery first unless ``"wait_discovering": false``); ``{"op": "gatt_device", "address",
-    "services": [{"uuid", "characteristics": [{"uuid", "flags", "value": hex, "fail": {"read"|"notify":
+    "services": [{"uuid", "characteristics": [{"uuid", "flags", "value": hex, "fail": {"read"|"notify"|"write":
     error}}]}], "indicate":
     [{"char", "hex"}], "disconnect_after": true}`` (arms the device: the next Connect succeeds);
+    ``"respond": [{"char", "hex" | "prefix", "push": [{"char", "hex"}], "disconnect", "once"}]`` (see the
+    module docstring); ``{"op": "writes", "address"}`` -> ``{"writes": [{"char", "hex", "type"}]}``;
     ``{"op": "wait", "key", "at_least", "timeout_s"}`` (a stats counter); ``{"op": "fail_start", "n"}``
     (the next n StartDiscovery calls fail with InProgress); ``{"op": "disconnect", "address"}``.
     """
@@ -522,6 +583,9 @@ class Control:
                 return bool(value >= at_least) if not isinstance(value, bool) else value == bool(at_least)
 
             return {"reached": await fake.wait_for(reached, float(req.get("timeout_s", 10.0)))}
+        if op == "writes":
+            dev = fake.devices.get(req["address"].upper())
+            return {"writes": list(dev.writes) if dev is not None else []}
         if op == "fail_start":
             fake.fail_start = int(req.get("n", 1))
             return {}
