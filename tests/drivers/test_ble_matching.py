@@ -18,6 +18,7 @@ from drivers.registry import BleMatcher, BleMode, find_ble_drivers, registry
 WSS, BCS, UDS = full_uuid("181d"), full_uuid("181b"), full_uuid("181c")
 HRS, BATTERY = full_uuid("180d"), full_uuid("180f")
 HUAMI = 0x0157
+FFE0, FFF0, FFB0, MEDISANA = full_uuid("ffe0"), full_uuid("fff0"), full_uuid("ffb0"), full_uuid("78b2")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,23 @@ SAMPLES = [
     Adv("BF600", frozenset({WSS, BCS}), connectable=False, expect=None, note="not connectable: cannot be GATT"),
     Adv("HRM-Pro", frozenset({HRS}), connectable=True, expect=None, note="heart-rate strap"),
     Adv(None, expect=None, note="empty advertisement"),
+    # consumer vendor families (drivers/qn_scale.py ... drivers/lefu_ffb0.py): shared vendor UUIDs
+    # (0xFFE0, 0xFFF0) never claim on their own; names, 0x78B2, 0xFFB0 and 0xFFFF data do
+    Adv("QN-Scale", frozenset({FFE0}), connectable=True, expect="qn_scale", note="QN type 1"),
+    Adv("Renpho ES-26M", frozenset({FFF0}), connectable=True, expect="qn_scale", note="QN type 2"),
+    Adv("Renpho-Scale", frozenset({WSS, BCS}), connectable=True, expect="ble_standard", note="ES-WBE28 is SIG"),
+    Adv("QN-Scale", manufacturer_ids=frozenset({0xFFFF}), connectable=False, expect="qn_broadcast", note="QN bcast"),
+    Adv(None, manufacturer_ids=frozenset({0xFFFF}), expect="qn_broadcast", note="QN broadcast, passive scan"),
+    Adv("eufy T9146", frozenset({FFF0}), connectable=True, expect="eufy_1byone", note="Eufy C1"),
+    Adv("Health Scale", frozenset({FFF0}), connectable=True, expect="eufy_1byone", note="1byone classic"),
+    Adv("YUNMAI-ISM", frozenset({FFE0, full_uuid("ffe5")}), connectable=True, expect="yunmai", note="Yunmai Mini"),
+    Adv("013197", frozenset({MEDISANA}), connectable=True, expect="medisana_bs44x", note="Medisana BS444"),
+    Adv(None, frozenset({MEDISANA}), connectable=True, expect="medisana_bs44x", note="Medisana, no name"),
+    Adv("1byone scale", frozenset({FFB0}), connectable=True, expect="lefu_ffb0", note="1byone new"),
+    Adv(None, frozenset({FFB0}), connectable=True, expect="lefu_ffb0", note="FFB0, no name"),
+    Adv(None, frozenset({FFE0}), connectable=True, expect=None, note="nameless FFE0: nobody's"),
+    Adv(None, frozenset({FFF0}), connectable=True, expect=None, note="nameless FFF0: nobody's"),
+    Adv("eufy T9146", frozenset({FFF0}), connectable=False, expect=None, note="Eufy not connectable"),
 ]
 
 

@@ -1,0 +1,281 @@
+"""QN / Renpho / FITINDEX / Sencor / Elis / Arboleaf GATT scales (the "QN" vendor protocol). See
+shared/reference/ble-families.md §5.1; the broadcast-only variant is ``drivers/qn_broadcast.py``.
+
+Two GATT layouts: type 1, service 0xFFE0 (FFE1 notify, FFE2 indicate, FFE3 write configuration,
+FFE4 write time); type 2, service 0xFFF0 (FFF1 notify, FFF2 write). Newer firmware adds service AE00
+(AE01 write, AE02 notify) and gates its results behind a "Jieli" challenge on AE02.
+
+**Frames** ``<opcode> <length> ... <check>``: ``length`` is the whole frame's size and ``check`` the
+low byte of the sum of all bytes before it. Verified on every real frame we have (0x10 from an Elis 1
+and an ES-26M, 0x12 from an ES-26M and a GE CS 10 G, 0x14, 0x21, 0xA1, 0xA3); the classic 10-byte
+0x10 layout has no real frame here and is assumed to follow the same rule (INFERENCE), so its last
+two bytes are not a second resistance: only R1 (bytes 6-7) is decoded from it.
+
+- ``0x12`` scale info: byte 2 is the protocol type (echoed in every command), byte 10 the weight
+  scale flag: bit 0 set -> weight / 100, else / 10. The bit test (not ``== 1``) is the vendor SDK's,
+  per openScale PR #1502; on the ES-26M's real 18-byte 0x12 (byte 10 = 0x07) it gives 97.85 kg for
+  its real barefoot frame, the capture's weight.
+- ``0x10`` weight, 10-byte form: weight 3-4 big-endian, byte 5 = 1 stable, R1 6-7.
+  14-byte (ES-30M) form: byte 4 state (0 measuring, 1 stabilising, 2 stable), weight 5-6, R1 7-8,
+  R2 9-10 (big-endian).
+- ``0x14`` ready, ``0x21`` configuration request, ``0x23`` stored record, ``0xA1``/``0xA3``
+  acknowledgements, ``0xB1``/``0xB4`` extended results: valid frames, not weighings (``DeviceReport``,
+  not errors). Stored records and the extended 0xB1/0xB4 results are not decoded (not yet done).
+
+**Decoder** (one per connection): the weight divisor is the one the connection's 0x12 gave. A 0x10
+before any 0x12 has an UNKNOWN divisor: it is a reading with the raw weight in ``fields`` and no
+measurement, never a weighing (no guessing between / 10 and / 100). The first stable 0x10 of a
+weight is the weighing (impedance = R1 when above 0); the scale repeats it: repeats of the same raw
+weight on the connection are readings with ``stable=False`` and ``fields["repeat"] = "1"``. An
+ES-30M whose first stable frame has no resistance yet loses that later resistance (known limit).
+
+**Exchange**: subscribe to the notify/indicate characteristics (and AE02 when offered); on 0x12 write
+the 0x13 configuration ``13 09 <protocol> 01 10 00 00 00 <sum>`` (kg; bytes 5-7 zero: INFERENCE); on
+0x14 write the 0x20 time ``20 08 <protocol> <seconds since 2000-01-01, u32 LE> <sum>`` (layout
+INFERENCE from the 0x23 records' time field) when the host clock is known; after the weighing,
+disconnect. The A2 user profile, "pass" auth and the 0x1F acknowledgement are not sent (layouts
+UNKNOWN). An AE02 challenge (17 bytes, starting 00) ends the session: the Jieli answer is not
+implemented, so AE00-firmware scales (ES-CS20M, Elis 1, Arboleaf, GE CS 10 G) do not deliver here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from ._vendor_frames import VendorFramer, channel_uuid, check, require, sum8, u16be
+from .bleuuid import full_uuid
+from .gatt import Action, Disconnect, ExchangeContext, Subscribe, Write
+from .model import DeviceReport, Measurement, ParseResult, Reading
+from .registry import BleMatcher, BleMode, DriverSpec, LinkKind
+
+NAME = "qn_scale"
+SERVICE_T1 = full_uuid("ffe0")
+NOTIFY_T1 = full_uuid("ffe1")
+INDICATE_T1 = full_uuid("ffe2")
+CONFIG_T1 = full_uuid("ffe3")
+TIME_T1 = full_uuid("ffe4")
+SERVICE_T2 = full_uuid("fff0")
+NOTIFY_T2 = full_uuid("fff1")
+WRITE_T2 = full_uuid("fff2")
+SERVICE_AE = full_uuid("ae00")
+AE_WRITE = full_uuid("ae01")
+AE_NOTIFY = full_uuid("ae02")
+
+OP_WEIGHT = 0x10
+OP_INFO = 0x12
+OP_CONFIG = 0x13
+OP_READY = 0x14
+OP_TIME = 0x20
+OP_CONFIG_REQUEST = 0x21
+OP_STORED = 0x23
+OPCODES = frozenset({0x10, 0x12, 0x14, 0x21, 0x23, 0xA1, 0xA3, 0xB1, 0xB4})
+NAMES = ("QN-Scale", "Renpho", "RENPHO", "FITINDEX", "Sencor", "SENCOR")
+#: the Renpho ES-WBE28 speaks the SIG profiles (drivers/ble_standard.py), not QN
+ES_WBE28_NAMES = ("Renpho-Scale", "RENPHO-SCALE", "renpho-scale")
+#: the broadcast-only variant's manufacturer data company id (drivers/qn_broadcast.py)
+BROADCAST_COMPANY_ID = 0xFFFF
+#: 2000-01-01T00:00:00Z as Unix seconds (the QN clock's epoch)
+EPOCH_2000_S = 946_684_800
+JIELI_CHALLENGE_SIZE = 17
+
+
+def _valid(frame: bytes) -> bool:
+    return len(frame) >= 3 and frame[1] == len(frame) and sum8(frame[:-1]) == frame[-1]
+
+
+def make_framer() -> VendorFramer:
+    return VendorFramer(starts=bytes(sorted(OPCODES)), valid=_valid, length_index=1, min_size=3, max_size=64)
+
+
+def command(opcode: int, body: bytes) -> bytes:
+    """``<opcode> <length> body <sum>`` (length = whole frame)."""
+    frame = bytes([opcode, len(body) + 3]) + body
+    return frame + bytes([sum8(frame)])
+
+
+def _checked(frame: bytes) -> bytes:
+    data = bytes(frame)
+    require(len(data) >= 3, f"QN frame too short ({len(data)} bytes)", data)
+    require(data[1] == len(data), f"QN length byte says {data[1]}, frame has {len(data)} bytes", data)
+    check(sum8(data[:-1]), data[-1], data)
+    return data
+
+
+def divisor_of_info(info: bytes) -> int:
+    """The weight divisor a 0x12 scale-info frame announces (100 or 10)."""
+    require(len(info) >= 12, f"QN 0x12 scale info too short ({len(info)} bytes)", info)
+    return 100 if info[10] & 0x01 else 10
+
+
+def _report(data: bytes, code: str, message: str) -> DeviceReport:
+    return DeviceReport(NAME, code, message, data.hex(), is_error=False)
+
+
+class QnDecoder:
+    """Per-connection state: the divisor from 0x12 and the raw weights already emitted."""
+
+    def __init__(self) -> None:
+        self.divisor: int | None = None
+        self._emitted: set[int] = set()
+
+    def decode(self, frame: bytes, channel: str = "") -> list[Reading | DeviceReport]:
+        if channel_uuid(channel) == AE_NOTIFY:
+            data = bytes(frame)
+            return [_report(data, "ae02", f"AE02 notification ({len(data)} bytes): Jieli challenge, not answered")]
+        data = _checked(frame)
+        op = data[0]
+        if op == OP_INFO:
+            self.divisor = divisor_of_info(data)
+            return [_report(data, "scale_info", f"scale info: protocol 0x{data[2]:02x}, weight / {self.divisor}")]
+        if op != OP_WEIGHT:
+            return [_report(data, f"op_0x{op:02x}", f"QN frame 0x{op:02x} ({len(data)} bytes)")]
+        reading = weight_reading(data, self.divisor)
+        if not reading.stable:
+            return [reading]
+        raw = int(reading.fields["weight_raw"])
+        if raw in self._emitted:
+            fields = dict(reading.fields, repeat="1")
+            return [Reading(NAME, Measurement(), False, reading.raw, fields=MappingProxyType(fields))]
+        self._emitted.add(raw)
+        return [reading]
+
+
+def weight_reading(data: bytes, divisor: int | None) -> Reading:
+    """A checked 0x10 frame -> its reading under ``divisor`` (None: unknown, never a weighing)."""
+    if len(data) >= 14:
+        state = data[4]
+        raw, r1, r2 = u16be(data, 5), u16be(data, 7), u16be(data, 9)
+        settled = state == 2
+        fields = {"form": "14", "state": str(state), "r1": str(r1), "r2": str(r2)}
+    else:
+        require(len(data) >= 9, f"QN 0x10 weight frame too short ({len(data)} bytes)", data)
+        raw, r1 = u16be(data, 3), u16be(data, 6)
+        settled = data[5] == 1
+        fields = {"form": str(len(data)), "state": str(data[5]), "r1": str(r1)}
+    fields["protocol"] = f"0x{data[2]:02x}"
+    fields["weight_raw"] = str(raw)
+    if divisor is None:
+        fields["divisor"] = "unknown"
+        return Reading(NAME, Measurement(), False, data.hex(), fields=MappingProxyType(fields))
+    weight_kg = raw / divisor
+    fields["weight_kg"] = f"{weight_kg:g}"
+    stable = settled and raw > 0
+    measurement = Measurement(weight_kg=weight_kg, impedance_ohm=float(r1) if r1 else None) if stable else Measurement()
+    return Reading(NAME, measurement, stable, data.hex(), fields=MappingProxyType(fields))
+
+
+def parse(frame: bytes, channel: str = "") -> ParseResult:
+    """Stateless view of one frame: a 0x10 has no divisor here, so it is never a weighing."""
+    results = QnDecoder().decode(frame, channel)
+    return results[0] if results else None
+
+
+# --------------------------------------------------------------------------- exchange
+
+
+class QnExchange:
+    """The QN handshake as a sans-I/O state machine (see the module docstring)."""
+
+    def __init__(self, context: ExchangeContext) -> None:
+        offered = context.characteristics
+        self._type2 = NOTIFY_T2 in offered and NOTIFY_T1 not in offered
+        if self._type2:
+            self._subscribe = [NOTIFY_T2]
+            self._config_char = self._time_char = WRITE_T2
+        else:
+            self._subscribe = [u for u in (NOTIFY_T1, INDICATE_T1) if not offered or u in offered]
+            self._config_char, self._time_char = CONFIG_T1, TIME_T1
+        if AE_NOTIFY in offered:
+            self._subscribe.append(AE_NOTIFY)
+        self._wall_time_s = context.wall_time_s
+        self._decoder = QnDecoder()
+        self._protocol = 0x00
+        self._config_sent = False
+        self._time_sent = False
+        self.done = False
+
+    @property
+    def deadline_s(self) -> float | None:
+        return None
+
+    def start(self, *, now_s: float) -> list[Action]:
+        return [Subscribe(u) for u in self._subscribe]
+
+    def on_notify(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
+        if self.done:
+            return []
+        if channel_uuid(uuid) == AE_NOTIFY:
+            if len(data) == JIELI_CHALLENGE_SIZE and data[:1] == b"\x00":
+                self.done = True
+                return [Disconnect("AE00 (Jieli) authentication challenge: not supported")]
+            return []
+        if not _valid(bytes(data)):
+            return []
+        op = data[0]
+        out: list[Action] = []
+        if op == OP_INFO and len(data) >= 12:
+            self._protocol = data[2]
+            self._decoder.decode(data, uuid)
+            if not self._config_sent:
+                self._config_sent = True
+                out.append(Write(self._config_char, config_command(self._protocol)))
+        elif op == OP_READY and not self._time_sent and self._wall_time_s is not None:
+            self._time_sent = True
+            out.append(Write(self._time_char, time_command(self._protocol, self._wall_time_s)))
+        elif op == OP_WEIGHT:
+            for result in self._decoder.decode(data, uuid):
+                if isinstance(result, Reading) and result.is_weighing:
+                    self.done = True
+                    out.append(Disconnect("weighing received"))
+        return out
+
+    def on_read(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
+        return []
+
+    def on_timeout(self, *, now_s: float) -> list[Action]:
+        return []
+
+
+def config_command(protocol: int) -> bytes:
+    """0x13 configuration: protocol type, unit kg (0x01), 0x10, three zero bytes."""
+    return command(OP_CONFIG, bytes([protocol, 0x01, 0x10, 0x00, 0x00, 0x00]))
+
+
+def time_command(protocol: int, wall_time_s: float) -> bytes:
+    """0x20 time sync: protocol type, seconds since 2000-01-01 UTC as u32 LE."""
+    seconds = max(0, int(wall_time_s) - EPOCH_2000_S) & 0xFFFFFFFF
+    return command(OP_TIME, bytes([protocol]) + seconds.to_bytes(4, "little"))
+
+
+def make_exchange(context: ExchangeContext) -> QnExchange:
+    return QnExchange(context)
+
+
+_NOTES: Mapping[str, str] = {
+    "frames": "<op> <len> ... <sum8>; 0x12 byte 10 bit 0: weight / 100, else / 10; no 0x12: weight unknown",
+    "weighing": "first stable 0x10 per weight and connection (10-byte: byte 5 = 1; 14-byte: state 2)",
+    "exchange": "0x13 config on 0x12, 0x20 time on 0x14, disconnect after the weighing; AE00 Jieli auth: no",
+    "matching": "by name only (0xFFE0/0xFFF0 are shared with Yunmai, Beurer, Eufy); never 'Renpho-Scale' "
+    "(ES-WBE28, ble_standard's) nor 0xFFFF manufacturer data (qn_broadcast's)",
+}
+
+SPEC = DriverSpec(
+    name=NAME,
+    summary="QN / Renpho / FITINDEX vendor protocol over GATT (0xFFE0 or 0xFFF0; AE00 Jieli firmware refused)",
+    link=LinkKind.BLE,
+    parse=parse,
+    make_framer=make_framer,
+    make_decoder=QnDecoder,
+    make_exchange=make_exchange,
+    models=("Renpho ES-26M", "Renpho ES-30M", "Renpho Elis 1 (no AE00)", "FITINDEX", "Sencor", "QN-Scale"),
+    ble=BleMatcher(
+        mode=BleMode.GATT,
+        name_prefixes=NAMES,
+        characteristics=(NOTIFY_T1, INDICATE_T1, NOTIFY_T2, AE_NOTIFY),
+        excludes_name_prefixes=ES_WBE28_NAMES,
+        excludes_manufacturer_ids=frozenset({BROADCAST_COMPANY_ID}),
+        requires_connectable=True,
+    ),
+    notes=_NOTES,
+)

@@ -1,0 +1,71 @@
+"""Test-only builders for the consumer BLE vendor frames, written byte by byte from raw field values.
+
+Independent of the drivers' code on purpose (a decoder bug must not be mirrored by its encoder): each
+layout is spelled out here from shared/reference/ble-families.md §5.
+"""
+
+from __future__ import annotations
+
+import struct
+
+
+def _xor(data: bytes) -> int:
+    out = 0
+    for b in data:
+        out ^= b
+    return out
+
+
+def qn(opcode: int, body: bytes) -> bytes:
+    """QN frame: opcode, whole length, body, low byte of the sum."""
+    head = bytes([opcode, len(body) + 3]) + body
+    return head + bytes([sum(head) % 256])
+
+
+def qn_info(protocol: int, weight_flag: int) -> bytes:
+    """15-byte 0x12 scale info (the ES-CS20M's size): protocol at byte 2, the weight flag at byte 10."""
+    return qn(0x12, bytes([protocol]) + bytes(7) + bytes([weight_flag]) + bytes(3))
+
+
+def qn_weight10(protocol: int, weight_raw: int, stable: int, r1: int) -> bytes:
+    return qn(0x10, bytes([protocol]) + struct.pack(">HBH", weight_raw, stable, r1) + b"\x00")
+
+
+def qn_weight14(protocol: int, state: int, weight_raw: int, r1: int, r2: int) -> bytes:
+    return qn(0x10, bytes([protocol, 0x01, state]) + struct.pack(">HHH", weight_raw, r1, r2) + b"\x00\x00")
+
+
+def qn_broadcast(weight_raw: int, status: int, mac: bytes = bytes(6)) -> bytes:
+    """AA BB, MAC, bytes 8-14 zero, status at 15, 16 zero, weight LE at 17-18, 4 zero bytes (23 in all)."""
+    return b"\xaa\xbb" + mac + bytes(7) + bytes([status, 0]) + struct.pack("<H", weight_raw) + bytes(4)
+
+
+def cf(weight_raw: int, impedance_raw: int, status: int, middle: bytes = b"\x00\x00\x00\x00") -> bytes:
+    body = bytes([0xCF]) + struct.pack("<HH", impedance_raw, weight_raw) + middle + bytes([status])
+    return body + bytes([_xor(body)])
+
+
+def yunmai(version: int, kind: int, payload: bytes) -> bytes:
+    """0D, version, whole length, type, payload, XOR of every byte after 0D."""
+    head = bytes([0x0D, version, len(payload) + 5, kind]) + payload
+    return head + bytes([_xor(head[1:])])
+
+
+def yunmai_measured(version: int, *, time_s: int, user: int, weight_raw: int, resistance: int, fat_raw: int) -> bytes:
+    return yunmai(version, 0x02, b"\x00" + struct.pack(">IIHHH", time_s, user, weight_raw, resistance, fat_raw))
+
+
+def medisana_weight(flags: int, weight_raw: int, timestamp: int, user: int) -> bytes:
+    return bytes([flags]) + struct.pack("<HH", weight_raw, 0) + struct.pack("<I", timestamp) + bytes(4) + bytes([user])
+
+
+def medisana_feature(fat: int, water: int, muscle: int, bone: int) -> bytes:
+    return bytes(8) + struct.pack("<HHHH", fat, water, muscle, bone)
+
+
+def lefu_weight(grams: int) -> bytes:
+    return b"\xab\x2a\x80" + grams.to_bytes(3, "big")
+
+
+def lefu_impedance(ohm: int) -> bytes:
+    return b"\xab\x2a\x01\x00" + struct.pack(">H", ohm)
