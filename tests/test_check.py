@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from bridge.outbox import Outbox, Stage
-from bridge.outbox import Outbox
 from drivers.tanita import checksum
 from tests.helpers import REPO, run_cli, write_config
 

@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fakes
 
-from bridge.upload import loop as uploader_mod
 from bridge.config import config_from_dict
 from bridge.outbox import JobState, Outbox, Stage
 from bridge.pacing import retry_delay
 from bridge.platform import MAX_ERROR_BODY, PlatformClient
 from bridge.simulator import SimulatorThread
 from bridge.simulator.model import Faults
+from bridge.upload import loop as uploader_mod
 from bridge.uploader import Uploader
 from tests.fakes.proxy import TcpProxy
 

@@ -54,7 +54,8 @@ def test_a_card_nobody_stood_on_expires_on_the_capture_clock(tmp_path: Path) -> 
     path.write_text("\n".join(json.dumps(d) for d in [header, *events]) + "\n", encoding="utf-8")
     config = tmp_path / "c.toml"
     config.write_text(
-        '[platform]\nbase_url = "http://127.0.0.1:9"\napi_key = "-"\n[scale]\ndriver = "tanita"\nport = "/dev/ttyUSB0"\n'
+        '[platform]\nbase_url = "http://127.0.0.1:9"\napi_key = "-"\n'
+        '[scale]\ndriver = "tanita"\nport = "/dev/ttyUSB0"\n'
         '[cards]\nsource = "capture"\n[pairing]\nwindow_s = 120\n',
         encoding="utf-8",
     )
