@@ -84,6 +84,11 @@ def build_scale_link(cfg: Config, spec: DriverSpec, on_state: Callable[[str, str
         from drivers.links.replay import ReplayLink
 
         return ReplayLink(s.capture, scale=s.name, realtime=s.replay_realtime)
+    if spec.link is LinkKind.CLOUD:  # InBody via LookinBody Web (docs/inbody.md)
+        from drivers.links.lookinbody import LookinBodyLink
+
+        register_secret(cfg.lookinbody.api_key)
+        return LookinBodyLink(cfg.lookinbody.settings(), scale=s.name, on_state=on_state)
     if spec.link is LinkKind.SERIAL:
         from drivers.links.serial import SerialLink
 
