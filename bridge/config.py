@@ -136,6 +136,51 @@ class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     listen: str = ""
 
 
+class LookinBodyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """InBody via LookinBody Web (``[scale] driver = "inbody"``; docs/inbody.md). The key comes from
+    ``api_key``, else ``api_key_file``, else ``$CREDENTIALS_DIRECTORY/lookinbody_api_key``."""
+
+    base_url: str = "https://apiusa.lookinbody.com"
+    account: str = ""
+    api_key: str = ""
+    api_key_file: str = ""
+    poll_interval_s: float = 60.0
+    #: the LookinBody account's time zone (IANA name): decides which day "today" is
+    time_zone: str = ""
+    identify_by: str = "user_id"
+    mass_unit: str = "kg"
+    date_format: str = "yyyyMMdd"
+    timeout_s: float = 20.0
+    connect_timeout_s: float = 10.0
+    lookback_days: int = 1
+    #: at least this long between two requests; after a failure 2**n x backoff_base_s, at most backoff_cap_s
+    pace_s: float = 1.0
+    backoff_base_s: float = 5.0
+    backoff_cap_s: float = 900.0
+
+    def settings(self) -> Any:
+        """The link's settings (``drivers.links.lookinbody.LookinBodySettings``)."""
+        from drivers import inbody
+        from drivers.links.lookinbody import LookinBodySettings
+
+        return LookinBodySettings(
+            account=self.account,
+            api_key=self.api_key,
+            base_url=self.base_url,
+            poll_interval_s=self.poll_interval_s,
+            time_zone=self.time_zone,
+            identify_by=inbody.IdentifyBy(self.identify_by),
+            mass_unit=inbody.MassUnit(self.mass_unit),
+            date_format=inbody.DateFormat(self.date_format),
+            timeout_s=self.timeout_s,
+            connect_timeout_s=self.connect_timeout_s,
+            lookback_days=self.lookback_days,
+            pace_s=self.pace_s,
+            backoff_base_s=self.backoff_base_s,
+            backoff_cap_s=self.backoff_cap_s,
+        )
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     platform: PlatformConfig
     scale: ScaleConfig
@@ -146,6 +191,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    lookinbody: LookinBodyConfig = msgspec.field(default_factory=LookinBodyConfig)
 
     @property
     def state_dir(self) -> Path:
@@ -273,6 +319,13 @@ def config_from_dict(
             raise ConfigError([key], source)
         key = ""
     cfg.platform.api_key = key
+    if cfg.scale.driver == "inbody" and not cfg.scale.capture:  # LookinBody Web: its own key (docs/inbody.md)
+        lb_key = resolve_lookinbody_key(cfg.lookinbody, env if env is not None else dict(os.environ))
+        if isinstance(lb_key, ConfigProblem):
+            if require_key:
+                raise ConfigError([lb_key], source)
+            lb_key = ""
+        cfg.lookinbody.api_key = lb_key
     return cfg
 
 
@@ -315,6 +368,66 @@ def resolve_api_key(cfg: Config, env: dict[str, str]) -> str | ConfigProblem:
     )
 
 
+def resolve_lookinbody_key(lb: LookinBodyConfig, env: dict[str, str]) -> str | ConfigProblem:
+    if lb.api_key:
+        return lb.api_key
+    if lb.api_key_file:
+        key, path = "lookinbody.api_key_file", Path(lb.api_key_file)
+    elif env.get("CREDENTIALS_DIRECTORY"):
+        key, path = "lookinbody.api_key", Path(env["CREDENTIALS_DIRECTORY"]) / "lookinbody_api_key"
+    else:
+        return ConfigProblem(
+            "lookinbody.api_key",
+            "no LookinBody API key: set api_key, api_key_file, or LoadCredential=lookinbody_api_key",
+        )
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        return ConfigProblem(key, f"cannot read the LookinBody API key file {path}: {exc.strerror}")
+    return value or ConfigProblem(key, f"the LookinBody API key file {path} is empty")
+
+
+def _check_lookinbody(cfg: Config) -> list[ConfigProblem]:
+    from zoneinfo import ZoneInfo
+
+    from drivers import inbody
+
+    lb, out = cfg.lookinbody, []
+    if not lb.account.strip():
+        out.append(ConfigProblem("lookinbody.account", "required: the LookinBody Web account name"))
+    if not re.match(r"^(https://[^/\s]+|http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?)(/|$)", lb.base_url):
+        out.append(ConfigProblem("lookinbody.base_url", "must be an https URL, e.g. https://apiusa.lookinbody.com"))
+    try:
+        ZoneInfo(lb.time_zone)
+    except (ValueError, OSError, KeyError):
+        out.append(
+            ConfigProblem("lookinbody.time_zone", 'required: the account\'s IANA time zone, e.g. "America/New_York"')
+        )
+    for name, enum in (
+        ("identify_by", inbody.IdentifyBy),
+        ("mass_unit", inbody.MassUnit),
+        ("date_format", inbody.DateFormat),
+    ):
+        if getattr(lb, name) not in enum._value2member_map_:
+            out.append(ConfigProblem(f"lookinbody.{name}", f"must be one of {', '.join(m.value for m in enum)}"))
+    if not 1 <= lb.poll_interval_s <= 3600:
+        out.append(ConfigProblem("lookinbody.poll_interval_s", "must be between 1 and 3600"))
+    for name in ("timeout_s", "connect_timeout_s", "backoff_base_s"):
+        if getattr(lb, name) <= 0:
+            out.append(ConfigProblem(f"lookinbody.{name}", "must be positive"))
+    if lb.pace_s < 0:
+        out.append(ConfigProblem("lookinbody.pace_s", "must not be negative"))
+    if lb.backoff_cap_s < lb.backoff_base_s:
+        out.append(ConfigProblem("lookinbody.backoff_cap_s", "must be >= backoff_base_s"))
+    if not 0 <= lb.lookback_days <= 5 or (lb.lookback_days + 2) * 86400 > cfg.queue.broadcast_dedupe_window_s:
+        out.append(
+            ConfigProblem(
+                "lookinbody.lookback_days", "must be 0..5 and (+2 days) within queue.broadcast_dedupe_window_s"
+            )
+        )
+    return out
+
+
 def _check(cfg: Config) -> list[ConfigProblem]:
     out: list[ConfigProblem] = []
     p, s = cfg.platform, cfg.scale
@@ -343,6 +456,8 @@ def _check(cfg: Config) -> list[ConfigProblem]:
             out.append(ConfigProblem("scale.port", f"driver {s.driver} is a serial driver: set port (a pyserial URL)"))
         if spec.link is LinkKind.BLE and s.port:
             out.append(ConfigProblem("scale.port", f"driver {s.driver} is a BLE driver: use address/adapter, not port"))
+    if spec is not None and spec.link is LinkKind.CLOUD and not s.capture:
+        out.extend(_check_lookinbody(cfg))
     if s.pc_mode and s.driver not in ("tanita", "tanita_bc418"):
         out.append(ConfigProblem("scale.pc_mode", "Tanita PC mode needs driver tanita or tanita_bc418"))
     if s.parity is not None and s.parity not in ("N", "E", "O", "M", "S"):

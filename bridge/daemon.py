@@ -107,6 +107,11 @@ def build_scale_link(
             pause_gap_s=gap_s,
             on_pause=on_pause,
         )
+    if spec.link is LinkKind.CLOUD:  # InBody via LookinBody Web (docs/inbody.md)
+        from drivers.links.lookinbody import LookinBodyLink
+
+        register_secret(cfg.lookinbody.api_key)
+        return LookinBodyLink(cfg.lookinbody.settings(), scale=s.name, on_state=on_state)
     if spec.link is LinkKind.SERIAL:
         from drivers.links.serial import SerialLink
 

@@ -229,6 +229,16 @@ async def check_platform(cfg: Config) -> Finding:
     return Finding("platform", Status.OK, "platform reachable, key valid")
 
 
+async def check_lookinbody(cfg: Config) -> Finding:
+    """InBody sites: ``/user/test`` (Account + API-KEY) and one data call (the data-access add-on)."""
+    if not cfg.lookinbody.api_key:
+        return Finding("lookinbody", Status.UNKNOWN, "no LookinBody API key readable by this user: not probed")
+    from drivers.links.lookinbody import describe, probe
+
+    healthy, message = describe(await probe(cfg.lookinbody.settings()))
+    return Finding("lookinbody", Status.OK if healthy else Status.CRITICAL, message)
+
+
 def check_systemd(unit: str) -> Finding | None:
     if shutil.which("systemctl") is None:
         return None

@@ -97,6 +97,7 @@ class Intake:
         self._decoders: dict[str, Decoder] = {}
         self._recent: dict[str, float] = {}
         broadcast = spec.link is LinkKind.BLE and spec.ble is not None and spec.ble.mode is BleMode.BROADCAST
+        broadcast = broadcast or spec.link is LinkKind.CLOUD  # a cloud lists a test again all day and after restarts
         self.dedupe_ttl_s = broadcast_dedupe_window_s if broadcast else dedupe_window_s
         self.frames = 0
         self.rejected = 0

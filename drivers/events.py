@@ -13,6 +13,7 @@ class EventKind(StrEnum):
     ADV = "adv"  # BLE advertisement: service/manufacturer data
     NOTIFY = "notify"  # BLE GATT notification/indication value
     CARD = "card"  # a member card read
+    HTTP = "http"  # a cloud API's answer in an envelope (drivers/inbody.py): one document per event
 
 
 @dataclass(frozen=True, slots=True)

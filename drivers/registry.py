@@ -23,6 +23,7 @@ from .model import DeviceReport, ParseResult, Reading
 class LinkKind(StrEnum):
     SERIAL = "serial"
     BLE = "ble"
+    CLOUD = "cloud"  # a vendor's cloud API polled over HTTPS (InBody via LookinBody Web)
 
 
 class BleMode(StrEnum):

@@ -52,7 +52,7 @@ def test_example_config_lists_every_key() -> None:
         (("platform", "colour", "blue"), "platform.colour"),
         (("pairing", "window_s", "soon"), "pairing.window_s"),
         (("pairing", "unidentified", "ignore"), "pairing.unidentified"),
-        (("scale", "driver", "inbody"), "scale.driver"),
+        (("scale", "driver", "seca"), "scale.driver"),
         (("platform", "base_url", "ftp://x"), "platform.base_url"),
         (("platform", "rate_limit_per_min", 5000), "platform.rate_limit_per_min"),
         (("cards", "source", "telepathy"), "cards.source"),

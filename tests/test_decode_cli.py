@@ -70,7 +70,7 @@ def test_ble_vectors_as_hex_lines(driver: str) -> None:
 
 
 def test_unknown_driver_and_missing_file_are_one_line(tmp_path: Path) -> None:
-    r = run_cli("decode", "--driver", "inbody", "-", input=b"")
+    r = run_cli("decode", "--driver", "seca", "-", input=b"")
     assert r.returncode == 64 and r.stderr.decode().count("\n") == 1 and b"unknown driver" in r.stderr
     r = run_cli("decode", "--driver", "tanita", str(tmp_path / "nope.txt"))
     assert r.returncode == 66 and b"no such file" in r.stderr and b"Traceback" not in r.stderr

@@ -14,14 +14,14 @@ import time
 from ..cli import add_config_arg
 from ..config import load_config
 from ..errors import ConfigError
-from ..health import Finding, Status, check_daemon, check_db, check_platform, check_systemd, summarize
+from ..health import Finding, Status, check_daemon, check_db, check_lookinbody, check_platform, check_systemd, summarize
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("check", help="health check for monitoring (Nagios exit codes)")
     add_config_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--no-platform", action="store_true", help="skip the HEAD probe of the platform")
+    p.add_argument("--no-platform", action="store_true", help="skip the HEAD probe of the platform (and of LookinBody)")
     p.add_argument("--unit", default="scale-bridge.service", help="systemd unit to report (if systemd is there)")
     p.set_defaults(func=cmd_check)
 
@@ -47,6 +47,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     elif not args.no_platform:
         findings.append(asyncio.run(check_platform(cfg)))
+    if cfg.scale.driver == "inbody" and not cfg.scale.capture and not args.no_platform:
+        findings.append(asyncio.run(check_lookinbody(cfg)))  # InBody: LookinBody Web key and add-on
     sd = check_systemd(args.unit)
     if sd is not None:
         findings.append(sd)

@@ -56,6 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--bytesize", type=int, choices=(5, 6, 7, 8), help="serial: data bits")
     p.add_argument("--parity", choices=("N", "E", "O", "M", "S"), help="serial: parity")
     p.add_argument("--stopbits", type=float, choices=(1, 1.5, 2), help="serial: stop bits")
+    p.add_argument("--config", help="inbody: the config file with the [lookinbody] section (docs/inbody.md)")
     p.set_defaults(func=cmd_record)
 
 
@@ -100,6 +101,10 @@ class Redactor:
                 digits = text[2:].strip()
                 return [_with_payload(ev, ("D5" + self.value(digits) + text[2 + len(digits) :]).encode("ascii"))]
             return [ev]
+        if ev.kind is EventKind.HTTP:  # LookinBody answers: UserID, phone, names (drivers/inbody.py)
+            from drivers.inbody import redact_envelope
+
+            return [_with_payload(ev, redact_envelope(ev.payload, self.value))]
         if ev.kind is not EventKind.RX:
             return [ev]
         self._held += ev.payload
@@ -151,6 +156,14 @@ def build_link(spec: DriverSpec, args: argparse.Namespace, on_tx: Callable[[Link
     def on_state(state: str, detail: str) -> None:
         _say(f"link {state}" + (f": {detail}" if detail else ""))
 
+    if spec.link is LinkKind.CLOUD:  # InBody via LookinBody Web: what the API answered
+        if not args.config:
+            raise UsageError(f"driver {spec.name} reads a cloud API: give --config FILE (its [lookinbody] section)")
+        from drivers.links.lookinbody import LookinBodyLink
+
+        from ..config import load_config
+
+        return LookinBodyLink(load_config(args.config).lookinbody.settings(), on_state=on_state)
     if spec.link is LinkKind.SERIAL:
         if not args.port:
             raise UsageError(f"driver {spec.name} is a serial driver: give --port URL")
