@@ -131,3 +131,26 @@ def environment_problems(cfg: Config, *, daemon_running: bool = False) -> list[C
     if not daemon_running and (problem := _metrics_problem(cfg)):
         out.append(problem)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bridge.envcheck --extras CONFIG``: the extras CONFIG needs, comma-separated (for
+    ``systemd/install.sh``); nothing when the file is missing or invalid (``validate`` says why)."""
+    import argparse
+
+    from .config import load_config
+    from .errors import ConfigError
+
+    p = argparse.ArgumentParser(prog="python -m bridge.envcheck")
+    p.add_argument("--extras", metavar="CONFIG", required=True)
+    args = p.parse_args(argv)
+    try:
+        cfg = load_config(args.extras, require_key=False)
+    except ConfigError:
+        return 0
+    print(",".join(needed_extras(cfg)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
