@@ -95,7 +95,7 @@ def test_what_validate_accepts_runs(tmp_path_factory: Any, chosen: dict[tuple[st
     assert b"Traceback" not in v.stderr
     if v.returncode != 0:
         return
-    state = Path([line for line in cfg.read_text().splitlines() if line.startswith("dir = ")][0][7:-1])
+    state = Path(next(line for line in cfg.read_text().splitlines() if line.startswith("dir = "))[7:-1])
     p = subprocess.Popen([sys.executable, "-m", "bridge", "run", "-c", str(cfg)], cwd=REPO,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
