@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck bench install clean
+.PHONY: demo test lint typecheck bench install clean man
 
 $(STAMP): pyproject.toml
 	@echo "installing into $(VENV) (about a minute)..."
@@ -35,3 +35,8 @@ install:
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The manual page, generated from the parser (docs: scale-bridge man --help).
+man: $(STAMP)
+	mkdir -p build/man
+	$(VENV)/bin/scale-bridge man > build/man/scale-bridge.1

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bridge.config import PlatformConfig, config_from_dict
+from bridge.config import PlatformConfig, config_from_dict, replace
 from bridge.logs import configure
 from bridge.outbox import Outbox
 from bridge.platform import USER_AGENT, PlatformClient
@@ -56,8 +56,7 @@ async def _uploader_drain(
     cfg = config_from_dict(config_doc(sim.url, str(db.parent), port="/dev/null"), source="bench")
     # bench only: the config caps the pacer at 1000/min (the real platform's limit); the simulator's
     # L is scaled up here so a 10,000-weighing backlog drains in seconds, and the pacer with it.
-    cfg.platform.rate_limit_per_min = pacer_per_min
-    cfg.platform.concurrency = concurrency
+    cfg = replace(cfg, platform=replace(cfg.platform, rate_limit_per_min=pacer_per_min, concurrency=concurrency))
     ob = Outbox(db)
     client = PlatformClient(
         cfg.platform.base_url,

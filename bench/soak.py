@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import bridge.daemon as daemon_mod
-from bridge.config import config_from_dict
+from bridge.config import config_from_dict, replace
 from bridge.daemon import Daemon
 from bridge.logs import configure
 from drivers.events import EventKind, LinkEvent
@@ -83,7 +83,8 @@ async def _soak(n: int, url: str, state: Path, sim_pid: int) -> dict[str, Any]:
     doc = config_doc(url, str(state), port="/dev/null")
     doc["queue"] = {"retention_delivered_days": RETENTION_S / 86400, "dedupe_window_s": 60.0}
     cfg = config_from_dict(doc, source="bench")
-    cfg.platform.rate_limit_per_min = 10**9  # bench only: the config caps it at the real platform's 1000
+    # bench only: the config caps it at the real platform's 1000
+    cfg = replace(cfg, platform=replace(cfg.platform, rate_limit_per_min=10**9))
     ref: list[Daemon] = []
     link = SyntheticLink(n, ref)
     daemon_mod.build_scale_link = lambda *a, **k: link  # type: ignore[assignment]

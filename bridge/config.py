@@ -2,19 +2,31 @@
 
 The API key comes from ``platform.api_key``, else ``platform.api_key_file``, else
 ``$CREDENTIALS_DIRECTORY/api_key`` (systemd ``LoadCredential=api_key:...``).
+
+The config is frozen: a reload builds a new ``Config`` (``bridge.reload.plan`` says what may be
+swapped live). Decoding walks the document key by key, so one pass reports every problem: unknown
+keys (with the closest known key), wrong types, enum values (with the allowed ones), non-finite
+numbers and out-of-range values, each on its own line naming the key.
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import math
 import os
 import re
+import stat
 import tomllib
-from enum import StrEnum
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+from urllib.parse import urlsplit
 
 import msgspec
 
+from drivers.cards.numbers import ByteOrder, CardNumberFormat, ReaderFormat
 from drivers.registry import LinkKind, registry
 
 from .errors import ConfigError, ConfigProblem
@@ -40,7 +52,39 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
-class PlatformConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class CardReaderSource(StrEnum):
+    """``[cards] source``: where card numbers come from."""
+
+    SCALE_ID = "scale_id"  # the scale's own ID field (Tanita ID)
+    CAPTURE = "capture"  # card events inside the scale capture
+    EVDEV = "evdev"  # USB keyboard-wedge reader (python-evdev)
+    SERIAL = "serial"  # RDM6300 / binary frame reader on a pyserial URL
+    SOCKET = "socket"  # kiosk software writes lines to a UNIX socket
+    STDIN = "stdin"
+
+
+class CardProtocol(StrEnum):
+    RDM6300 = "rdm6300"  # ASCII frames
+    BINARY = "binary"  # STX len type SNR BCC ETX
+
+
+class Parity(StrEnum):
+    NONE = "N"
+    EVEN = "E"
+    ODD = "O"
+    MARK = "M"
+    SPACE = "S"
+
+
+class PlatformConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     base_url: str
     api_key: str = ""
     api_key_file: str = ""
@@ -53,9 +97,11 @@ class PlatformConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: pace each endpoint below the platform's 1000 requests/min
     rate_limit_per_min: int = 960
     concurrency: int = 4
+    #: plain http:// to a host that is not loopback sends the key in clear text: refused unless set
+    allow_insecure_http: bool = False
 
 
-class ScaleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class ScaleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     driver: str
     name: str = "scale"
     port: str = ""  # serial: pyserial URL (device path, socket://, rfc2217://)
@@ -65,7 +111,7 @@ class ScaleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     replay_realtime: bool = False
     baudrate: int | None = None
     bytesize: int | None = None
-    parity: str | None = None
+    parity: Parity | None = None
     stopbits: float | None = None
     xonxoff: bool | None = None
     rtscts: bool | None = None
@@ -74,35 +120,34 @@ class ScaleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: impedance-only scales (Mi v2): add estimated body composition from the member's profile
     estimate_body_composition: bool = False
     #: driver settings (``user_index``, ``consent_code``, ... any key a driver lists in
-    #: ``DriverSpec.settings``), written as plain ``[scale]`` keys; filled by ``config_from_dict``
+    #: ``DriverSpec.settings``), written as plain ``[scale]`` keys; filled in by ``load_dict``
     settings: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class CardsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    #: scale_id | capture | evdev | serial | socket | stdin
-    source: str = "scale_id"
+class CardsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    source: CardReaderSource = CardReaderSource.SCALE_ID
     device: str = ""
-    format: str = "decimal"
-    byte_order: str = "msb"
-    platform_format: str = "DECIMAL"
-    fallbacks: list[str] = msgspec.field(default_factory=list)
+    format: ReaderFormat = ReaderFormat.DECIMAL
+    byte_order: ByteOrder = ByteOrder.MSB
+    platform_format: CardNumberFormat = CardNumberFormat.DECIMAL
+    fallbacks: tuple[str, ...] = ()
     #: serial card readers: rdm6300 (ASCII frames) | binary (STX len type SNR BCC ETX)
-    protocol: str = "rdm6300"
+    protocol: CardProtocol = CardProtocol.RDM6300
     baudrate: int = 9600
 
 
-class PairingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class PairingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     window_s: float = 60.0
     unidentified: UnidentifiedPolicy = UnidentifiedPolicy.PARK
     #: a card tapped this soon AFTER an unidentified weighing claims it (0 = off; see docs)
     late_card_s: float = 0.0
 
 
-class StateConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class StateConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     dir: str = "/var/lib/scale-bridge"
 
 
-class QueueConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class QueueConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     backoff_base_s: float = 2.0
     backoff_cap_s: float = 900.0
     rate_limit_pause_s: float = 60.0
@@ -114,7 +159,7 @@ class QueueConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     broadcast_dedupe_window_s: float = 7 * 86400.0
 
 
-class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     pending_age_warning_s: float = 900.0
     pending_age_critical_s: float = 3600.0
     pending_count_warning: int = 50
@@ -126,17 +171,17 @@ class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     daemon_stale_s: float = 120.0
 
 
-class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    level: str = "info"
+class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    level: LogLevel = LogLevel.INFO
     format: LogFormat = LogFormat.AUTO
 
 
-class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     #: "127.0.0.1:9464" to serve Prometheus text metrics; "" = off
     listen: str = ""
 
 
-class LookinBodyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class LookinBodyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """InBody via LookinBody Web (``[scale] driver = "inbody"``; docs/inbody.md). The key comes from
     ``api_key``, else ``api_key_file``, else ``$CREDENTIALS_DIRECTORY/lookinbody_api_key``."""
 
@@ -181,7 +226,7 @@ class LookinBodyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
         )
 
 
-class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     platform: PlatformConfig
     scale: ScaleConfig
     cards: CardsConfig = msgspec.field(default_factory=CardsConfig)
@@ -206,57 +251,262 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return self.state_dir / "status.json"
 
 
-_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
-_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
-_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
-_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-_CARD_SOURCES = ("scale_id", "capture", "evdev", "serial", "socket", "stdin")
-_PLATFORM_FORMATS = ("DECIMAL", "HEX_MSB", "HEX_LSB")
+def replace(obj: Any, **changes: Any) -> Any:
+    """A copy of a frozen config struct with ``changes`` (``msgspec.structs.replace``)."""
+    return msgspec.structs.replace(obj, **changes)
 
 
-def _problem_from_validation(exc: msgspec.ValidationError) -> ConfigProblem:
-    m = _PATH.match(str(exc))
-    msg = m.group("msg") if m else str(exc)
-    path = (m.group("path") or "") if m else ""
-    key = ".".join(p for p in re.split(r"[.\[\]]", path) if p)
-    if u := _UNKNOWN.match(msg):
-        return ConfigProblem(f"{key}.{u['field']}".lstrip("."), "unknown key")
-    if u := _MISSING.match(msg):
-        return ConfigProblem(f"{key}.{u['field']}".lstrip("."), "required key is missing")
-    msg = msg.replace("Expected", "expected").replace("`", "")
-    return ConfigProblem(key or "(top level)", msg)
+# ---------------------------------------------------------------------------------------- decoding
 
-
-def _check_cards(c: CardsConfig) -> list[ConfigProblem]:
-    from drivers.cards.numbers import ByteOrder, ReaderFormat, parse_fallbacks
-
-    out: list[ConfigProblem] = []
-    if c.format not in ReaderFormat._value2member_map_:
-        out.append(ConfigProblem("cards.format", f"must be one of {', '.join(m.value for m in ReaderFormat)}"))
-    if c.byte_order not in ByteOrder._value2member_map_:
-        out.append(ConfigProblem("cards.byte_order", f"must be one of {', '.join(m.value for m in ByteOrder)}"))
-    try:
-        parse_fallbacks(c.fallbacks)
-    except ValueError as exc:
-        out.append(ConfigProblem("cards.fallbacks", str(exc)))
-    if c.protocol not in ("rdm6300", "binary"):
-        out.append(ConfigProblem("cards.protocol", "must be rdm6300 or binary"))
-    if c.baudrate <= 0:
-        out.append(ConfigProblem("cards.baudrate", "must be positive"))
-    return out
-
-
+#: section name -> struct type, in the order of ``Config``
+SECTIONS: dict[str, type[msgspec.Struct]] = {f.name: f.type for f in msgspec.structs.fields(Config)}
+_REQUIRED_SECTIONS = tuple(f.name for f in msgspec.structs.fields(Config) if f.required)
+#: the longest API key file read (an API key is well under 1 KiB; /dev/zero must not fill memory)
+MAX_KEY_FILE_BYTES = 4096
 CREDSTORE_KEY = Path("/etc/credstore/scale-bridge.api_key")
 
 
-def parse_config(
-    text: str, *, source: str = "config", env: dict[str, str] | None = None, require_key: bool = True
-) -> Config:
+def _enum_of(tp: Any) -> type[Enum] | None:
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp
+    for arg in get_args(tp):
+        if isinstance(arg, type) and issubclass(arg, Enum):
+            return arg
+    return None
+
+
+def allowed_values(tp: Any) -> list[str] | None:
+    """The allowed values of an enum-typed field (``None`` for other types)."""
+    enum = _enum_of(tp)
+    return None if enum is None else [str(m.value) for m in enum]
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _elsewhere(name: str, here: str) -> str:
+    """' (it belongs in [pairing])' when ``name`` is a key of another section."""
+    homes = [s for s, tp in SECTIONS.items() if s != here and name in {f.name for f in msgspec.structs.fields(tp)}]
+    return f" (it belongs in [{homes[0]}])" if len(homes) == 1 else ""
+
+
+def _type_problem(key: str, tp: Any, raw: Any, exc: msgspec.ValidationError) -> ConfigProblem:
+    allowed = allowed_values(tp)
+    if allowed is not None:
+        got = repr(raw) if isinstance(raw, str) else f"a {type(raw).__name__}"
+        return ConfigProblem(key, f"must be one of {', '.join(allowed)} (got {got})")
+    msg = str(exc).split(" - at `", 1)[0].replace("Expected", "expected").replace("`", "")
+    return ConfigProblem(key, msg)
+
+
+def _decode_section(
+    name: str, tp: type[msgspec.Struct], table: dict[str, Any], problems: list[ConfigProblem], bad: set[str]
+) -> msgspec.Struct:
+    fields = {f.encode_name: f for f in msgspec.structs.fields(tp)}
+    good: dict[str, Any] = {}
+    for key, raw in table.items():
+        path = f"{name}.{key}"
+        f = fields.get(key)
+        if f is None:
+            hint = _elsewhere(key, name) or _suggest(key, list(fields))
+            problems.append(ConfigProblem(path, f"unknown key{hint}"))
+            bad.add(path)
+            continue
+        given = raw.lower() if tp is LogConfig and key == "level" and isinstance(raw, str) else raw  # "INFO" is fine
+        try:
+            value = msgspec.convert(given, f.type, strict=True)
+        except msgspec.ValidationError as exc:
+            problems.append(_type_problem(path, f.type, raw, exc))
+            bad.add(path)
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(ConfigProblem(path, "must be a finite number (not nan or inf)"))
+            bad.add(path)
+            continue
+        good[f.name] = value
+    for f in fields.values():
+        if f.required and f.name not in good:
+            path = f"{name}.{f.encode_name}"
+            if f.encode_name not in table:
+                problems.append(ConfigProblem(path, "required key is missing"))
+                bad.add(path)
+            good[f.name] = ""  # a placeholder: its problems are already reported
+    return tp(**good)
+
+
+def _decode(doc: dict[str, Any]) -> tuple[Config, list[ConfigProblem], set[str]]:
+    problems: list[ConfigProblem] = []
+    bad: set[str] = set()
+    sections: dict[str, Any] = {}
+    for name, table in doc.items():
+        tp = SECTIONS.get(name)
+        if tp is None:
+            problems.append(ConfigProblem(name, f"unknown section{_suggest(name, list(SECTIONS))}"))
+            bad.add(name)
+            continue
+        if not isinstance(table, dict):
+            problems.append(ConfigProblem(name, f"must be a table ([{name}]), got a {type(table).__name__}"))
+            bad.add(name)
+        sections[name] = _decode_section(name, tp, table if isinstance(table, dict) else {}, problems, bad)
+    for name in _REQUIRED_SECTIONS:
+        if name not in sections:
+            if name not in bad:
+                problems.append(ConfigProblem(name, f"required section [{name}] is missing"))
+                bad.add(name)
+            sections[name] = _decode_section(name, SECTIONS[name], {}, [], set())
+    return Config(**sections), problems, bad
+
+
+# ----------------------------------------------------------------------------------- value checks
+
+_DAY = 86400.0
+
+#: (section, key, lowest, lowest allowed itself?, highest): every duration, count and threshold
+_RANGES: tuple[tuple[str, str, float, bool, float], ...] = (
+    ("platform", "connect_timeout_s", 0, False, 300),
+    ("platform", "timeout_s", 0, False, 600),
+    ("platform", "rate_limit_per_min", 1, True, 1000),
+    ("platform", "concurrency", 1, True, 64),
+    ("scale", "reconnect_max_s", 0, False, 3600),
+    ("scale", "baudrate", 50, True, 4_000_000),
+    ("cards", "baudrate", 50, True, 4_000_000),
+    ("pairing", "window_s", 0, False, 3600),
+    ("pairing", "late_card_s", 0, True, 120),
+    ("queue", "backoff_base_s", 0, False, _DAY),
+    ("queue", "backoff_cap_s", 0, False, 7 * _DAY),
+    ("queue", "rate_limit_pause_s", 60, True, 3600),
+    ("queue", "max_conflict_retries", 0, True, 100),
+    ("queue", "retention_delivered_days", 0, True, 3650),
+    ("queue", "dedupe_window_s", 0, True, 7 * _DAY),
+    ("queue", "broadcast_dedupe_window_s", 0, True, 30 * _DAY),
+    ("health", "pending_age_warning_s", 0, False, 30 * _DAY),
+    ("health", "pending_age_critical_s", 0, False, 30 * _DAY),
+    ("health", "pending_count_warning", 1, True, 10**6),
+    ("health", "dead_letters_warning", 1, True, 10**6),
+    ("health", "ambiguous_warning", 1, True, 10**6),
+    ("health", "last_frame_warning_s", 0, True, 30 * _DAY),
+    ("health", "disk_free_warning_mb", 0, True, 10**7),
+    ("health", "disk_free_critical_mb", 0, True, 10**7),
+    ("health", "daemon_stale_s", 0, False, _DAY),
+)
+
+_WHY = {
+    "platform.rate_limit_per_min": " (the platform's limit is 1000)",
+    "queue.rate_limit_pause_s": " (the platform locks for a minute)",
+    "pairing.late_card_s": " (0 = off)",
+    "health.last_frame_warning_s": " (0 = off)",
+}
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _check_ranges(cfg: Config) -> list[ConfigProblem]:
+    out: list[ConfigProblem] = []
+    for section, name, lo, lo_ok, hi in _RANGES:
+        value = getattr(getattr(cfg, section), name)
+        if value is None:
+            continue
+        if value < lo or (value == lo and not lo_ok) or value > hi:
+            low = f"at least {_fmt(lo)}" if lo_ok else f"more than {_fmt(lo)}"
+            key = f"{section}.{name}"
+            out.append(ConfigProblem(key, f"must be {low} and at most {_fmt(hi)}{_WHY.get(key, '')}"))
+    bad = {p.key for p in out}
+    for low, high in _ORDERED:
+        if not {low, high} & bad and _get(cfg, high) < _get(cfg, low):
+            key, other = (high, low) if not low.startswith("health.disk") else (low, high)
+            out.append(ConfigProblem(key, f"must be {'>=' if key == high else '<='} {other}"))
+    return out
+
+
+#: (a, b): a <= b
+_ORDERED = (
+    ("queue.backoff_base_s", "queue.backoff_cap_s"),
+    ("health.pending_age_warning_s", "health.pending_age_critical_s"),
+    ("health.disk_free_critical_mb", "health.disk_free_warning_mb"),
+)
+
+
+def _get(cfg: Config, dotted: str) -> Any:
+    section, name = dotted.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigProblem("(file)", f"not valid TOML: {exc}")], source) from None
-    return config_from_dict(doc, source=source, env=env, require_key=require_key)
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(url: str, allow_http: bool) -> list[ConfigProblem]:
+    """Never echoes the URL: it may hold a user name and password."""
+    key = "platform.base_url"
+    example = "e.g. https://mygym.open-api.perfectgym.com"
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return [ConfigProblem(key, "must not contain spaces or control characters")]
+    if not url.isascii():
+        return [ConfigProblem(key, "must be ASCII (write an international host name in its xn-- form)")]
+    try:
+        u = urlsplit(url)
+        _ = u.port  # raises ValueError for a port outside 0-65535 or not a number
+    except ValueError:
+        return [ConfigProblem(key, f"is not a valid URL (check the port), {example}")]
+    if u.scheme not in ("http", "https") or not u.hostname:
+        return [ConfigProblem(key, f"must be an http(s) URL, {example}")]
+    out: list[ConfigProblem] = []
+    if "@" in u.netloc:
+        out.append(ConfigProblem(key, "must not contain a user name or password (the key goes in api_key)"))
+    if u.port == 0:
+        out.append(ConfigProblem(key, "port must be between 1 and 65535"))
+    if u.path not in ("", "/"):
+        out.append(
+            ConfigProblem(key, "must be the tenant's root URL without a path such as /v1 (the bridge adds /v1/...)")
+        )
+    if u.query or u.fragment:
+        out.append(ConfigProblem(key, "must not have a query (?...) or fragment (#...)"))
+    if u.scheme == "http" and not is_loopback(u.hostname) and not allow_http:
+        out.append(
+            ConfigProblem(
+                key,
+                "plain http to a host that is not loopback sends the API key in clear text: use https "
+                "(or set platform.allow_insecure_http = true for a trusted local proxy)",
+            )
+        )
+    return out
+
+
+def parse_listen(listen: str) -> tuple[str, int] | None:
+    """``"host:port"`` / ``"[::1]:port"`` -> (host, port); ``None`` if malformed or the port is not 1-65535."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not port.isascii():
+        return None
+    if host.startswith("["):
+        if not host.endswith("]"):
+            return None
+        host = host[1:-1]
+    if not host or any(c.isspace() for c in host) or not 1 <= int(port) <= 65535:
+        return None
+    return host, int(port)
+
+
+def check_key_text(value: str, key: str) -> ConfigProblem | None:
+    """A usable API key: not blank, printable ASCII without spaces (it goes into an HTTP header).
+    The message never contains the key."""
+    if not value.strip():
+        return ConfigProblem(key, "the API key is blank")
+    if any(c.isspace() for c in value):
+        return ConfigProblem(key, "the API key contains whitespace (a copy-paste error?)")
+    if not value.isascii():
+        return ConfigProblem(key, "the API key contains non-ASCII characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return ConfigProblem(key, "the API key contains control characters")
+    return None
 
 
 def _driver_settings(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[ConfigProblem]]:
@@ -298,74 +548,6 @@ def _check_settings(s: ScaleConfig) -> list[ConfigProblem]:
     if spec.check_settings is not None:
         out.extend(ConfigProblem(f"scale.{key}", msg) for key, msg in spec.check_settings(known))
     return out
-
-
-def config_from_dict(
-    doc: dict[str, Any], *, source: str = "config", env: dict[str, str] | None = None, require_key: bool = True
-) -> Config:
-    doc, settings, setting_problems = _driver_settings(doc)
-    try:
-        cfg = msgspec.convert(doc, Config, strict=True)
-    except msgspec.ValidationError as exc:
-        raise ConfigError([_problem_from_validation(exc), *setting_problems], source) from None
-    cfg.scale.settings = settings
-    # values of the wrong type are reported alone: the driver's own checks would only echo them
-    problems = setting_problems + _check(cfg) + ([] if setting_problems else _check_settings(cfg.scale))
-    if problems:
-        raise ConfigError(problems, source)
-    key = resolve_api_key(cfg, env if env is not None else dict(os.environ))
-    if isinstance(key, ConfigProblem):
-        if require_key:
-            raise ConfigError([key], source)
-        key = ""
-    cfg.platform.api_key = key
-    if cfg.scale.driver == "inbody" and not cfg.scale.capture:  # LookinBody Web: its own key (docs/inbody.md)
-        lb_key = resolve_lookinbody_key(cfg.lookinbody, env if env is not None else dict(os.environ))
-        if isinstance(lb_key, ConfigProblem):
-            if require_key:
-                raise ConfigError([lb_key], source)
-            lb_key = ""
-        cfg.lookinbody.api_key = lb_key
-    return cfg
-
-
-def load_config(path: str | Path, *, env: dict[str, str] | None = None, require_key: bool = True) -> Config:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([ConfigProblem("(file)", "no such file")], str(p)) from None
-    except OSError as exc:
-        raise ConfigError([ConfigProblem("(file)", f"cannot read: {exc.strerror}")], str(p)) from None
-    except UnicodeDecodeError:
-        raise ConfigError([ConfigProblem("(file)", "not UTF-8 text")], str(p)) from None
-    return parse_config(text, source=str(p), env=env, require_key=require_key)
-
-
-def resolve_api_key(cfg: Config, env: dict[str, str]) -> str | ConfigProblem:
-    p = cfg.platform
-    if p.api_key:
-        return p.api_key
-    candidates: list[tuple[str, Path]] = []
-    if p.api_key_file:
-        candidates.append(("platform.api_key_file", Path(p.api_key_file)))
-    elif env.get("CREDENTIALS_DIRECTORY"):
-        candidates.append(("platform.api_key", Path(env["CREDENTIALS_DIRECTORY"]) / "api_key"))
-    elif os.access(CREDSTORE_KEY, os.R_OK):
-        # root running `check`/`queue` by hand: the plain credential the unit loads (docs/install.md)
-        candidates.append(("platform.api_key", CREDSTORE_KEY))
-    for key, path in candidates:
-        try:
-            value = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            return ConfigProblem(key, f"cannot read the API key file {path}: {exc.strerror}")
-        if not value:
-            return ConfigProblem(key, f"the API key file {path} is empty")
-        return value
-    return ConfigProblem(
-        "platform.api_key",
-        f"no API key: set api_key, api_key_file, or LoadCredential=api_key (systemd; {CREDSTORE_KEY})",
-    )
 
 
 def resolve_lookinbody_key(lb: LookinBodyConfig, env: dict[str, str]) -> str | ConfigProblem:
@@ -431,19 +613,16 @@ def _check_lookinbody(cfg: Config) -> list[ConfigProblem]:
 def _check(cfg: Config) -> list[ConfigProblem]:
     out: list[ConfigProblem] = []
     p, s = cfg.platform, cfg.scale
-    if not re.match(r"^https?://[^/\s]+", p.base_url):
-        out.append(
-            ConfigProblem("platform.base_url", "must be an http(s) URL, e.g. https://mygym.open-api.perfectgym.com")
-        )
-    if p.rate_limit_per_min < 1 or p.rate_limit_per_min > 1000:
-        out.append(ConfigProblem("platform.rate_limit_per_min", "must be between 1 and 1000 (the platform's limit)"))
-    if p.concurrency < 1 or p.concurrency > 64:
-        out.append(ConfigProblem("platform.concurrency", "must be between 1 and 64"))
-    for name in ("connect_timeout_s", "timeout_s"):
-        if getattr(p, name) <= 0:
-            out.append(ConfigProblem(f"platform.{name}", "must be positive"))
+    out.extend(_check_base_url(p.base_url, p.allow_insecure_http))
+    if p.api_key and (problem := check_key_text(p.api_key, "platform.api_key")):
+        out.append(problem)
+    if p.api_key and p.api_key_file:
+        out.append(ConfigProblem("platform.api_key_file", "give either api_key or api_key_file, not both"))
     if p.usage is Usage.ENDPOINT and not p.benefit_key:
         out.append(ConfigProblem("platform.benefit_key", 'required when usage = "endpoint"'))
+    if p.benefit_key and (p.benefit_key != p.benefit_key.strip() or not p.benefit_key.isprintable()):
+        out.append(ConfigProblem("platform.benefit_key", "must not have spaces around it or control characters"))
+    out.extend(_check_ranges(cfg))
     drivers = registry()
     spec = drivers.get(s.driver)
     if spec is None:
@@ -460,29 +639,230 @@ def _check(cfg: Config) -> list[ConfigProblem]:
         out.extend(_check_lookinbody(cfg))
     if s.pc_mode and s.driver not in ("tanita", "tanita_bc418"):
         out.append(ConfigProblem("scale.pc_mode", "Tanita PC mode needs driver tanita or tanita_bc418"))
-    if s.parity is not None and s.parity not in ("N", "E", "O", "M", "S"):
-        out.append(ConfigProblem("scale.parity", "must be one of N, E, O, M, S"))
     if s.bytesize is not None and s.bytesize not in (5, 6, 7, 8):
         out.append(ConfigProblem("scale.bytesize", "must be 5, 6, 7 or 8"))
     if s.stopbits is not None and s.stopbits not in (1, 1.5, 2):
         out.append(ConfigProblem("scale.stopbits", "must be 1, 1.5 or 2"))
-    if cfg.cards.source not in _CARD_SOURCES:
-        out.append(ConfigProblem("cards.source", f"must be one of {', '.join(_CARD_SOURCES)}"))
-    if cfg.cards.source in ("evdev", "serial", "socket") and not cfg.cards.device:
-        out.append(ConfigProblem("cards.device", f'required for source = "{cfg.cards.source}"'))
-    if cfg.cards.platform_format not in _PLATFORM_FORMATS:
-        out.append(ConfigProblem("cards.platform_format", f"must be one of {', '.join(_PLATFORM_FORMATS)}"))
-    out.extend(_check_cards(cfg.cards))
-    if cfg.pairing.window_s <= 0:
-        out.append(ConfigProblem("pairing.window_s", "must be positive"))
-    if not 0 <= cfg.pairing.late_card_s <= 120:
-        out.append(ConfigProblem("pairing.late_card_s", "must be between 0 (off) and 120"))
-    if cfg.queue.backoff_base_s <= 0 or cfg.queue.backoff_cap_s < cfg.queue.backoff_base_s:
-        out.append(ConfigProblem("queue.backoff_cap_s", "must be >= backoff_base_s > 0"))
-    if cfg.queue.rate_limit_pause_s < 60:
-        out.append(ConfigProblem("queue.rate_limit_pause_s", "must be at least 60 (the platform locks for a minute)"))
-    if cfg.log.level.lower() not in _LOG_LEVELS:
-        out.append(ConfigProblem("log.level", f"must be one of {', '.join(_LOG_LEVELS)}"))
-    if cfg.metrics.listen and not re.match(r"^[\w.\-\[\]:]+:\d+$", cfg.metrics.listen):
-        out.append(ConfigProblem("metrics.listen", 'must be "host:port", e.g. "127.0.0.1:9464"'))
+    c = cfg.cards
+    if c.source in (CardReaderSource.EVDEV, CardReaderSource.SERIAL, CardReaderSource.SOCKET) and not c.device:
+        out.append(ConfigProblem("cards.device", f'required for source = "{c.source}"'))
+    from drivers.cards.numbers import parse_fallbacks
+
+    try:
+        parse_fallbacks(c.fallbacks)
+    except ValueError as exc:
+        out.append(ConfigProblem("cards.fallbacks", str(exc)))
+    if cfg.metrics.listen and parse_listen(cfg.metrics.listen) is None:
+        out.append(ConfigProblem("metrics.listen", 'must be "host:port" with a port 1-65535, e.g. "127.0.0.1:9464"'))
     return out
+
+
+def config_warnings(cfg: Config) -> list[ConfigProblem]:
+    """Accepted, but worth a line from ``validate`` (no effect on the exit code)."""
+    out: list[ConfigProblem] = []
+    hp = parse_listen(cfg.metrics.listen) if cfg.metrics.listen else None
+    if hp is not None and not is_loopback(hp[0]):
+        out.append(
+            ConfigProblem(
+                "metrics.listen",
+                f"binds {hp[0]}, reachable from the network without authentication (use 127.0.0.1 "
+                "and a reverse proxy or firewall if remote scraping is needed)",
+            )
+        )
+    u = urlsplit(cfg.platform.base_url)
+    if u.scheme == "http" and u.hostname and not is_loopback(u.hostname) and cfg.platform.allow_insecure_http:
+        out.append(ConfigProblem("platform.base_url", "plain http: the API key crosses the network in clear text"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the key
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    value: str = field(repr=False)
+    #: where it came from, for humans ("platform.api_key in the config", "file /etc/...")
+    origin: str
+    warnings: tuple[ConfigProblem, ...] = ()
+
+
+def _read_key_file(path: Path, key: str) -> tuple[str, list[ConfigProblem]] | ConfigProblem:
+    """The key file's text, read with a size cap; a warning when group or others can read it."""
+    warnings: list[ConfigProblem] = []
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        return ConfigProblem(key, f"cannot read the API key file {path}: {exc.strerror or exc}")
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            return ConfigProblem(key, f"the API key file {path} is a directory")
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+            warnings.append(
+                ConfigProblem(
+                    key,
+                    f"the API key file {path} can be read by group or others (mode {stat.S_IMODE(st.st_mode):04o}):"
+                    f" chmod 600 {path}",
+                )
+            )
+        try:
+            data = os.read(fd, MAX_KEY_FILE_BYTES + 1)
+        except BlockingIOError:
+            data = b""
+        except OSError as exc:
+            return ConfigProblem(key, f"cannot read the API key file {path}: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
+    if len(data) > MAX_KEY_FILE_BYTES:
+        return ConfigProblem(key, f"the API key file {path} is larger than {MAX_KEY_FILE_BYTES} bytes: not a key file?")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ConfigProblem(key, f"the API key file {path} is not UTF-8 text")
+    return text, warnings
+
+
+def resolve_api_key_info(cfg: Config, env: dict[str, str]) -> KeyInfo | ConfigProblem:
+    p = cfg.platform
+    if p.api_key:
+        return KeyInfo(p.api_key, "platform.api_key in the config file")
+    candidates: list[tuple[str, Path, str]] = []
+    if p.api_key_file:
+        candidates.append(("platform.api_key_file", Path(p.api_key_file), f"platform.api_key_file ({p.api_key_file})"))
+    elif env.get("CREDENTIALS_DIRECTORY"):
+        path = Path(env["CREDENTIALS_DIRECTORY"]) / "api_key"
+        candidates.append(("platform.api_key", path, f"the systemd credential ({path})"))
+    elif os.access(CREDSTORE_KEY, os.R_OK):
+        # root running `check`/`queue` by hand: the plain credential the unit loads (docs/install.md)
+        candidates.append(("platform.api_key", CREDSTORE_KEY, f"the credstore file ({CREDSTORE_KEY})"))
+    for key, path, origin in candidates:
+        got = _read_key_file(path, key)
+        if isinstance(got, ConfigProblem):
+            return got
+        raw, warnings = got
+        value = raw.strip()
+        if not value:
+            return ConfigProblem(key, f"the API key file {path} is empty")
+        if problem := check_key_text(value, key):
+            return ConfigProblem(key, f"{problem.message} (in {path})")
+        return KeyInfo(value, origin, tuple(warnings))
+    return ConfigProblem(
+        "platform.api_key",
+        f"no API key: set api_key, api_key_file, or LoadCredential=api_key (systemd; {CREDSTORE_KEY})",
+    )
+
+
+def resolve_api_key(cfg: Config, env: dict[str, str]) -> str | ConfigProblem:
+    info = resolve_api_key_info(cfg, env)
+    return info if isinstance(info, ConfigProblem) else info.value
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What ``validate`` reports: the config, where the key came from (never the key), warnings."""
+
+    config: Config
+    key_origin: str  # "" when no key was required and none was found
+    warnings: tuple[ConfigProblem, ...] = ()
+
+
+def _covered(key: str, bad: set[str]) -> bool:
+    return any(key == b or key.startswith(b + ".") for b in bad)
+
+
+def load_dict(
+    doc: dict[str, Any], *, source: str = "config", env: dict[str, str] | None = None, require_key: bool = True
+) -> Loaded:
+    doc, settings, setting_problems = _driver_settings(doc)
+    cfg, problems, bad = _decode(doc)
+    cfg = replace(cfg, scale=replace(cfg.scale, settings=settings))
+    problems += setting_problems
+    problems += [p for p in _check(cfg) if not _covered(p.key, bad)]
+    if not setting_problems and not _covered("scale.driver", bad):
+        # values of the wrong type are reported alone: the driver's own checks would only echo them
+        problems += _check_settings(cfg.scale)
+    lb_key = ""
+    if cfg.scale.driver == "inbody" and not cfg.scale.capture:  # LookinBody Web: its own key (docs/inbody.md)
+        got_lb = resolve_lookinbody_key(cfg.lookinbody, env if env is not None else dict(os.environ))
+        if isinstance(got_lb, ConfigProblem):
+            if require_key:
+                problems.append(got_lb)
+        else:
+            lb_key = got_lb
+    key: KeyInfo | None = None
+    if not _covered("platform.api_key", bad):
+        got = resolve_api_key_info(cfg, env if env is not None else dict(os.environ))
+        if isinstance(got, KeyInfo):
+            key = got
+        elif require_key and not any(p.key == got.key for p in problems):
+            problems.append(got)
+    if problems:
+        order = {name: i for i, name in enumerate(SECTIONS)}
+        problems.sort(key=lambda p: order.get(p.key.split(".", 1)[0], -1))
+        raise ConfigError(problems, source)
+    warnings = list(config_warnings(cfg))
+    if key is not None:
+        warnings.extend(key.warnings)
+        cfg = replace(cfg, platform=replace(cfg.platform, api_key=key.value))
+    if lb_key:
+        cfg = replace(cfg, lookinbody=replace(cfg.lookinbody, api_key=lb_key))
+    return Loaded(cfg, key.origin if key is not None else "", tuple(warnings))
+
+
+def config_from_dict(
+    doc: dict[str, Any], *, source: str = "config", env: dict[str, str] | None = None, require_key: bool = True
+) -> Config:
+    return load_dict(doc, source=source, env=env, require_key=require_key).config
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem("(file)", f"not valid TOML: {exc}")], source) from None
+
+
+def parse_config(
+    text: str, *, source: str = "config", env: dict[str, str] | None = None, require_key: bool = True
+) -> Config:
+    return config_from_dict(_parse_toml(text, source), source=source, env=env, require_key=require_key)
+
+
+def load(path: str | Path, *, env: dict[str, str] | None = None, require_key: bool = True) -> Loaded:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem("(file)", "no such file (start from config.example.toml)")], str(p)) from None
+    except IsADirectoryError:
+        raise ConfigError([ConfigProblem("(file)", "is a directory, not a config file")], str(p)) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("(file)", f"cannot read: {exc.strerror or exc}")], str(p)) from None
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigProblem("(file)", "not UTF-8 text")], str(p)) from None
+    loaded = load_dict(_parse_toml(text, str(p)), source=str(p), env=env, require_key=require_key)
+    doc_key = tomllib.loads(text).get("platform", {}).get("api_key", "")
+    if doc_key and mode & 0o004:
+        warn = ConfigProblem(
+            "platform.api_key", f"the key is inline in a file everyone can read: chmod o-r {p}, or use api_key_file"
+        )
+        loaded = Loaded(loaded.config, loaded.key_origin, (*loaded.warnings, warn))
+    return loaded
+
+
+def load_config(path: str | Path, *, env: dict[str, str] | None = None, require_key: bool = True) -> Config:
+    return load(path, env=env, require_key=require_key).config
+
+
+def redacted(cfg: Config) -> dict[str, Any]:
+    """The effective config as plain data, every default filled in, the API key replaced."""
+    doc: dict[str, Any] = msgspec.to_builtins(cfg)
+    if doc["platform"].get("api_key"):
+        doc["platform"]["api_key"] = "(redacted)"
+    if doc.get("lookinbody", {}).get("api_key"):
+        doc["lookinbody"]["api_key"] = "(redacted)"
+    return doc

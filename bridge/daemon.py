@@ -36,6 +36,7 @@ from .outbox import Job, JobState, Outbox
 from .pairing import CardExpired, CardSuperseded, Ignored, LateCard, Pairing
 from .pc_mode import PcMode, pc_mode_for
 from .platform import PlatformClient
+from .reload import plan as reload_plan
 from .uploader import Uploader, pool_size
 
 HOUSEKEEPING_S = 1.0
@@ -336,23 +337,18 @@ class Daemon:
             self.log.error("reload_rejected", problems=exc.lines(), action="keeping the running config")
             sd_notify.ready()
             return
-        changed_link = (new.scale, new.cards) != (self.cfg.scale, self.cfg.cards)
-        self.cfg.platform.benefit_key = new.platform.benefit_key
-        self.cfg.platform.usage = new.platform.usage
-        self.cfg.platform.not_eligible = new.platform.not_eligible
-        self.cfg.health = new.health
-        self.cfg.queue = new.queue
-        if self._intake is not None:
-            self._intake.pairing.window = Pairing(new.pairing.window_s).window
-            self._intake.pairing.policy = new.pairing.unidentified
-        if (new.platform.base_url, new.platform.api_key) != (self.cfg.platform.base_url, self.cfg.platform.api_key):
-            register_secret(new.platform.api_key)
-            self.log.warning("reload_partial", reason="platform URL/key changes need a restart")
-        if changed_link:
-            self.log.warning("reload_partial", reason="scale/cards link changes need a restart")
-        self.log.info("config_reloaded")
+        applied = reload_plan(self.cfg, new)
+        self.cfg = applied.config
         if self.uploader is not None:
-            self.uploader.notify()
+            self.uploader.apply(applied.config)
+        if self._intake is not None:
+            self._intake.pairing.window = Pairing(applied.config.pairing.window_s).window
+            self._intake.pairing.policy = applied.config.pairing.unidentified
+        if applied.restart:
+            self.log.warning(
+                "reload_partial", needs_restart=list(applied.restart), action="restart the service to apply these"
+            )
+        self.log.info("config_reloaded", applied=list(applied.live))
         sd_notify.ready()
 
     def _link_state_cb(self, name: str) -> Callable[[str, str], None]:

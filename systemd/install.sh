@@ -4,6 +4,8 @@
 #   sudo systemd/install.sh                      # venv + unit + user + examples; does not start anything
 #   sudo systemd/install.sh --enable             # ... and systemctl enable --now scale-bridge
 #   sudo systemd/install.sh --wheelhouse DIR     # offline: install from wheels in DIR (repeatable)
+#   sudo systemd/install.sh --with cards,metrics # optional parts: evdev card readers, Prometheus metrics
+#                                                # (default: what /etc/scale-bridge/config.toml needs)
 #
 # Layout (docs/install.md):
 #   /opt/scale-bridge/venv/                      the program (--prefix changes /opt/scale-bridge)
@@ -22,12 +24,14 @@ PREFIX=/opt/scale-bridge
 PYTHON=python3
 ENABLE=0
 FIND_LINKS=""
+WITH=""
+WITH_GIVEN=0
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 UNIT=scale-bridge.service
 
 usage() {
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
-    echo "options: --prefix DIR  --python PYTHON  --wheelhouse DIR  --enable  --source DIR"
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    echo "options: --prefix DIR  --python PYTHON  --wheelhouse DIR  --with EXTRAS  --enable  --source DIR"
 }
 
 die() {
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
     --python) PYTHON=${2:?}; shift 2 ;;
     --wheelhouse) FIND_LINKS="$FIND_LINKS --find-links ${2:?}"; shift 2 ;;
     --source) SRC=${2:?}; shift 2 ;;
+    --with) WITH=${2?}; WITH_GIVEN=1; shift 2 ;;
     --enable) ENABLE=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -48,6 +53,10 @@ while [ $# -gt 0 ]; do
 done
 
 case "$PREFIX" in /*) ;; *) die "--prefix must be an absolute path" ;; esac
+case "$WITH" in *[!a-z,]*) die "--with takes a comma-separated list of: cards, metrics" ;; esac
+for extra in $(echo "$WITH" | tr ',' ' '); do
+    case "$extra" in cards | metrics) ;; *) die "--with: unknown extra '$extra' (cards, metrics)" ;; esac
+done
 [ "$(id -u)" -eq 0 ] || die "run as root (sudo $0)"
 [ -f "$SRC/systemd/$UNIT" ] || die "no $SRC/systemd/$UNIT: run it from a scale-bridge checkout (or --source DIR)"
 command -v systemd-sysusers >/dev/null || die "systemd-sysusers not found: this needs a systemd system"
@@ -86,6 +95,23 @@ else
         "$BUILD"/dist/scale_bridge-*.whl
 fi
 "$VENV/bin/scale-bridge" --help >/dev/null || die "$VENV/bin/scale-bridge does not run"
+
+# 1b. Optional parts (extras) into the same venv: asked for, or what the existing config needs.
+if [ "$WITH_GIVEN" -eq 0 ] && [ -f /etc/scale-bridge/config.toml ]; then
+    WITH=$("$VENV/bin/python" -m bridge.envcheck --extras /etc/scale-bridge/config.toml || true)
+fi
+if [ -n "$WITH" ]; then
+    step "installing the optional parts: $WITH"
+    if [ -n "$FIND_LINKS" ]; then
+        # shellcheck disable=SC2086
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-index $FIND_LINKS "scale-bridge[$WITH]"
+    else
+        # the extras of the wheel just built (never "scale-bridge" from an index: it is not published there)
+        for whl in "$BUILD"/dist/scale_bridge-*.whl; do
+            "$VENV/bin/pip" install --quiet --disable-pip-version-check "$whl[$WITH]"
+        done
+    fi
+fi
 
 # 2. The system user (static; see the sysusers file for why not DynamicUser=).
 step "creating the system user scale-bridge (systemd-sysusers)"

@@ -212,4 +212,4 @@ def test_check_and_queue_without_a_readable_key(tmp_path: Path, simulator: Any) 
     assert components(doc)["db"] == "OK" and components(doc)["queue"] == "OK"
     assert code == 2  # the daemon is stopped: CRITICAL still wins
     r = run_cli("queue", "list", "--state", "all", "--config", str(keyless), "--json")
-    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["state"] == "delivered"
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["state"] == "delivered"

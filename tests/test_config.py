@@ -88,13 +88,13 @@ def test_serial_driver_needs_a_port() -> None:
 
 def test_validate_cli_exit_codes(tmp_path: Path) -> None:
     good = write_config(tmp_path / "good.toml", BASE)
-    r = run_cli("validate", "--config", str(good))
+    r = run_cli("validate", "--no-environment", "--config", str(good))
     assert r.returncode == 0, r.stderr
     bad = write_config(tmp_path / "bad.toml", {**BASE, "pairing": {"window": 5}})
     r = run_cli("validate", "--config", str(bad))
     assert r.returncode == 78
     lines = r.stderr.decode().strip().splitlines()
-    assert lines == [f"{bad}: pairing.window: unknown key"]
+    assert lines == [f"{bad}: pairing.window: unknown key (did you mean window_s?)"]
     r = run_cli("validate", "--config", str(tmp_path / "absent.toml"))
     assert r.returncode == 78 and b"no such file" in r.stderr and b"Traceback" not in r.stderr
     broken = tmp_path / "broken.toml"

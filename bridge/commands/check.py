@@ -18,7 +18,13 @@ from ..health import Finding, Status, check_daemon, check_db, check_lookinbody, 
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("check", help="health check for monitoring (Nagios exit codes)")
+    p = sub.add_parser(
+        "check",
+        help="health check for monitoring (Nagios exit codes)",
+        epilog="exit codes (Nagios plugin): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n\n"
+        "examples:\n  scale-bridge check\n  scale-bridge check --json --no-platform",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-platform", action="store_true", help="skip the HEAD probe of the platform (and of LookinBody)")

@@ -169,6 +169,10 @@ def build_link(spec: DriverSpec, args: argparse.Namespace, on_tx: Callable[[Link
             raise UsageError(f"driver {spec.name} is a serial driver: give --port URL")
         from drivers.links.serial import SerialLink
 
+        from ..portcheck import check_port
+
+        check_port(args.port)  # 66 if it does not exist, 69 if the daemon reads it
+
         poll = None if args.no_poll else spec.poll_command
         return SerialLink(
             args.port,

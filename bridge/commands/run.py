@@ -1,25 +1,61 @@
-"""``scale-bridge run``: the daemon (what systemd starts)."""
+"""``scale-bridge run``: the daemon (what systemd starts).
+
+Problems that would only repeat on a restart exit 78 (systemd's ``RestartPreventExitStatus``): a bad
+config, a missing optional package, a state dir that cannot be created or written. A state dir that
+another scale-bridge holds exits 75."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 
-from ..cli import add_config_arg
+from ..cli import HELP_FORMATTER, add_config_arg, examples
 from ..config import load_config
-from ..logs import configure
+from ..errors import ConfigError, ConfigProblem
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", help="run the daemon (systemd: Type=notify)")
+    p = sub.add_parser(
+        "run",
+        help="run the daemon (systemd: Type=notify)",
+        description="Run the bridge: read the scale and the card reader, queue each weighing durably, upload it. "
+        "SIGTERM stops cleanly, SIGHUP reloads the config.",
+        epilog=examples("scale-bridge run -c /etc/scale-bridge/config.toml")
+        + "\n\nexit codes: 0 stopped, 69 unavailable, 74 I/O error, 75 another scale-bridge holds the state dir,"
+        "\n78 configuration error (also: a missing optional package, an unusable state dir)",
+        formatter_class=HELP_FORMATTER,
+    )
     add_config_arg(p)
     p.set_defaults(func=cmd_run)
 
 
+def prepare_state_dir(cfg_state_dir: str, source: str) -> None:
+    """Create the state dir (0750) or raise ``ConfigError`` naming ``state.dir``."""
+    from pathlib import Path
+
+    d = Path(cfg_state_dir)
+    try:
+        d.mkdir(parents=True, exist_ok=True, mode=0o750)
+    except FileExistsError:
+        raise ConfigError([ConfigProblem("state.dir", f"{d} exists and is not a directory")], source) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("state.dir", f"cannot create {d}: {exc.strerror or exc}")], source) from None
+    if not d.is_dir():
+        raise ConfigError([ConfigProblem("state.dir", f"{d} is not a directory")], source)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from ..daemon import Daemon
+    from ..envcheck import missing_dependencies, state_dir_problems
+    from ..logs import configure
+    from ..statelock import acquire
 
     cfg = load_config(args.config)
+    if problems := missing_dependencies(cfg):
+        raise ConfigError(problems, args.config)
+    prepare_state_dir(cfg.state.dir, args.config)
+    if problems := state_dir_problems(cfg):
+        raise ConfigError(problems, args.config)
     configure(cfg.log.level, cfg.log.format.value)
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(Daemon(cfg, config_path=args.config).run())
+    with acquire(cfg.state_dir):
+        return asyncio.run(Daemon(cfg, config_path=args.config).run())

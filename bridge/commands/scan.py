@@ -35,7 +35,7 @@ from typing import Any
 
 from drivers.errors import LinkError
 
-from ..errors import EX_UNAVAILABLE, BridgeError
+from ..errors import EX_UNAVAILABLE, BridgeError, UsageError
 
 #: scan kind -> function(args) -> list of JSON-able dicts (prints nothing itself)
 SCANNERS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {}
@@ -139,11 +139,13 @@ def _card_source_spec(args: argparse.Namespace) -> tuple[str, str, str, int]:
     if args.source:
         kind, _, device = args.source.partition(":")
         if kind not in ("evdev", "serial", "socket", "stdin"):
-            raise LinkError(
-                f"--source {args.source!r}: use evdev:PATH, serial:URL, socket:PATH or stdin", transient=False
-            )
+            raise UsageError(f"--source {args.source!r}: use evdev:PATH, serial:URL, socket:PATH or stdin")
         if kind == "evdev" and not device:
-            raise LinkError(_evdev_hint(), transient=False)
+            raise UsageError(_evdev_hint())
+        if kind in ("evdev", "serial"):
+            from ..portcheck import check_device
+
+            check_device(device, what="card reader")
         return kind, device, protocol or "rdm6300", baudrate or 9600
     from ..cli import default_config
     from ..config import load_config
@@ -156,6 +158,10 @@ def _card_source_spec(args: argparse.Namespace) -> tuple[str, str, str, int]:
     c = cfg.cards
     if c.source in ("scale_id", "capture"):
         raise LinkError(f'the config has no card reader (cards.source = "{c.source}"); give --source', transient=False)
+    if c.source in ("evdev", "serial"):
+        from ..portcheck import check_device
+
+        check_device(c.device, what="card reader")
     return c.source, c.device, protocol or c.protocol, baudrate or c.baudrate
 
 
@@ -372,14 +378,26 @@ def scan_serial_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise LinkError("--seconds must be positive", transient=False)
     port = getattr(args, "port", None)
     if port:
+        from ..portcheck import check_port
+
+        check_port(port)  # 66 if it does not exist, 69 if the daemon reads it
         probe = probe_port(port, seconds)
         if probe["error"]:
             raise LinkError(f"{port}: {probe['error']}", transient=False)
         return [{"device": port, "by_id": None, "probe": probe}]
     rows = list_serial_ports()
     if getattr(args, "probe", False):
+        from ..portcheck import PortBusy, PortMissing, check_port
+
         for row in rows:
-            row["probe"] = probe_port(row["by_id"] or row["device"], seconds)
+            url = row["by_id"] or row["device"]
+            try:
+                check_port(url)
+            except (PortBusy, PortMissing) as exc:
+                row["probe"] = {"port": url, "error": str(exc), "drivers": {}, "settings": [], "recognised": [],
+                                "driver": None}
+                continue
+            row["probe"] = probe_port(url, seconds)
     return rows
 
 

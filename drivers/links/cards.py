@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import socket
 import stat
 import sys
 import time
@@ -332,6 +333,22 @@ class SerialCardSource(_SourceBase):
 # ------------------------------------------------------------------------------------------------ lines
 
 
+def socket_is_live(path: str) -> bool:
+    """Whether something accepts connections on the UNIX socket ``path`` (a connect() that succeeds
+    or would wait). Refused, missing or not a socket: not live."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    try:
+        probe.connect(path)
+    except (BlockingIOError, InterruptedError):
+        return True  # the listener's backlog is full: it is alive
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
 class LineCardSource(_SourceBase):
     """One card number per line from kiosk software: ``path`` is a UNIX socket to listen on (created
     with mode 0660; several clients may be connected at once) or ``-`` / ``stdin``.
@@ -360,6 +377,7 @@ class LineCardSource(_SourceBase):
         self._clients: set[asyncio.StreamWriter] = set()
         self.clients_served = 0
         self._stdin_task: asyncio.Task[None] | None = None
+        self._inode = -1
 
     def _accept_line(self, line: bytes) -> str | None:
         text = line.strip()
@@ -401,12 +419,19 @@ class LineCardSource(_SourceBase):
     async def _start_socket(self) -> None:
         path = self.path
         try:
-            if os.path.exists(path):
+            if os.path.lexists(path):
                 if not stat.S_ISSOCK(os.lstat(path).st_mode):
                     raise LinkError(f"{path}: exists and is not a socket", transient=False)
-                os.unlink(path)  # stale socket from a previous run
+                if socket_is_live(path):
+                    raise LinkError(
+                        f"{path}: another process is listening on this socket (another scale-bridge?); "
+                        "not replacing it",
+                        transient=False,
+                    )
+                os.unlink(path)  # stale: nobody answers on it (a previous run that was killed)
             self._server = await asyncio.start_unix_server(self._client, path=path)
             os.chmod(path, self._mode)
+            self._inode = os.lstat(path).st_ino
         except OSError as exc:
             raise LinkError(f"{path}: cannot listen: {exc.strerror or exc}", transient=False) from None
         self._connected(path)
@@ -450,7 +475,8 @@ class LineCardSource(_SourceBase):
             for w in list(self._clients):
                 w.close()
             with contextlib.suppress(OSError):
-                os.unlink(self.path)
+                if os.lstat(self.path).st_ino == self._inode:  # still ours, not a successor's
+                    os.unlink(self.path)
             self._server = None
 
     async def close(self) -> None:

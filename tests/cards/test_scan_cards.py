@@ -93,11 +93,14 @@ def test_scan_cards_json_and_count(scan) -> None:  # type: ignore[no-untyped-def
 
 def test_scan_cards_errors_are_one_line(scan) -> None:  # type: ignore[no-untyped-def]
     r = scan("--source", "nfc:/dev/x")
-    assert r.returncode == 69
+    assert r.returncode == 64  # a usage error (README)
     assert r.stderr.decode().count("\n") == 1 and "--source" in r.stderr.decode()
     r = scan("--config", "/nonexistent/config.toml")
     assert r.returncode == 69
     assert "no --source given" in r.stderr.decode()
+    for source in ("evdev:/dev/input/event99", "serial:/dev/ttyUSB77"):  # installer audit I6: not exit 0
+        r = scan("--source", source, "--timeout", "30")
+        assert r.returncode == 66 and b"no such card reader" in r.stderr and r.stderr.count(b"\n") == 1
 
 
 def test_plain_scan_does_not_wait_for_cards() -> None:

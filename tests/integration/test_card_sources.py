@@ -396,6 +396,66 @@ def test_line_socket_two_clients(tmp_path: Path) -> None:
     assert {e.scale for e in got} == {"s2"}
 
 
+def test_line_socket_never_replaces_a_socket_something_listens_on(tmp_path: Path) -> None:
+    """Installer audit I2: a second bridge deleted the running one's card socket as "stale"."""
+    import socket as socketlib
+
+    sock = tmp_path / "cards.sock"
+    live = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    live.bind(str(sock))
+    live.listen()
+    try:
+        with pytest.raises(LinkError, match="another process is listening"):
+            run(take(LineCardSource(str(sock)).events(), 1))
+        probe = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+        probe.connect(str(sock))  # still there, still the first listener's
+        probe.close()
+    finally:
+        live.close()
+    # a socket nobody listens on any more (a killed run) is stale: replaced
+    assert sock.exists()
+
+    async def scenario() -> bytes:
+        watch = StateWatch()
+        source = LineCardSource(str(sock), on_state=watch)
+        events = source.events()
+        reader = asyncio.create_task(take(events, 1))
+        await watch.event("connected").wait()
+        _, w = await asyncio.open_unix_connection(str(sock))
+        w.write(b"3220338716\n")
+        await w.drain()
+        got = await reader
+        w.close()
+        await source.close()
+        await events.aclose()
+        return got[0].payload
+
+    assert run(scenario()) == b"3220338716"
+
+
+def test_line_socket_leaves_a_successors_socket_alone(tmp_path: Path) -> None:
+    """On exit the source unlinks its own socket only, not one a new instance created in its place."""
+    sock = tmp_path / "cards.sock"
+
+    async def scenario() -> None:
+        watch = StateWatch()
+        source = LineCardSource(str(sock), on_state=watch)
+        events = source.events()
+        reader = asyncio.create_task(take(events, 1))
+        await watch.event("connected").wait()
+        sock.unlink()
+        successor = await asyncio.start_unix_server(lambda r, w: None, path=str(sock))
+        await source.close()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await events.aclose()
+        assert sock.exists()
+        successor.close()
+
+    run(scenario())
+
+
 def test_line_stdin_until_eof() -> None:
     r, w = os.pipe()
 

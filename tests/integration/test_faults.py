@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fakes
 
-from bridge.config import config_from_dict
+from bridge.config import config_from_dict, replace
 from bridge.outbox import JobState, Outbox, Stage
 from bridge.pacing import retry_delay
 from bridge.platform import MAX_ERROR_BODY, PlatformClient
@@ -31,6 +31,7 @@ from bridge.simulator import SimulatorThread
 from bridge.simulator.model import Faults
 from bridge.upload import loop as uploader_mod
 from bridge.uploader import Uploader
+from drivers.cards.numbers import ReaderFormat
 from tests.fakes.proxy import TcpProxy
 
 CARD = "1234567890123456"  # seeded member 1004, studio A
@@ -554,7 +555,9 @@ def test_member_found_by_a_fallback_format_gets_the_benefit_asked_with_that_form
     again with the query that worked, not taken from the 404."""
     async def main() -> None:
         env = Env(tmp_path, sim.url, sim.api_key(1), benefit_key="BODY_SCAN")
-        env.cfg.cards.format, env.cfg.cards.fallbacks = "hex", ["hex_reversed"]
+        cards = replace(env.cfg.cards, format=ReaderFormat.HEX, fallbacks=("hex_reversed",))
+        env.cfg = replace(env.cfg, cards=cards)  # the config is frozen: a new value, applied
+        env.up.apply(env.cfg)
         wid = env.capture(card="1C78F2BF")
         sim.call(sim.state.requests.clear)
         await env.process(wid)

@@ -33,7 +33,7 @@ def test_assign_rescues_an_unidentified_weighing(tmp_path: Path, simulator: Any)
     assert simulator.call(lambda: len(simulator.state.weighings)) == 0
 
     r = run_cli("queue", "list", "--config", str(cfg_path), "--json")
-    rows = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    rows = json.loads(r.stdout)
     assert [(x["state"], x["weight_kg"]) for x in rows] == [("unidentified", 88.8)]
     wid = rows[0]["id"]
     r = run_cli("queue", "assign", str(wid), "--card", "3220338716", "--config", str(cfg_path))

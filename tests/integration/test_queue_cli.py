@@ -66,7 +66,7 @@ def test_list_show_export_and_the_running_daemon_is_not_disturbed(setup: dict[st
     ids, box = setup["ids"], setup["box"]
     r = q(setup, "list", "--json")
     assert r.returncode == 0, r.stderr
-    rows = {d["id"]: d for d in map(json.loads, r.stdout.decode().splitlines())}
+    rows = {d["id"]: d for d in json.loads(r.stdout)}
     assert set(rows) == {ids["ambiguous"], ids["dead"], ids["unidentified"], ids["inflight"]}  # not delivered
     assert rows[ids["ambiguous"]]["ambiguous"] == 1
     assert rows[ids["dead"]]["state"] == "dead" and rows[ids["unidentified"]]["state"] == "unidentified"
@@ -84,11 +84,14 @@ def test_list_show_export_and_the_running_daemon_is_not_disturbed(setup: dict[st
     assert doc["idempotency_key"] == box.get(ids["ambiguous"]).uid
     assert "ambiguous_attempt" in [h["event"] for h in doc["history"]]
     r = q(setup, "show", "99999")
-    assert r.returncode == 64 and r.stderr.decode().count("\n") == 1 and "Traceback" not in r.stderr.decode()
+    assert r.returncode == 66 and r.stderr.decode().count("\n") == 1 and "Traceback" not in r.stderr.decode()
 
     r = q(setup, "export")
     lines = [json.loads(x) for x in r.stdout.decode().splitlines()]
     assert len(lines) == len(ids) and all("body" in d for d in lines)
+    assert "3220338716" not in r.stdout.decode()  # masked unless --unmasked (audit S5)
+    r = q(setup, "export", "--unmasked")
+    assert {json.loads(x)["card"] for x in r.stdout.decode().splitlines()} == {"3220338716", None}
 
     # the CLI opened the outbox three times beside the "daemon": its in-flight attempt is untouched
     job = box.get(ids["inflight"])
@@ -156,3 +159,74 @@ def test_retention_purges_delivered_only(tmp_path: Path) -> None:
     assert box.get(old) is None
     assert all(box.get(w) is not None for w in [*kept, dead])
     box.close()
+
+
+def test_ids_ages_and_missing_things_exit_as_the_readme_says(setup: dict[str, Any], tmp_path: Path) -> None:
+    """Hostile-input audit L5, installer audit I6."""
+    for args in (("show", str(2**63)), ("retry", "-1"), ("assign", "9223372036854775808", "--card", "1"),
+                 ("purge", "--delivered", "--older-than-days=-1"), ("purge", "--delivered", "--older-than-days=-inf"),
+                 ("purge", "--delivered", "--older-than-days=nan"), ("list", "--limit", "-1"), ("show", "abc"),
+                 ("bogus",), ()):
+        r = q(setup, *args)
+        assert r.returncode == 64, (args, r.stderr)
+        assert b"Traceback" not in r.stderr
+    assert setup["box"].get(setup["ids"]["new_delivered"]) is not None  # nothing was purged
+    r = q(setup, "retry", "99999")
+    assert r.returncode == 66 and b"no weighing with id 99999" in r.stderr
+    empty = write_config(tmp_path / "empty.toml", {
+        "platform": {"base_url": "http://127.0.0.1:9", "api_key": "unused"},
+        "scale": {"driver": "tanita", "port": "/dev/null"},
+        "state": {"dir": str(tmp_path / "nothing-here")},
+    })
+    r = run_cli("queue", "list", "-c", str(empty))
+    assert r.returncode == 66 and b"no outbox at" in r.stderr
+
+
+def test_list_words_json_and_iso_times(setup: dict[str, Any]) -> None:
+    """Installer audit I10: human words, ISO 8601 in JSON, [] when empty, "nothing waiting"."""
+    ids, box = setup["ids"], setup["box"]
+    r = q(setup, "list", "--json")
+    rows = json.loads(r.stdout)
+    assert all(row["captured_at"].endswith("Z") and "T" in row["captured_at"] for row in rows)
+    r = q(setup, "show", str(ids["unidentified"]))
+    text = r.stdout.decode()
+    assert "card: -" in text and "None" not in text and "False" not in text and "['" not in text
+    for name in ("ambiguous", "dead", "unidentified", "inflight"):  # deliver everything
+        wid = ids[name]
+        if name in ("unidentified", "dead"):
+            assert box.assign(wid, "1")
+        box.begin(wid, Stage.POST)
+        box.posted(wid, benefit_attached=False, next_stage=Stage.DONE, status=200)
+    r = q(setup, "list")
+    assert r.returncode == 0 and r.stdout.decode().strip() == "nothing waiting (6 delivered kept)", r.stdout
+    r = q(setup, "list", "--json")
+    assert r.stdout.decode().strip() == "[]"
+
+
+def test_export_from_a_moved_aside_corrupt_outbox(setup: dict[str, Any], tmp_path: Path) -> None:
+    """Installer audit S7: salvage what is readable from a damaged file, read-only."""
+    box, ids = setup["box"], setup["ids"]
+    box.close()
+    db: Path = setup["state"] / "outbox.db"
+    import sqlite3
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.execute("UPDATE weighings SET body = '{not json' WHERE id = ?", (ids["dead"],))
+    con.commit()
+    con.close()
+    aside = tmp_path / "outbox.db.corrupt-20261201T101500Z"
+    aside.write_bytes(db.read_bytes())
+    before = aside.read_bytes()
+    r = q(setup, "export", "--from", str(aside))
+    assert r.returncode == 0, r.stderr
+    got = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert {d["id"] for d in got} == set(ids.values()) - {ids["dead"]}
+    assert b"1 unreadable" in r.stderr
+    assert "3220338716" not in r.stdout.decode()
+    assert aside.read_bytes() == before  # read-only
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"\x00garbage" * 1000)
+    r = q(setup, "export", "--from", str(garbage))
+    assert r.returncode == 65 and b"Traceback" not in r.stderr
+    r = q(setup, "export", "--from", str(tmp_path / "absent.db"))
+    assert r.returncode == 66
