@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from ..capture import CaptureEvent, CaptureHeader, read_capture
+from ..capture import CaptureEvent, CaptureHeader, read_capture_bytes
 from ..errors import CaptureError, LinkError
 from ..events import LinkEvent
 
@@ -34,19 +34,35 @@ class ReplayLink:
 
     def open(self) -> tuple[CaptureHeader, Iterator[CaptureEvent]]:
         try:
-            fh = self.path.open("r", encoding="utf-8")
+            fh = self.path.open("rb")
         except OSError as exc:
             raise LinkError(f"{self.path}: {exc.strerror}", transient=False) from None
         try:
-            header, events = read_capture(fh, start=self._start)
+            header, events = read_capture_bytes(fh, start=self._start)
         except CaptureError as exc:
             fh.close()
-            raise CaptureError(f"{self.path}: {exc}") from None
-        except UnicodeDecodeError:
-            fh.close()
-            raise CaptureError(f"{self.path}: not UTF-8 text") from None
+            raise self._named(exc) from None
         self.header = header
-        return header, events
+        return header, self._closing(fh, events)
+
+    def _named(self, exc: CaptureError) -> CaptureError:
+        """The same error with the file's name in front (the line number is kept)."""
+        text = str(exc).removeprefix(f"line {exc.line_no}: ") if exc.line_no else str(exc)
+        named = CaptureError(f"{self.path}: line {exc.line_no}: {text}" if exc.line_no else f"{self.path}: {text}")
+        named.line_no = exc.line_no
+        return named
+
+    def _closing(self, fh: object, events: Iterator[CaptureEvent]) -> Iterator[CaptureEvent]:
+        try:
+            yield from events
+        except CaptureError as exc:
+            raise self._named(exc) from None
+        except OSError as exc:  # the file went away or the disk failed mid-read: say so, with the cause
+            raise LinkError(f"{self.path}: read failed: {exc}", transient=False) from exc
+        finally:
+            close = getattr(fh, "close", None)
+            if close is not None:
+                close()
 
     async def events(self) -> AsyncIterator[LinkEvent]:
         _, events = self.open()
