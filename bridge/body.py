@@ -33,6 +33,9 @@ from typing import Any
 from drivers.model import Measurement, Reading, Segment
 
 RAW_FORMAT = "scale-bridge/1"
+#: fields that carry a card or member number (Tanita ID / CC, a serial number): masked in
+#: ``rawResults`` like the logs' card mask (M6, issue 14); RFID numbers are often door credentials
+MASKED_FIELDS = ("ID", "CC", "SN")
 _SEGMENT_NAMES = {
     Segment.LEFT_ARM: "LeftArm",
     Segment.RIGHT_ARM: "RightArm",
@@ -89,13 +92,39 @@ def measured_fields(m: Measurement) -> dict[str, Any]:
     return body
 
 
+def _mask(value: str) -> str:
+    """Keep the last 4 characters (``0000003220338716`` -> ``************8716``); all zeros
+    (Tanita's "no ID") and empty values stay as they are: nothing personal."""
+    v = value.strip().strip('"')
+    if not v or set(v) <= {"0"}:
+        return value
+    return value.replace(v, "*" * max(0, len(v) - 4) + v[-4:] if len(v) > 4 else "*" * len(v))
+
+
+def _masked(reading: Reading) -> tuple[str, dict[str, str]]:
+    """The raw line and the fields with ``MASKED_FIELDS`` masked."""
+    fields = dict(reading.fields)
+    raw = reading.raw
+    for key in MASKED_FIELDS:
+        value = fields.get(key)
+        if value is None:
+            continue
+        masked = _mask(value)
+        if masked != value:
+            fields[key] = masked
+            secret = value.strip().strip('"')
+            raw = raw.replace(secret, masked.strip().strip('"'))
+    return raw, fields
+
+
 def raw_results(reading: Reading, *, received_at: datetime, scale: str = "") -> str:
     m = reading.measurement
+    raw, fields = _masked(reading)
     doc: dict[str, Any] = {
         "format": RAW_FORMAT,
         "driver": reading.driver,
         "model": reading.model,
-        "raw": reading.raw,
+        "raw": raw,
         "deviceTime": reading.device_time,
         "receivedAt": received_at.isoformat(),
     }
@@ -109,8 +138,8 @@ def raw_results(reading: Reading, *, received_at: datetime, scale: str = "") -> 
         doc["unmapped"] = unmapped
     if m.estimated:
         doc["estimated"] = sorted(m.estimated)
-    if reading.fields:
-        doc["fields"] = dict(reading.fields)
+    if fields:
+        doc["fields"] = fields
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
 
 

@@ -9,9 +9,13 @@ Indicator (AD-4404 / AD-4325 family), 16 characters + CR LF (or CR)::
     |  header 2: GS gross, NT net, TR tare (also TW, TN, "G ", "N ", "T ", PT on some models)
     header 1: ST stable, US unstable, OL / LO out of range
 
-Balance (EK-L, GH series)::
+Balance (EK-L, GH series), and the A&D platform-scale "Format 2" (no GS/NT field)::
 
     ST,+001234.5 g        header, ',', 9 data characters, unit (space padded: g kg PC % oz lb ozt tl)
+    ST,+002.40kg          Format 2
+
+Kern indicators reuse the A&D headers with a 4-character unit field (``  kg``). Frames are split by
+fields (headers, figures, unit), not fixed widths; control characters are rejected.
 
 The two are told apart by the comma after the second header. Only these become readings:
 
@@ -61,30 +65,41 @@ WEIGHT_KINDS = frozenset({"GS", "NT", "G ", "N "})
 #: second headers that are valid but carry no weighing (tare, preset tare, totals)
 OTHER_KINDS = frozenset({"TR", "T ", "PT", "TW", "TN"})
 
-_VALUE = re.compile(r"^[+-]?\s*(?:\d+(?:\.\d*)?|\.\d+)$")
+#: sign, optional spaces (A&D pads between sign and figures), figures with one decimal point. Only the
+#: space character: a tab or other control byte is not padding (``float()`` refuses it; H2, issue 14).
+_VALUE = re.compile(r"^[+-]? *(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
+#: the payload after the header(s): data, optional space padding, unit (1-4 printable non-digits:
+#: A&D writes 2-3 characters, Kern's A&D-compatible indicators a 4-character field such as "  kg")
+_PAYLOAD = re.compile(r"^(?P<data>[+-]?[ 0-9.]*?) *(?P<unit>[A-Za-z%]{1,4}) *$")
 
 
 def _value(data: str, frame: bytes) -> float:
-    v = data.strip()
-    if not _VALUE.match(v):
+    v = data.strip(" ")
+    if len(v) > 12 or not _VALUE.match(v):
         raise FrameError(f"data is not a number: {data!r}", frame)
-    return float(v.replace(" ", ""))
+    try:
+        return float(v.replace(" ", ""))
+    except ValueError:  # cannot happen after the match; a parser raises nothing but FrameError
+        raise FrameError(f"data is not a number: {data!r}", frame) from None
 
 
 def _split(text: str, frame: bytes) -> tuple[str, str | None, str, str]:
-    """(header 1, header 2 or None for the balance format, data, unit)."""
+    """(header 1, header 2 or None, data, unit), by fields rather than fixed widths.
+
+    Indicator: ``ST,GS,<data><unit>``. Balance and A&D platform-scale "Format 2" (no GS/NT field):
+    ``ST,<data><unit>``. The unit is what follows the figures, space padding stripped.
+    """
     if len(text) < 6 or text[2] != ",":
         raise FrameError("not an A&D frame (no 'XX,' header)", frame)
     head = text[:2]
-    if len(text) >= 6 and text[5] == "," and not text[3].isdigit():
-        kind, data, unit = text[3:5], text[6:14], text[14:]
-        if len(text) < 15:
-            raise FrameError("indicator frame too short", frame)
-        return head, kind, data, unit.strip()
-    data, unit = text[3:12], text[12:]
-    if len(text) < 13:
-        raise FrameError("balance frame too short", frame)
-    return head, None, data, unit.strip()
+    kind: str | None = None
+    rest = text[3:]
+    if len(rest) >= 3 and rest[2] == "," and not rest[0].isdigit() and rest[0] not in "+-.":
+        kind, rest = rest[:2], rest[3:]
+    m = _PAYLOAD.match(rest)
+    if m is None:
+        raise FrameError("frame too short or malformed: expected data then a unit", frame)
+    return head, kind, m.group("data"), m.group("unit")
 
 
 def parse(frame: bytes, channel: str = "") -> ParseResult:
@@ -93,6 +108,8 @@ def parse(frame: bytes, channel: str = "") -> ParseResult:
         text = frame.decode("ascii").rstrip("\r\n")
     except UnicodeDecodeError:
         raise FrameError("not ASCII", frame) from None
+    if not text.isprintable():
+        raise FrameError("control character in an A&D frame", frame)
     if len(text) > 32:
         raise FrameError("line too long for an A&D frame", frame)
     head, kind, data, unit = _split(text, frame)
@@ -104,7 +121,7 @@ def parse(frame: bytes, channel: str = "") -> ParseResult:
         raise FrameError(f"unknown unit {unit!r}", frame)
     if head in OUT_OF_RANGE:
         return None  # data may be spaces or 9s: no weighing
-    value = _value(data, frame)
+    value = _value(data, frame)  # OL / LO returned above: their data may be blank
     if head == COUNT or unit not in MASS_UNITS_KG:
         return None
     if kind is not None and kind not in WEIGHT_KINDS:

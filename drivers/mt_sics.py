@@ -12,7 +12,7 @@ The bridge polls with ``S`` (send stable weight) and reads one response line per
 ``DeviceReport``; the general error replies ``ES`` (syntax), ``ET`` (transmission), ``EL`` (logical) ->
 ``DeviceReport``. Other well-formed replies (``Z A``, ``T S 0.00 g``, ``I4 A "..."``, ``SI`` / ``S`` echo
 variants of other commands) are valid but not weighings -> ``None``. Weights in non-mass units (``PCS``,
-``%``) -> ``None``.
+``%``) -> ``None``. Compound units (``S S 12:3.5 lb:oz``, shipping scales) are summed, largest unit first.
 
 Polling: ``SPEC.poll_command`` is ``POLL_STABLE`` (``S``): the balance answers only once stable (or with
 ``S I`` after its own timeout), so every ``S S`` is a weighing candidate. A site that wants live
@@ -71,6 +71,26 @@ _COMMAND = re.compile(r"^[A-Z@][A-Z0-9]{0,5}$")
 _STATUS = re.compile(r"^(?:[A-Z+\-]|\d+)$")
 
 
+_PART = re.compile(r"^[0-9]{1,9}(?:\.[0-9]{0,9})?$")
+
+
+def _compound_kg(value: str, unit: str, frame: bytes) -> float:
+    """``12:3.5 lb:oz``: one figure per unit, largest unit first, every figure after the first smaller
+    than one of the unit before it (ble-families.md 6.6; the exact layout is an inference)."""
+    units, figures = unit.split(":"), value.lstrip("+-").split(":")
+    if len(units) != len(figures) or len(units) > 3:
+        raise FrameError(f"compound weight {value[:20]!r} does not match its unit {unit[:12]!r}", frame)
+    if any(u not in MASS_UNITS_KG for u in units) or any(not _PART.match(f) for f in figures):
+        raise FrameError(f"bad compound weight {value[:20]!r} {unit[:12]!r}", frame)
+    total = 0.0
+    for i, (fig, u) in enumerate(zip(figures, units, strict=True)):
+        part = float(fig)
+        if i and part * MASS_UNITS_KG[u] >= MASS_UNITS_KG[units[i - 1]]:
+            raise FrameError(f"compound weight {value[:20]!r}: {fig} {u} is not less than one {units[i - 1]}", frame)
+        total += part * MASS_UNITS_KG[u]
+    return -total if value.startswith("-") else total
+
+
 def parse(frame: bytes, channel: str = "") -> ParseResult:
     """Decode one MT-SICS response line (without CR LF)."""
     try:
@@ -101,15 +121,19 @@ def parse(frame: bytes, channel: str = "") -> ParseResult:
     if len(tokens) != 4:
         raise FrameError("weight response needs '<value> <unit>'", frame)
     value, unit = tokens[2], tokens[3]
-    if not _VALUE.match(value):
-        raise FrameError(f"weight is not a number: {value[:20]!r}", frame)
-    if unit not in MASS_UNITS_KG:
-        if unit.isprintable() and len(unit) <= 6:
-            return None  # a count or percentage: valid, not a weighing
-        raise FrameError(f"bad unit {unit[:8]!r}", frame)
+    if ":" in unit:
+        weight_kg = _compound_kg(value, unit, frame)
+    else:
+        if not _VALUE.match(value) or len(value) > 24:
+            raise FrameError(f"weight is not a number: {value[:20]!r}", frame)
+        if unit not in MASS_UNITS_KG:
+            if unit.isprintable() and len(unit) <= 6:
+                return None  # a count or percentage: valid, not a weighing
+            raise FrameError(f"bad unit {unit[:8]!r}", frame)
+        weight_kg = float(value) * MASS_UNITS_KG[unit]
     return Reading(
         driver=NAME,
-        measurement=Measurement(weight_kg=round(float(value) * MASS_UNITS_KG[unit], 6)),
+        measurement=Measurement(weight_kg=round(weight_kg, 6)),
         stable=status == "S",
         raw=text,
         fields=MappingProxyType({"command": command, "status": status, "value": value, "unit": unit}),

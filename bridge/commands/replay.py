@@ -15,7 +15,8 @@ from typing import Any
 
 import msgspec
 
-from drivers.links.replay import ReplayLink, read_header
+from drivers.errors import CaptureError, LinkError
+from drivers.links.replay import ReplayLink
 
 from ..config import Config, config_from_dict, load_config
 from ..logs import configure, mask_card
@@ -56,11 +57,22 @@ def _progress(link: ReplayLink, total: int, done: asyncio.Event) -> asyncio.Task
     return asyncio.create_task(run())
 
 
+def _bad_capture(exc: CaptureError | LinkError) -> int:
+    """A capture that is missing (66) or malformed (65): one line naming the file and line."""
+    print(f"scale-bridge: {exc}", file=sys.stderr)
+    return 65 if isinstance(exc, CaptureError) else 66
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    header = read_header(path)
+    try:
+        with ReplayLink(path).opened() as (header, events):
+            # every event is checked before the daemon runs: a malformed line ends the replay with 65
+            # and its line number instead of a link failure mid-run
+            total = sum(1 for _ in events)
+    except (CaptureError, LinkError) as exc:
+        return _bad_capture(exc)
     driver = args.driver or header.driver
-    total = max(0, sum(1 for line in path.open(encoding="utf-8") if line.strip()) - 1)
     upload = args.upload or args.simulator
     sim = None
     tmp = None if args.state_dir else tempfile.TemporaryDirectory(prefix="scale-bridge-replay-")

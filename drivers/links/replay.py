@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from ..capture import CaptureEvent, CaptureHeader, read_capture
+from ..capture import CaptureEvent, CaptureHeader, read_capture_bytes
 from ..errors import CaptureError, LinkError
 from ..events import LinkEvent
 
@@ -46,7 +46,7 @@ class _Opened:
     def __enter__(self) -> tuple[CaptureHeader, Iterator[CaptureEvent]]:
         path = self._link.path
         try:
-            fh = path.open("r", encoding="utf-8")
+            fh = path.open("rb")
         except FileNotFoundError:
             raise LinkError(f"{path}: no such file", transient=False) from None
         except IsADirectoryError:
@@ -55,15 +55,12 @@ class _Opened:
             raise LinkError(f"{path}: {exc.strerror}", transient=False) from None
         self._fh = fh
         try:
-            header, events = read_capture(fh, start=self._link.start)
+            header, events = read_capture_bytes(fh, start=self._link.start)
         except CaptureError as exc:
             fh.close()
-            raise CaptureError(f"{path}: {exc}") from None
-        except UnicodeDecodeError:
-            fh.close()
-            raise CaptureError(f"{path}: not UTF-8 text") from None
+            raise self._link._named(exc) from None
         self._link.header = header
-        return header, events
+        return header, self._link._checked(events)
 
     def __exit__(self, *exc: object) -> None:
         close = getattr(self._fh, "close", None)
@@ -112,6 +109,21 @@ class ReplayLink:
     def opened(self) -> _Opened:
         """``with link.opened() as (header, events):`` - the file is closed on leaving the block."""
         return _Opened(self)
+
+    def _named(self, exc: CaptureError) -> CaptureError:
+        """The same error with the file's name in front (the line number is kept)."""
+        text = str(exc).removeprefix(f"line {exc.line_no}: ") if exc.line_no else str(exc)
+        named = CaptureError(f"{self.path}: line {exc.line_no}: {text}" if exc.line_no else f"{self.path}: {text}")
+        named.line_no = exc.line_no
+        return named
+
+    def _checked(self, events: Iterator[CaptureEvent]) -> Iterator[CaptureEvent]:
+        try:
+            yield from events
+        except CaptureError as exc:
+            raise self._named(exc) from None
+        except OSError as exc:  # the file went away or the disk failed mid-read: say so, with the cause
+            raise LinkError(f"{self.path}: read failed: {exc}", transient=False) from exc
 
     async def events(self) -> AsyncIterator[LinkEvent]:
         self._state = "replaying"

@@ -105,7 +105,9 @@ def test_pty_weighing_reaches_simulator_with_benefit_key(tmp_path: Path, simulat
     assert body["bfmPercentRightLeg"] == 19.1 and body["bfmRightLeg"] == 2.4 and body["ffmRightLeg"] == 10.2
     assert "skeletalMuscleMass" not in body  # Tanita muscle mass is not skeletal muscle mass
     raw = json.loads(body["rawResults"])
-    assert raw["raw"] == line.decode().strip()
+    # the scale's ID field is the member's card number: it leaves the box masked (hostile audit M6)
+    assert raw["raw"] == line.decode().strip().replace("0000003220338716", "************8716")
+    assert "3220338716" not in body["rawResults"]
     assert raw["driver"] == "tanita" and raw["deviceTime"] == "2026-11-22T09:15:00"
     assert raw["unmapped"]["muscle_mass_kg"] == 63.0
     # privacy: the API key never appears in the logs, nor the full card number

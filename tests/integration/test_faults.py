@@ -170,7 +170,7 @@ def test_retryable_answer_backs_off_then_delivers_once(sim: SimulatorThread, tmp
         if fault == "huge":
             # the client stopped reading: at most the error-body cap plus one network chunk
             assert counting.read <= MAX_ERROR_BODY + 128 * 1024 < 4 * 1024 * 1024
-            assert "not a JSON error body" in (job.last_error or "")
+            assert "error body not JSON" in (job.last_error or "")
         if fault == "html":
             assert "<h1>502 Bad Gateway" in (job.last_error or "")
         env.clock.t += job.next_attempt_at - now
