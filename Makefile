@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# the simulator is an extra (aiohttp, jsonschema-rs): .[dev] has it; a box's venv does not
 demo: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[simulator]'
 	$(VENV)/bin/scale-bridge demo
 
 test: $(STAMP)
