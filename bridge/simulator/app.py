@@ -1,10 +1,11 @@
 """The platform simulator's HTTP layer: a real aiohttp server on 127.0.0.1.
 
 Every request to the API is validated against the published OpenAPI description
-(``platform-openapi.json``, a copy of shared/reference) with the compiled validator in
-``validate.py`` (jsonschema-rs; openapi-core did the same at ~7x the CPU, and is kept only as the
-reference the bench and the tests compare with, ``OpenApiCoreValidator``); a request that does not
-conform gets the documented ``400 ErrorResponse``. Test/demo control lives under ``/_sim/``.
+(``platform-openapi.json``, a copy of shared/reference) with the compiled validator in ``validate.py``
+(jsonschema-rs). openapi-core did the same at several hundred times the CPU (docs/benchmarks.md) and is
+kept only as the reference that the bench and the tests compare with (``OpenApiCoreValidator``). A
+request that does not conform gets the documented ``400 ErrorResponse``. Test/demo control lives under
+``/_sim/``.
 """
 
 from __future__ import annotations
