@@ -4,6 +4,7 @@ python -m bench                      # everything, a few minutes on 2 cores
 python -m bench --quick              # smoke run (seconds), same report shape
 python -m bench --only capture,parsers
 python -m bench soak --n 1000000     # the long soak, on its own
+python -m bench simvalidate          # the simulator's request validation, compiled vs openapi-core
 python -m bench drain --n 10000 --rate-limit 1000   # full backlog at the real platform limit
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 from .common import REPO, log, machine
 
-ALL = ("capture", "drain", "live", "parsers", "soak")
+ALL = ("capture", "drain", "live", "parsers", "soak", "simvalidate")
 
 
 def _fmt(x: Any, unit: str = "", digits: int = 0) -> str:
@@ -183,6 +184,18 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
             b,
         )
         row("6. soak throughput, decode → outbox → simulator", _fmt(s["weighings_per_s"], "/s", 1), "—", "—", "—", None)
+    v = results.get("simvalidate")
+    if v:
+        for rname in ("weighing_post", "benefits_get"):
+            r = v[rname]
+            row(
+                f"7. simulator validation CPU per request, {rname} (compiled vs openapi-core)",
+                _fmt(r["compiled"]["median_ms"], " ms", 3),
+                f"openapi-core {_fmt(r['openapi_core']['median_ms'], ' ms', 3)}",
+                _fmt(r["ratio"], "x", 1),
+                "≤ 2 ms",
+                r["compiled"]["median_ms"] <= 2.0,
+            )
     return rows
 
 
@@ -265,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import parsers
 
             res[w] = parsers.run(args.quick)
+        elif w == "simvalidate":
+            from . import simvalidate
+
+            res[w] = simvalidate.run(args.quick)
         elif w == "soak":
             from . import soak
 

@@ -6,10 +6,28 @@ The daemon refreshes a plain snapshot on its own loop; the exporter thread only 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 Snapshot = dict[str, Any]
+
+
+def _epoch(iso: object) -> float:
+    """The snapshot's ISO times (``_utc`` in daemon.py) as epoch seconds; 0 when absent."""
+    if not isinstance(iso, str) or not iso:
+        return 0.0
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _state_dir() -> str | None:
+    """The state directory systemd gives the unit (``$STATE_DIRECTORY``, the first if several)."""
+    value = os.environ.get("STATE_DIRECTORY", "")
+    return value.split(":", 1)[0] or None
 
 
 def _collector(get: Callable[[], Snapshot]) -> Any:
@@ -69,6 +87,51 @@ def _collector(get: Callable[[], Snapshot]) -> Any:
                 "1 while the platform rejects the key",
                 value=1.0 if s.get("auth_rejected") else 0.0,
             )
+            info = GaugeMetricFamily("scale_bridge_info", "The scale this daemon serves", labels=["scale", "driver"])
+            info.add_metric([str(s.get("scale", "")), str(s.get("driver", ""))], 1.0)
+            yield info
+            link = GaugeMetricFamily(
+                "scale_bridge_link_up", "1 while the link (scale, card reader) is connected", labels=["link"]
+            )
+            for name, state in (s.get("links") or {}).items():
+                link.add_metric([str(name)], 1.0 if state == "connected" else 0.0)
+            yield link
+            yield GaugeMetricFamily(
+                "scale_bridge_last_weighing_timestamp_seconds",
+                "Last weighing captured (epoch; 0: none since the start)",
+                value=_epoch(s.get("last_weighing_at")),
+            )
+            yield GaugeMetricFamily(
+                "scale_bridge_last_frame_timestamp_seconds",
+                "Last frame read from the scale (epoch; 0: none since the start)",
+                value=float(s.get("last_frame_at_epoch") or 0.0),
+            )
+            yield GaugeMetricFamily(
+                "scale_bridge_start_timestamp_seconds",
+                "When the daemon started (epoch)",
+                value=_epoch(s.get("started_at")),
+            )
+            yield GaugeMetricFamily(
+                "scale_bridge_unsaved_weighings",
+                "Weighings held in memory, not committed",
+                value=s.get("unsaved_in_memory", 0),
+            )
+            path = _state_dir()
+            if path is not None:
+                try:
+                    st = os.statvfs(path)
+                except OSError:
+                    return
+                yield GaugeMetricFamily(
+                    "scale_bridge_state_fs_avail_bytes",
+                    "Free space for the outbox (the state directory's file system, unprivileged)",
+                    value=float(st.f_bavail * st.f_frsize),
+                )
+                yield GaugeMetricFamily(
+                    "scale_bridge_state_fs_size_bytes",
+                    "Size of the state directory's file system",
+                    value=float(st.f_blocks * st.f_frsize),
+                )
 
     return BridgeCollector()
 

@@ -1,6 +1,10 @@
 """``scale-bridge check [--json]``: a Nagios/Icinga plugin. Exit 0 OK, 1 WARNING, 2 CRITICAL,
 3 UNKNOWN; first line ``SCALE-BRIDGE STATUS: summary | perfdata``; one line per component after it.
 
+``--all`` checks every scale on the box: ``/etc/scale-bridge/config.toml`` (``scale-bridge.service``) and
+each ``/etc/scale-bridge/NAME.toml`` (``scale-bridge@NAME.service``), components named ``NAME/...``, plus
+what only shows across instances: two configs sharing a state dir or a device (scale port, card reader).
+
 ``--json`` prints ``{"status": "OK", "code": 0, "summary": "...", "components": [{"component", "status",
 "message", "perfdata": {name: [value, warn, crit]}}]}``."""
 
@@ -10,9 +14,10 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 
 from ..cli import add_config_arg
-from ..config import load_config
+from ..config import Config, load_config
 from ..errors import ConfigError
 from ..health import Finding, Status, check_daemon, check_db, check_lookinbody, check_platform, check_systemd, summarize
 
@@ -29,10 +34,113 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-platform", action="store_true", help="skip the HEAD probe of the platform (and of LookinBody)")
     p.add_argument("--unit", default="scale-bridge.service", help="systemd unit to report (if systemd is there)")
+    p.add_argument("--all", action="store_true", help="every instance: config.toml and NAME.toml in --config-dir")
+    p.add_argument("--config-dir", default="/etc/scale-bridge", help="with --all: where the configs are")
     p.set_defaults(func=cmd_check)
 
 
+#: files in the config dir that are not an instance's config
+NOT_INSTANCES = ("config.example.toml",)
+
+
+def instances(config_dir: Path) -> list[tuple[str, Path, str]]:
+    """(name, config file, unit) of every instance configured in ``config_dir``."""
+    out: list[tuple[str, Path, str]] = []
+    for path in sorted(config_dir.glob("*.toml")):
+        if path.name in NOT_INSTANCES or path.name.endswith(".example.toml"):
+            continue
+        if path.name == "config.toml":
+            out.append(("config", path, "scale-bridge.service"))
+        else:
+            out.append((path.stem, path, f"scale-bridge@{path.stem}.service"))
+    return out
+
+
+def _devices(cfg: object) -> list[tuple[str, str]]:
+    scale = getattr(cfg, "scale", None)
+    cards = getattr(cfg, "cards", None)
+    out = []
+    port = getattr(scale, "port", "")
+    if port and "://" not in port:
+        out.append(("scale port", port))
+    device = getattr(cards, "device", "")
+    if device and "://" not in device:
+        out.append(("card reader", device))
+    return out
+
+
+def cmd_check_all(args: argparse.Namespace) -> int:
+    found = instances(Path(args.config_dir))
+    if not found:
+        return _emit(args, [Finding("instances", Status.UNKNOWN, f"no instance config in {args.config_dir}")])
+    findings: list[Finding] = [Finding("instances", Status.OK, ", ".join(f"{n} ({u})" for n, _p, u in found))]
+    state_dirs: dict[str, list[str]] = {}
+    devices: dict[tuple[str, str], list[str]] = {}
+    for name, path, unit in found:
+        own, cfg = _instance(args, str(path), unit)
+        if cfg is not None:
+            state_dirs.setdefault(str(Path(cfg.state.dir).resolve()), []).append(name)
+            for kind, dev in _devices(cfg):
+                devices.setdefault((kind, str(Path(dev).resolve())), []).append(name)
+            expected = "/var/lib/scale-bridge" if name == "config" else f"/var/lib/scale-bridge/{name}"
+            if cfg.state.dir.rstrip("/") != expected:
+                own.append(
+                    Finding(
+                        "state",
+                        Status.WARNING,
+                        f"[state] dir is {cfg.state.dir}, but {unit} may write only {expected} (StateDirectory=)",
+                    )
+                )
+        for f in own:
+            perf = {f"{name}_{k}": v for k, v in f.perfdata.items()}
+            findings.append(Finding(f"{name}/{f.component}", f.status, f.message, perf))
+    for d, names in state_dirs.items():
+        if len(names) > 1:
+            findings.append(
+                Finding("instances", Status.CRITICAL, f"{' and '.join(names)} share the state dir {d}: one per scale")
+            )
+    for (kind, dev), names in devices.items():
+        if len(names) > 1:
+            findings.append(
+                Finding(
+                    "instances",
+                    Status.CRITICAL,
+                    f"{kind} {dev} is configured for {' and '.join(names)}: a device serves one instance "
+                    "(a shared card reader is not supported: give each scale its own reader, docs/fleet.md)",
+                )
+            )
+    return _emit(args, findings)
+
+
+def _instance(args: argparse.Namespace, config: str, unit: str) -> tuple[list[Finding], Config | None]:
+    try:
+        cfg = load_config(config, require_key=False)
+    except ConfigError as exc:
+        return [Finding("config", Status.CRITICAL, "config invalid: " + "; ".join(exc.lines()))], None
+    now = time.time()
+    findings = [Finding("config", Status.OK, "config valid")]
+    findings += check_db(cfg, now)
+    findings += check_daemon(cfg, now)
+    if not cfg.platform.api_key:
+        findings.append(
+            Finding(
+                "platform",
+                Status.UNKNOWN,
+                "no API key readable by this user: platform not probed "
+                "(run as root, or via systemd-run with LoadCredential, see docs/install.md)",
+            )
+        )
+    elif not args.no_platform:
+        findings.append(asyncio.run(check_platform(cfg)))
+    sd = check_systemd(unit)
+    if sd is not None:
+        findings.append(sd)
+    return findings, cfg
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    if getattr(args, "all", False):
+        return cmd_check_all(args)
     try:
         cfg = load_config(args.config, require_key=False)
     except ConfigError as exc:

@@ -2,7 +2,7 @@
 ``SimulatorThread`` (a real HTTP server on 127.0.0.1 in a background thread).
 
 Exports are loaded lazily so that importing ``bridge.simulator.model`` (or the CLI) does not load
-aiohttp and openapi-core."""
+aiohttp and jsonschema-rs (the ``simulator`` extra, not installed on a box)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ def __getattr__(name: str) -> Any:
 
         return getattr(model, name)
     if name in ("SimulatorThread", "serve", "make_app"):
-        from . import server
-
+        try:
+            from . import server
+        except ModuleNotFoundError as exc:  # a box's install: the simulator is an extra
+            raise ModuleNotFoundError(
+                f"the platform simulator needs {exc.name}: pip install 'scale-bridge[simulator]'", name=exc.name
+            ) from exc
         return getattr(server, name)
     raise AttributeError(name)

@@ -1,8 +1,11 @@
 """The platform simulator's HTTP layer: a real aiohttp server on 127.0.0.1.
 
 Every request to the API is validated against the published OpenAPI description
-(``platform-openapi.json``, a copy of shared/reference) with openapi-core; a request that does not
-conform gets the documented ``400 ErrorResponse``. Test/demo control lives under ``/_sim/``.
+(``platform-openapi.json``, a copy of shared/reference) with the compiled validator in ``validate.py``
+(jsonschema-rs). openapi-core did the same at several hundred times the CPU (docs/benchmarks.md) and is
+kept only as the reference that the bench and the tests compare with (``OpenApiCoreValidator``). A
+request that does not conform gets the documented ``400 ErrorResponse``. Test/demo control lives under
+``/_sim/``.
 """
 
 from __future__ import annotations
@@ -13,25 +16,64 @@ import uuid
 from collections import deque
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
-from openapi_core import OpenAPI
-from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
 
 from .model import FAULT_KINDS, Customer, Faults, PlatformState
+from .validate import RequestValidator
 
 SPEC_PATH = Path(__file__).with_name("platform-openapi.json")
+
+
+class Validator(Protocol):
+    def problems(self, request: web.Request, body: bytes) -> list[str]: ...
+
+
 STATE: web.AppKey[PlatformState] = web.AppKey("state", PlatformState)
-OPENAPI: web.AppKey[OpenAPI] = web.AppKey("openapi", OpenAPI)
+VALIDATOR: web.AppKey[Validator] = web.AppKey("validator", Validator)
 OPERATION: web.RequestKey[str] = web.RequestKey("operation", str)
 STUDIO: web.RequestKey[int] = web.RequestKey("studio", int)
 
 
-def load_openapi(path: Path = SPEC_PATH) -> OpenAPI:
-    spec = json.loads(path.read_text(encoding="utf-8"))
+def load_spec(path: Path = SPEC_PATH) -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     spec["servers"] = [{"url": "/"}]  # served on 127.0.0.1, not on the tenant host
-    return OpenAPI.from_dict(spec)
+    return spec
+
+
+class CompiledValidator:
+    """The default: ``validate.RequestValidator`` (schemas compiled once with jsonschema-rs)."""
+
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        self.compiled = RequestValidator(spec or load_spec())
+
+    def problems(self, request: web.Request, body: bytes) -> list[str]:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return self.compiled.validate_request(
+            request.method,
+            request.path,
+            query=request.query.items(),
+            headers=headers,
+            content_type=request.headers.get("Content-Type"),
+            body=body,
+        )
+
+
+class OpenApiCoreValidator:
+    """The old validator (openapi-core), kept as the reference: bench and tests compare with it.
+    openapi-core is not a dependency of the simulator any more (the ``dev`` extra has it)."""
+
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        from openapi_core import OpenAPI
+
+        self.openapi = OpenAPI.from_dict(spec or load_spec())
+
+    def problems(self, request: web.Request, body: bytes) -> list[str]:
+        from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
+
+        result = self.openapi.unmarshal_request(AIOHTTPOpenAPIWebRequest(request, body=body or None))
+        return [_describe(e) for e in result.errors]
 
 
 def error(status: int, message: str, code: str, reference: str | None = None) -> web.Response:
@@ -63,11 +105,25 @@ def _measurement(c: Customer) -> dict[str, Any]:
     return doc
 
 
+#: the customer identifiers of the lookup operations (1.11.1 added ``pin``)
+IDENTIFIERS = ("cardNumber", "qrCodeUuid", "barcode", "pin", "debtorId", "customerNumber")
+
+
+def _identifier_problem(q: Any) -> web.Response | None:
+    given = [k for k in IDENTIFIERS if k in q]
+    if len(given) != 1:
+        return error(400, "Exactly one identifier must be provided.", "VALIDATION_FAILED", ",".join(given) or None)
+    if given != ["cardNumber"]:
+        return error(400, f"Only lookup by card number is simulated, not by {given[0]}.", "NOT_SIMULATED", given[0])
+    return None
+
+
 async def measurement_latest(request: web.Request) -> web.Response:
     st = request.app[STATE]
     q = request.query
-    if "cardNumber" not in q:
-        return error(400, "Exactly one identifier must be provided.", "VALIDATION_FAILED", "cardNumber")
+    refused = _identifier_problem(q)
+    if refused is not None:
+        return refused
     c = st.find_card(q["cardNumber"], q.get("cardNumberFormat", "DECIMAL"), _studio(request))
     if c is None:
         return error(404, "Entity does not exists.", "CUSTOMER_NOT_FOUND")
@@ -77,8 +133,9 @@ async def measurement_latest(request: web.Request) -> web.Response:
 async def customer_by(request: web.Request, *, cross: bool) -> web.Response:
     st = request.app[STATE]
     q = request.query
-    if "cardNumber" not in q:
-        return error(400, "Only lookup by card number is simulated.", "VALIDATION_FAILED", "cardNumber")
+    refused = _identifier_problem(q)
+    if refused is not None:
+        return refused
     c = st.find_card(q["cardNumber"], q.get("cardNumberFormat", "DECIMAL"), None if cross else _studio(request))
     if c is None:
         return error(404, "Entity does not exists.", "CUSTOMER_NOT_FOUND")
@@ -253,10 +310,10 @@ def _make_route(operation: str, handler: Any) -> Any:
         if request.method == "HEAD":
             return web.Response(status=200)
         body = await request.read()
-        result = request.app[OPENAPI].unmarshal_request(AIOHTTPOpenAPIWebRequest(request, body=body or None))
-        if result.errors:
+        problems = request.app[VALIDATOR].problems(request, body)
+        if problems:
             st.counters["rejected_invalid"] += 1
-            detail = "; ".join(_describe(e) for e in result.errors)[:900]
+            detail = "; ".join(problems)[:900]
             entry["status"] = 400
             entry["validation"] = detail
             return error(400, f"Validation of the request failed: {detail}", "VALIDATION_FAILED")
@@ -324,10 +381,10 @@ async def sim_faults(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def make_app(state: PlatformState, openapi: OpenAPI | None = None) -> web.Application:
+def make_app(state: PlatformState, validator: Validator | None = None) -> web.Application:
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app[STATE] = state
-    app[OPENAPI] = openapi or load_openapi()
+    app[VALIDATOR] = validator or CompiledValidator()
     for method, path, operation, handler in ROUTES:
         route = _make_route(operation, handler)
         app.router.add_route(method, path, route, name=operation)

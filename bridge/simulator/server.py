@@ -10,12 +10,14 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import load_openapi, make_app
+from .app import Validator, make_app
 from .model import DEFAULT_SEED, PlatformState
 
 
-async def serve(state: PlatformState, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(make_app(state, load_openapi()), access_log=None, handle_signals=False)
+async def serve(
+    state: PlatformState, host: str = "127.0.0.1", port: int = 0, validator: Validator | None = None
+) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(make_app(state, validator), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -30,8 +32,16 @@ class SimulatorThread:
     """Run the simulator in its own thread and event loop. ``state`` may be inspected (with care:
     read it between requests) and ``url`` is the base URL."""
 
-    def __init__(self, seed: str | Path = DEFAULT_SEED, *, port: int = 0, rate_limit_per_min: int = 1000) -> None:
+    def __init__(
+        self,
+        seed: str | Path = DEFAULT_SEED,
+        *,
+        port: int = 0,
+        rate_limit_per_min: int = 1000,
+        validator: Validator | None = None,
+    ) -> None:
         self.state = PlatformState.from_file(seed, rate_limit_per_min=rate_limit_per_min)
+        self._validator = validator
         self._port = port
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="platform-simulator", daemon=True)
@@ -43,7 +53,8 @@ class SimulatorThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self._runner, self.port = self._loop.run_until_complete(serve(self.state, port=self._port))
+            started = serve(self.state, port=self._port, validator=self._validator)
+            self._runner, self.port = self._loop.run_until_complete(started)
         except Exception as exc:  # noqa: BLE001 - re-raised in the caller thread by start()
             self._error = exc
             self._started.set()

@@ -206,7 +206,8 @@ def ensure_wheels(work: Path, log: Path | None = None) -> tuple[Path, Path]:
                 build = CACHE / f".build-wheels-{key}-{os.getpid()}"
                 shutil.rmtree(build, ignore_errors=True)
                 build.mkdir(parents=True)
-                _pip_wheel(["--wheel-dir", str(build), str(src)], log)
+                # with the simulator extra: the tests run the platform simulator inside the container
+                _pip_wheel(["--wheel-dir", str(build), f"{src}[simulator]"], log)
                 for w in build.glob("scale_bridge-*.whl"):
                     w.unlink()
                 (build / ".complete").write_text(str(time.time()))
@@ -217,6 +218,29 @@ def ensure_wheels(work: Path, log: Path | None = None) -> tuple[Path, Path]:
     own.mkdir()
     _pip_wheel(["--no-deps", "--wheel-dir", str(own), str(src)], log)
     return deps, own
+
+
+SIM_VENV = "/opt/platform-sim"
+
+
+def install_simulator(m: Machine, port: int) -> None:
+    """The platform simulator in a venv of its own (a box's venv has no aiohttp: the ``simulator`` extra),
+    from the wheels bound at /wheels/deps and /wheels/own, started as the transient unit platform-sim."""
+    m.run(["python3", "-m", "venv", SIM_VENV], timeout=300)
+    m.run(
+        [f"{SIM_VENV}/bin/pip", "install", "--quiet", "--no-index", "--find-links", "/wheels/deps",
+         "--find-links", "/wheels/own", "scale-bridge[simulator]"],
+        timeout=600,
+    )  # fmt: skip
+    m.run(["systemd-run", "--unit=platform-sim", "--property=Type=exec",
+           f"{SIM_VENV}/bin/scale-bridge", "simulator", "--port", str(port)])  # fmt: skip
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()"
+    m.wait_for(
+        "the simulator to listen",
+        lambda: m.run([f"{SIM_VENV}/bin/python", "-c", probe], check=False).returncode == 0,
+        60,
+        0.5,
+    )
 
 
 class Machine:

@@ -30,7 +30,15 @@ from pathlib import Path
 
 import pytest
 
-from .machine import REPO, Machine, MachineError, ensure_rootfs, ensure_wheels, missing_requirements
+from .machine import (
+    REPO,
+    Machine,
+    MachineError,
+    ensure_rootfs,
+    ensure_wheels,
+    install_simulator,
+    missing_requirements,
+)
 
 pytestmark = [pytest.mark.nspawn, pytest.mark.timeout(1800)]
 
@@ -72,24 +80,7 @@ def setup_bridge(m: Machine) -> None:
     m.write("/etc/scale-bridge/config.toml", CONFIG, 0o640)
     m.run(["chgrp", "scale-bridge", "/etc/scale-bridge/config.toml"])
     m.write("/etc/credstore/scale-bridge.api_key", API_KEY, 0o600)
-    m.run(
-        [
-            "systemd-run",
-            "--unit=platform-sim",
-            "--property=Type=exec",
-            f"{VENV_BIN}/scale-bridge",
-            "simulator",
-            "--port",
-            str(SIM_PORT),
-        ]
-    )
-    probe = f"import socket; socket.create_connection(('127.0.0.1', {SIM_PORT}), 1).close()"
-    m.wait_for(
-        "the simulator to listen",
-        lambda: m.run([f"{VENV_BIN}/python", "-c", probe], check=False).returncode == 0,
-        60,
-        0.5,
-    )
+    install_simulator(m, SIM_PORT)
 
 
 def daemon_status(m: Machine) -> dict[str, object]:

@@ -197,3 +197,69 @@ def test_install_script_parses() -> None:
             ["shellcheck", str(SYSTEMD_DIR / "install.sh")], capture_output=True, text=True, check=False
         )
         assert res.returncode == 0, res.stdout
+
+
+# ---- the template unit (several scales per box, DESIGN.md §5) ---------------------------------------------
+
+TEMPLATE = SYSTEMD_DIR / "scale-bridge@.service"
+
+
+def _settings(path: Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+@needs_analyze
+def test_template_security_exposure_at_most_1_5(tmp_path: Path) -> None:
+    """Analysed as an instance (what systemd runs), scale-bridge@reception.service."""
+    assert analyze is not None
+    inst = tmp_path / "scale-bridge@reception.service"
+    shutil.copy2(TEMPLATE, inst)
+    res = subprocess.run(
+        [analyze, "security", "--offline=true", "--threshold=15", "--no-pager", str(inst)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    out = res.stdout + res.stderr
+    m = re.search(r"Overall exposure level for scale-bridge@reception\.service: (\d+(?:\.\d+)?)", out)
+    assert m is not None, out
+    assert float(m.group(1)) <= MAX_EXPOSURE, out
+    assert res.returncode == 0, out
+
+
+@needs_analyze
+def test_template_instance_verifies(verify_root: Path) -> None:
+    assert analyze is not None
+    shutil.copy2(TEMPLATE, verify_root / "etc/systemd/system" / TEMPLATE.name)
+    res = subprocess.run(
+        [analyze, "verify", "--man=no", f"--root={verify_root}", "scale-bridge@reception.service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (res.stdout + res.stderr).strip() == "", res.stdout + res.stderr
+
+
+def test_template_is_the_plain_unit_with_per_instance_paths() -> None:
+    """The same sandbox as the plain unit; only the per-scale settings differ, and they carry %i."""
+    plain, tpl = _unit_settings(), _settings(TEMPLATE)
+    per_instance = {"Description", "ExecStart", "StateDirectory", "LoadCredential", "ConditionPathExists"}
+    assert {k: v for k, v in plain.items() if k not in per_instance} == {
+        k: v for k, v in tpl.items() if k not in per_instance
+    }
+    assert tpl["ExecStart"] == ["/opt/scale-bridge/venv/bin/scale-bridge run --config /etc/scale-bridge/%i.toml"]
+    assert tpl["StateDirectory"] == ["scale-bridge/%i"]
+    assert tpl["LoadCredential"] == ["api_key:scale-bridge.%i.api_key"]  # the id bridge/config.py reads
+    # never started without its config (the package's postinst relies on it too)
+    assert tpl["ConditionPathExists"] == ["/etc/scale-bridge/%i.toml"]
+    assert plain["ConditionPathExists"] == ["/etc/scale-bridge/config.toml"]
