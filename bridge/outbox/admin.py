@@ -48,7 +48,7 @@ class ReadModel:
             )
         return [Job.from_row(r) for r in rows]
 
-    def export_rows(self, state: JobState | None = None, batch: int = 500) -> Iterator[Job]:
+    def export_rows(self, state: JobState | None = None, batch: int = 1000) -> Iterator[Job]:
         """Every weighing (of ``state``), in id order, read ``batch`` at a time (keyset paging: a row
         deleted or added meanwhile neither repeats nor hides another)."""
         after = 0
@@ -189,7 +189,7 @@ class AdminFacade:
     def jobs(self, state: JobState | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
         return self.admin.jobs(state, limit, offset)
 
-    def export_rows(self, state: JobState | None = None, batch: int = 500) -> Iterator[Job]:
+    def export_rows(self, state: JobState | None = None, batch: int = 1000) -> Iterator[Job]:
         return self.admin.export_rows(state, batch)
 
     def dead_letter(self, wid: int) -> DeadLetter | None:

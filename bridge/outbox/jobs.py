@@ -24,6 +24,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,224 @@ def _update(tx: Tx, wid: int, assignments: str, params: Params, t: float) -> Job
     return Job.from_row(row)
 
 
-class Outbox(AdminFacade):
+# The transitions' assignments (``_update`` adds ``updated_at`` and the row). Every step that takes a
+# job up ends its wait (``wait_reason = NULL``); only ``retry_later`` sets one.
+_BEGIN = "inflight = ?, attempts = attempts + 1, wait_reason = NULL"
+_RESOLVED = (
+    "customer_id = ?, profile = ?, card_query = ?, benefit_valid = ?, home_studio = ?, resolved_at = ?,"
+    " stage = 'post', inflight = ?, attempts = attempts + ?, last_error = NULL, note = ?, wait_reason = NULL"
+)
+_BENEFIT_REFUSED = (
+    "benefit_valid = 0, resolved_at = ?, stage = 'post', inflight = NULL, last_error = NULL, note = ?,"
+    " wait_reason = NULL"
+)
+_RERESOLVE = "stage = 'resolve', inflight = NULL, wait_reason = NULL"
+_POSTED = (
+    "stage = ?, benefit_attached = ?, benefit_used = ?, inflight = NULL, last_status = ?, last_error = NULL,"
+    " wait_reason = NULL, state = CASE WHEN ? THEN 'delivered' ELSE state END,"
+    " delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END"
+)
+_USE_RECORDED = (
+    "stage = 'done', benefit_used = ?, inflight = NULL, last_status = ?, note = COALESCE(?, note),"
+    " wait_reason = NULL, state = 'delivered', delivered_at = ?"
+)
+_RETRY_LATER = (
+    "attempts = attempts + (CASE WHEN inflight IS NULL THEN 1 ELSE 0 END), inflight = NULL,"
+    " next_attempt_at = ?, wait_reason = ?, last_status = ?, last_error = ?, ambiguous = ambiguous + ?"
+)
+_KILL = "state = 'dead', inflight = NULL, wait_reason = NULL, last_status = ?, last_error = ?"
+_PARK = "state = ?, inflight = NULL, wait_reason = NULL, note = ?"
+_DEAD_LETTER = (
+    "INSERT OR REPLACE INTO dead_letters (weighing_id, at, stage, status, error_code, error_message, trace_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _delivered(tx: Tx, *, wid: int, t: float) -> None:
+    tx.set_meta("last_delivered_at", repr(t))
+    tx.journal(wid, t, "delivered")
+
+
+class Transitions:
+    """The uploader's steps for one job: each one commit, each returning the job as committed."""
+
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._clock = clock
+
+    def _now(self, now: float | None) -> float:
+        return self._clock() if now is None else now
+
+    def _step(
+        self,
+        wid: int,
+        t: float,
+        assignments: str,
+        params: Params,
+        *,
+        event: str | None = None,
+        detail: str | None = None,
+        then: Callable[[Tx], object] | None = None,
+    ) -> Job:
+        """One UPDATE (``assignments``) returning the row, its journal entry and ``then``: one commit."""
+
+        def fn(tx: Tx) -> Job:
+            job = _update(tx, wid, assignments, params, t)
+            if event is not None:
+                tx.journal(wid, t, event, detail)
+            if then is not None:
+                then(tx)
+            return job
+
+        return self._store.write(fn)
+
+    def begin(self, wid: int, stage: Stage, *, now: float | None = None) -> Job:
+        """Committed before a request that writes to the platform is sent."""
+        return self._step(wid, self._now(now), _BEGIN, (stage.value,))
+
+    def resolved(
+        self,
+        wid: int,
+        *,
+        customer_id: int,
+        profile: dict[str, Any] | None,
+        card_query: tuple[str, str] | None,
+        benefit_valid: bool | None,
+        home_studio: int | None = None,
+        note: str | None = None,
+        begin_post: bool = False,
+        now: float | None = None,
+    ) -> Job:
+        """Store the member resolution; the job moves to the POST stage. ``begin_post`` also marks the
+        POST attempt as started (what ``begin(wid, Stage.POST)`` does) in the same commit, when the
+        uploader goes straight on to post: one fsync fewer per weighing."""
+        t = self._now(now)
+        profile_doc = json.dumps(profile) if profile else None
+        query_doc = json.dumps(list(card_query)) if card_query else None
+        valid = None if benefit_valid is None else int(benefit_valid)
+        inflight = Stage.POST.value if begin_post else None
+        params = (customer_id, profile_doc, query_doc, valid, home_studio, t, inflight, int(begin_post), note)
+        benefit = {True: "valid", False: "not valid", None: "not checked"}[benefit_valid]
+        detail = f"customer {customer_id}, benefit {benefit}" + (f"; {note}" if note else "")
+        return self._step(wid, t, _RESOLVED, params, event="resolved", detail=detail)
+
+    def benefit_refused(self, wid: int, *, note: str, now: float | None = None) -> Job:
+        """The platform refused the benefit key attached to the POST (e.g. used up since it was checked):
+        the benefit is not valid now (the newest verdict, so ``resolved_at`` is now). The job stays at
+        the POST stage with no attempt in flight; what follows (post without the key, or park) is the
+        caller's decision."""
+        t = self._now(now)
+        return self._step(wid, t, _BENEFIT_REFUSED, (t, note), event="benefit_refused", detail=note)
+
+    def reresolve(self, wid: int, reason: str, *, now: float | None = None) -> Job:
+        """Back to the member lookup (e.g. the benefit check is too old to attach the key on it)."""
+        return self._step(wid, self._now(now), _RERESOLVE, (), event="resolve_again", detail=reason)
+
+    def posted(
+        self, wid: int, *, benefit_attached: bool, next_stage: Stage, status: int, now: float | None = None
+    ) -> Job:
+        """The POST was accepted. A benefit key attached to it is its use (``benefit_used``). With
+        ``next_stage`` DONE the job is delivered in the same commit."""
+        t = self._now(now)
+        done = next_stage is Stage.DONE
+        used = 1 if benefit_attached else None
+        params = (next_stage.value, int(benefit_attached), used, status, done, done, t)
+        detail = f"HTTP {status}" + (", benefit key attached" if benefit_attached else "")
+        then = partial(_delivered, wid=wid, t=t) if done else None
+        return self._step(wid, t, _POSTED, params, event="posted", detail=detail, then=then)
+
+    def benefit_use_recorded(
+        self, wid: int, *, used: bool, status: int, note: str | None = None, now: float | None = None
+    ) -> Job:
+        """The benefit's use was recorded (``used``) or refused (not ``used``): either way the job is done
+        and delivered."""
+        t = self._now(now)
+        event = "benefit_used" if used else "benefit_not_used"
+        then = partial(_delivered, wid=wid, t=t)
+        return self._step(
+            wid, t, _USE_RECORDED, (int(used), status, note, t), event=event, detail=note or f"HTTP {status}", then=then
+        )
+
+    def retry_later(
+        self,
+        wid: int,
+        *,
+        next_attempt_at: float,
+        reason: WaitReason | None = None,
+        status: int | None,
+        error: str,
+        ambiguous: bool = False,
+        now: float | None = None,
+    ) -> Job:
+        """The job waits until ``next_attempt_at`` for ``reason``. An attempt that was not begun counts
+        as one here. ``reason=None`` is the transitional form of the calls written before reasons
+        existed: the reason is then inferred from ``status`` (``_legacy.py``, to be deleted)."""
+        t = self._now(now)
+        if reason is None:
+            from ._legacy import reason_for_status
+
+            reason = reason_for_status(status)
+        params = (next_attempt_at, reason.value, status, error[:ERROR_MAX_CHARS], int(ambiguous))
+        event = "ambiguous_attempt" if ambiguous else "retry_scheduled"
+        wait_s = max(0.0, next_attempt_at - t)
+        detail = f"{error[:DETAIL_MAX_CHARS]}; next in {wait_s:.0f} s ({reason.value})"
+        return self._step(wid, t, _RETRY_LATER, params, event=event, detail=detail)
+
+    def release_backoff(self, reason: WaitReason | float, *, now: float | None = None) -> int:
+        """End the wait of every pending job that waits for ``reason`` (e.g. the platform answers again
+        after an outage): each is due now, so the backlog drains in capture order (``due()`` orders by
+        id) instead of in the random order of its jittered retry times. Jobs waiting for another reason
+        are left alone. Returns how many were released.
+
+        Transitional: ``release_backoff(now)`` (a time, the form written before reasons existed)
+        releases the waits that form used to release (``_legacy.py``)."""
+        if isinstance(reason, WaitReason):
+            reasons: tuple[WaitReason, ...] = (reason,)
+        else:
+            from ._legacy import LEGACY_RELEASED
+
+            reasons, now = LEGACY_RELEASED, float(reason)
+        t = self._now(now)
+        marks = ", ".join(["?"] * len(reasons))
+        sql = (
+            "UPDATE weighings SET next_attempt_at = ?, wait_reason = NULL"
+            f" WHERE state = 'pending' AND next_attempt_at > ? AND wait_reason IN ({marks})"
+        )
+        return self._store.write(lambda tx: tx.execute(sql, (t, t, *(r.value for r in reasons))))
+
+    def kill(
+        self,
+        wid: int,
+        *,
+        stage: Stage,
+        status: int | None,
+        error_code: str | None,
+        error_message: str,
+        trace_id: str | None,
+        now: float | None = None,
+    ) -> Job:
+        """Dead-letter a job: a permanent refusal, with the server's message. Kept until handled."""
+        t = self._now(now)
+        letter = (wid, t, stage.value, status, error_code, error_message[:DEAD_MESSAGE_MAX_CHARS], trace_id)
+        detail = f"{stage.value}: HTTP {status} {error_code or ''} {error_message[:DETAIL_MAX_CHARS]}"
+        params = (status, error_message[:ERROR_MAX_CHARS])
+        return self._step(
+            wid,
+            t,
+            _KILL,
+            params,
+            event="dead_lettered",
+            detail=detail,
+            then=lambda tx: tx.execute(_DEAD_LETTER, letter),
+        )
+
+    def park(self, wid: int, reason: str, state: JobState = JobState.PARKED, *, now: float | None = None) -> Job:
+        """Hold a job for staff (``parked``, or ``unidentified`` when there is no member), in one commit:
+        any attempt in flight is over and no wait remains."""
+        return self._step(wid, self._now(now), _PARK, (state.value, reason), event="parked", detail=reason)
+
+
+class Outbox(Transitions, AdminFacade):
     """Synchronous outbox core on a ``Store``. One instance per process; the CLI may open a second one
     beside the daemon (WAL readers never block; writers wait up to ``busy_timeout``).
 
@@ -60,11 +278,12 @@ class Outbox(AdminFacade):
     def __init__(
         self, path: str | Path, *, clock: Callable[[], float] | None = None, check: bool = True, primary: bool = True
     ) -> None:
-        self._clock: Callable[[], float] = clock or time.time
-        self._store = Store(path, clock=self._clock, check=check, primary=primary)
-        self.path = self._store.path
-        self.corruption: CorruptionEvent | None = self._store.corruption
-        super().__init__(self._store, self._clock)
+        tick: Callable[[], float] = clock or time.time
+        store = Store(path, clock=tick, check=check, primary=primary)
+        Transitions.__init__(self, store, tick)
+        AdminFacade.__init__(self, store, tick)
+        self.path = store.path
+        self.corruption: CorruptionEvent | None = store.corruption
         self.recovered_inflight = 0
         if not primary:
             return
@@ -82,9 +301,6 @@ class Outbox(AdminFacade):
     def _db(self) -> Any:
         """The raw sqlite3 connection, for tests and benchmarks that set pragmas."""
         return self._store.connection
-
-    def _now(self, now: float | None) -> float:
-        return self._clock() if now is None else now
 
     def _recover_inflight(self) -> int:
         now = self._clock()
@@ -189,253 +405,3 @@ class Outbox(AdminFacade):
     def next_due_at(self) -> float | None:
         row = self._store.one("SELECT MIN(next_attempt_at) FROM weighings WHERE state = 'pending'")
         return None if row is None or row[0] is None else float(row[0])
-
-    # ---- the uploader's transitions: each one commit, each returns the job as committed ------------
-
-    def begin(self, wid: int, stage: Stage, *, now: float | None = None) -> Job:
-        """Committed before a request that writes to the platform is sent."""
-        t = self._now(now)
-        return self._store.write(
-            lambda tx: _update(tx, wid, "inflight = ?, attempts = attempts + 1, wait_reason = NULL", (stage.value,), t)
-        )
-
-    def resolved(
-        self,
-        wid: int,
-        *,
-        customer_id: int,
-        profile: dict[str, Any] | None,
-        card_query: tuple[str, str] | None,
-        benefit_valid: bool | None,
-        home_studio: int | None = None,
-        note: str | None = None,
-        begin_post: bool = False,
-        now: float | None = None,
-    ) -> Job:
-        """Store the member resolution; the job moves to the POST stage. ``begin_post`` also marks the
-        POST attempt as started (what ``begin(wid, Stage.POST)`` does) in the same commit, when the
-        uploader goes straight on to post: one fsync fewer per weighing."""
-        t = self._now(now)
-        params = (
-            customer_id,
-            json.dumps(profile) if profile else None,
-            json.dumps(list(card_query)) if card_query else None,
-            None if benefit_valid is None else int(benefit_valid),
-            home_studio,
-            t,
-            Stage.POST.value,
-            Stage.POST.value if begin_post else None,
-            int(begin_post),
-            note,
-        )
-        benefit = {True: "valid", False: "not valid", None: "not checked"}[benefit_valid]
-        detail = f"customer {customer_id}, benefit {benefit}" + (f"; {note}" if note else "")
-
-        def fn(tx: Tx) -> Job:
-            job = _update(
-                tx,
-                wid,
-                "customer_id = ?, profile = ?, card_query = ?, benefit_valid = ?, home_studio = ?, resolved_at = ?,"
-                " stage = ?, inflight = ?, attempts = attempts + ?, last_error = NULL, note = ?, wait_reason = NULL",
-                params,
-                t,
-            )
-            tx.journal(wid, t, "resolved", detail)
-            return job
-
-        return self._store.write(fn)
-
-    def benefit_refused(self, wid: int, *, note: str, now: float | None = None) -> Job:
-        """The platform refused the benefit key attached to the POST (e.g. used up since it was checked):
-        the benefit is not valid now (the newest verdict, so ``resolved_at`` is now). The job stays at
-        the POST stage with no attempt in flight; what follows (post without the key, or park) is the
-        caller's decision."""
-        t = self._now(now)
-
-        def fn(tx: Tx) -> Job:
-            job = _update(
-                tx,
-                wid,
-                "benefit_valid = 0, resolved_at = ?, stage = ?, inflight = NULL, last_error = NULL, note = ?,"
-                " wait_reason = NULL",
-                (t, Stage.POST.value, note),
-                t,
-            )
-            tx.journal(wid, t, "benefit_refused", note)
-            return job
-
-        return self._store.write(fn)
-
-    def reresolve(self, wid: int, reason: str, *, now: float | None = None) -> Job:
-        t = self._now(now)
-
-        def fn(tx: Tx) -> Job:
-            job = _update(tx, wid, "stage = ?, inflight = NULL, wait_reason = NULL", (Stage.RESOLVE.value,), t)
-            tx.journal(wid, t, "resolve_again", reason)
-            return job
-
-        return self._store.write(fn)
-
-    def posted(
-        self, wid: int, *, benefit_attached: bool, next_stage: Stage, status: int, now: float | None = None
-    ) -> Job:
-        """The POST was accepted. A benefit key attached to it is its use (``benefit_used``). With
-        ``next_stage`` DONE the job is delivered in the same commit."""
-        t = self._now(now)
-        done = next_stage is Stage.DONE
-        assignments = (
-            "stage = ?, benefit_attached = ?, benefit_used = ?, inflight = NULL, last_status = ?, last_error = NULL,"
-            " wait_reason = NULL, state = CASE WHEN ? THEN ? ELSE state END,"
-            " delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END"
-        )
-        params = (
-            next_stage.value,
-            int(benefit_attached),
-            1 if benefit_attached else None,
-            status,
-            done,
-            JobState.DELIVERED.value,
-            done,
-            t,
-        )
-
-        def fn(tx: Tx) -> Job:
-            job = _update(tx, wid, assignments, params, t)
-            tx.journal(wid, t, "posted", f"HTTP {status}" + (", benefit key attached" if benefit_attached else ""))
-            if done:
-                self._delivered(tx, wid, t)
-            return job
-
-        return self._store.write(fn)
-
-    def benefit_use_recorded(
-        self, wid: int, *, used: bool, status: int, note: str | None = None, now: float | None = None
-    ) -> Job:
-        """The benefit's use was recorded (``used``) or refused (not ``used``): either way the job is done
-        and delivered."""
-        t = self._now(now)
-
-        def fn(tx: Tx) -> Job:
-            job = _update(
-                tx,
-                wid,
-                "stage = ?, benefit_used = ?, inflight = NULL, last_status = ?, note = COALESCE(?, note),"
-                " wait_reason = NULL, state = ?, delivered_at = ?",
-                (Stage.DONE.value, int(used), status, note, JobState.DELIVERED.value, t),
-                t,
-            )
-            tx.journal(wid, t, "benefit_used" if used else "benefit_not_used", note or f"HTTP {status}")
-            self._delivered(tx, wid, t)
-            return job
-
-        return self._store.write(fn)
-
-    @staticmethod
-    def _delivered(tx: Tx, wid: int, t: float) -> None:
-        tx.set_meta("last_delivered_at", repr(t))
-        tx.journal(wid, t, "delivered")
-
-    def retry_later(
-        self,
-        wid: int,
-        *,
-        next_attempt_at: float,
-        reason: WaitReason | None = None,
-        status: int | None,
-        error: str,
-        ambiguous: bool = False,
-        now: float | None = None,
-    ) -> Job:
-        """The job waits until ``next_attempt_at`` for ``reason``. An attempt that was not begun counts
-        as one here. ``reason=None`` is the transitional form of the calls written before reasons
-        existed: the reason is then inferred from ``status`` (``_legacy.py``, to be deleted)."""
-        t = self._now(now)
-        if reason is None:
-            from ._legacy import reason_for_status
-
-            reason = reason_for_status(status)
-        wait_s = max(0.0, next_attempt_at - t)
-        detail = f"{error[:DETAIL_MAX_CHARS]}; next in {wait_s:.0f} s ({reason.value})"
-
-        def fn(tx: Tx) -> Job:
-            job = _update(
-                tx,
-                wid,
-                "attempts = attempts + (CASE WHEN inflight IS NULL THEN 1 ELSE 0 END), inflight = NULL,"
-                " next_attempt_at = ?, wait_reason = ?, last_status = ?, last_error = ?, ambiguous = ambiguous + ?",
-                (next_attempt_at, reason.value, status, error[:ERROR_MAX_CHARS], int(ambiguous)),
-                t,
-            )
-            tx.journal(wid, t, "ambiguous_attempt" if ambiguous else "retry_scheduled", detail)
-            return job
-
-        return self._store.write(fn)
-
-    def release_backoff(self, reason: WaitReason | float, *, now: float | None = None) -> int:
-        """End the wait of every pending job that waits for ``reason`` (e.g. the platform answers again
-        after an outage): each is due now, so the backlog drains in capture order (``due()`` orders by
-        id) instead of in the random order of its jittered retry times. Jobs waiting for another reason
-        are left alone. Returns how many were released.
-
-        Transitional: ``release_backoff(now)`` (a time, the form written before reasons existed)
-        releases the waits that form used to release (``_legacy.py``)."""
-        if isinstance(reason, WaitReason):
-            reasons: tuple[WaitReason, ...] = (reason,)
-        else:
-            from ._legacy import LEGACY_RELEASED
-
-            reasons, now = LEGACY_RELEASED, float(reason)
-        t = self._now(now)
-        marks = ", ".join(["?"] * len(reasons))
-        return self._store.write(
-            lambda tx: tx.execute(
-                "UPDATE weighings SET next_attempt_at = ?, wait_reason = NULL"
-                f" WHERE state = 'pending' AND next_attempt_at > ? AND wait_reason IN ({marks})",
-                (t, t, *(r.value for r in reasons)),
-            )
-        )
-
-    def kill(
-        self,
-        wid: int,
-        *,
-        stage: Stage,
-        status: int | None,
-        error_code: str | None,
-        error_message: str,
-        trace_id: str | None,
-        now: float | None = None,
-    ) -> Job:
-        """Dead-letter a job: a permanent refusal, with the server's message. Kept until handled."""
-        t = self._now(now)
-        detail = f"{stage.value}: HTTP {status} {error_code or ''} {error_message[:DETAIL_MAX_CHARS]}"
-
-        def fn(tx: Tx) -> Job:
-            job = _update(
-                tx,
-                wid,
-                "state = ?, inflight = NULL, wait_reason = NULL, last_status = ?, last_error = ?",
-                (JobState.DEAD.value, status, error_message[:ERROR_MAX_CHARS]),
-                t,
-            )
-            tx.execute(
-                "INSERT OR REPLACE INTO dead_letters (weighing_id, at, stage, status, error_code, error_message,"
-                " trace_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (wid, t, stage.value, status, error_code, error_message[:DEAD_MESSAGE_MAX_CHARS], trace_id),
-            )
-            tx.journal(wid, t, "dead_lettered", detail)
-            return job
-
-        return self._store.write(fn)
-
-    def park(self, wid: int, reason: str, state: JobState = JobState.PARKED, *, now: float | None = None) -> Job:
-        """Hold a job for staff (``parked``, or ``unidentified`` when there is no member), in one commit:
-        any attempt in flight is over and no wait remains."""
-        t = self._now(now)
-
-        def fn(tx: Tx) -> Job:
-            job = _update(tx, wid, "state = ?, inflight = NULL, wait_reason = NULL, note = ?", (state.value, reason), t)
-            tx.journal(wid, t, "parked", reason)
-            return job
-
-        return self._store.write(fn)

@@ -5,9 +5,9 @@ and stages, why a pending job waits (``WaitReason``), and the frozen rows (``Job
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from collections.abc import Iterator
 from typing import Any, Protocol
 
 SCHEMA_VERSION = 2
