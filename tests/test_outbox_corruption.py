@@ -222,8 +222,8 @@ def test_healthy_file_is_not_touched(tmp_path: Path, n: int) -> None:
 
 def test_a_permission_problem_is_not_corruption(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """(As root ``os.access`` is always true, so the denial is simulated at that call.)"""
-    from bridge.outbox import store as outbox_mod
     from bridge.errors import OutboxError
+    from bridge.outbox import store as outbox_mod
 
     path = tmp_path / "outbox.db"
     uids = _fill(path, 3)
