@@ -171,19 +171,13 @@ def test_release_backoff_releases_exactly_the_jobs_waiting_for_that_reason(tmp_p
     box.close()
 
 
-def test_the_pre_reason_calls_keep_their_old_meaning(tmp_path: Path) -> None:
-    """Transitional (bridge/outbox/_legacy.py): ``retry_later`` without a reason and
-    ``release_backoff(now)`` as the uploader calls them until it passes reasons."""
+def test_retry_later_without_a_reason_is_an_ordinary_backoff(tmp_path: Path) -> None:
     box = _box(tmp_path)
-    cases = {None: True, 503: True, 500: True, 408: True, 429: False, 401: False, 409: False}
-    wids = {}
-    for status in cases:
-        wid = _capture(box)
-        box.retry_later(wid, next_attempt_at=NOW + 600, status=status, error="e", now=NOW)
-        wids[status] = wid
-    assert box.release_backoff(NOW + 1) == sum(cases.values())
-    for status, released in cases.items():
-        assert (box.get(wids[status]).next_attempt_at == NOW + 1) is released, status  # type: ignore[union-attr]
+    wid = _capture(box)
+    job = box.retry_later(wid, next_attempt_at=NOW + 60, status=None, error="e", now=NOW)
+    assert job.wait_reason is WaitReason.BACKOFF
+    assert box.release_backoff(WaitReason.OUTAGE, now=NOW + 1) == 0
+    assert box.release_backoff(WaitReason.BACKOFF, now=NOW + 1) == 1
     box.close()
 
 
@@ -199,9 +193,8 @@ def test_no_http_status_in_bridge_outbox() -> None:
         res = subprocess.run(["grep", "-rnE", "[45][0-9]{2}", "--include=*.py", str(OUTBOX_DIR)],
                              capture_output=True, text=True, check=False)
         assert res.returncode == 1 and res.stdout == ""
-    # the only module that knows HTTP statuses at all (by name) is the transitional shim
-    knows_http = {p.name for p in sources if re.search(r"\bhttp\b|HTTPStatus", p.read_text())}
-    assert knows_http <= {"_legacy.py"}
+    # nor by name: the outbox never asks what a status means
+    assert [p.name for p in sources if re.search(r"HTTPStatus|from http|import http", p.read_text())] == []
 
 
 # ---- the v1 -> v2 upgrade -----------------------------------------------------------------------

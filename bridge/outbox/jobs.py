@@ -192,47 +192,33 @@ class Transitions:
         wid: int,
         *,
         next_attempt_at: float,
-        reason: WaitReason | None = None,
+        reason: WaitReason = WaitReason.BACKOFF,
         status: int | None,
         error: str,
         ambiguous: bool = False,
         now: float | None = None,
     ) -> Job:
-        """The job waits until ``next_attempt_at`` for ``reason``. An attempt that was not begun counts
-        as one here. ``reason=None`` is the transitional form of the calls written before reasons
-        existed: the reason is then inferred from ``status`` (``_legacy.py``, to be deleted)."""
+        """The job waits until ``next_attempt_at`` for ``reason`` (the caller's failure policy decides
+        it; default: an ordinary retry). An attempt that was not begun counts as one here. ``status``
+        is kept for display only."""
         t = self._now(now)
-        if reason is None:
-            from ._legacy import reason_for_status
-
-            reason = reason_for_status(status)
         params = (next_attempt_at, reason.value, status, error[:ERROR_MAX_CHARS], int(ambiguous))
         event = "ambiguous_attempt" if ambiguous else "retry_scheduled"
         wait_s = max(0.0, next_attempt_at - t)
         detail = f"{error[:DETAIL_MAX_CHARS]}; next in {wait_s:.0f} s ({reason.value})"
         return self._step(wid, t, _RETRY_LATER, params, event=event, detail=detail)
 
-    def release_backoff(self, reason: WaitReason | float, *, now: float | None = None) -> int:
+    def release_backoff(self, reason: WaitReason, *, now: float | None = None) -> int:
         """End the wait of every pending job that waits for ``reason`` (e.g. the platform answers again
         after an outage): each is due now, so the backlog drains in capture order (``due()`` orders by
         id) instead of in the random order of its jittered retry times. Jobs waiting for another reason
-        are left alone. Returns how many were released.
-
-        Transitional: ``release_backoff(now)`` (a time, the form written before reasons existed)
-        releases the waits that form used to release (``_legacy.py``)."""
-        if isinstance(reason, WaitReason):
-            reasons: tuple[WaitReason, ...] = (reason,)
-        else:
-            from ._legacy import LEGACY_RELEASED
-
-            reasons, now = LEGACY_RELEASED, float(reason)
+        are left alone. Returns how many were released."""
         t = self._now(now)
-        marks = ", ".join(["?"] * len(reasons))
         sql = (
             "UPDATE weighings SET next_attempt_at = ?, wait_reason = NULL"
-            f" WHERE state = 'pending' AND next_attempt_at > ? AND wait_reason IN ({marks})"
+            " WHERE state = 'pending' AND next_attempt_at > ? AND wait_reason = ?"
         )
-        return self._store.write(lambda tx: tx.execute(sql, (t, t, *(r.value for r in reasons))))
+        return self._store.write(lambda tx: tx.execute(sql, (t, t, reason.value)))
 
     def kill(
         self,
