@@ -169,6 +169,10 @@ class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fro
     disk_free_warning_mb: float = 200.0
     disk_free_critical_mb: float = 50.0
     daemon_stale_s: float = 120.0
+    #: weighings waiting for staff (unidentified or parked) from this many on: WARNING (0 = never)
+    unidentified_warning: int = 10
+    #: the benefit valid for none of at least this many members checked in a row: WARNING (0 = never)
+    benefit_checks_warning: int = 10
 
 
 class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -390,6 +394,8 @@ _RANGES: tuple[tuple[str, str, float, bool, float], ...] = (
     ("health", "disk_free_warning_mb", 0, True, 10**7),
     ("health", "disk_free_critical_mb", 0, True, 10**7),
     ("health", "daemon_stale_s", 0, False, _DAY),
+    ("health", "unidentified_warning", 0, True, 10**6),
+    ("health", "benefit_checks_warning", 0, True, 25),
 )
 
 _WHY = {

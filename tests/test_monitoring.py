@@ -162,7 +162,7 @@ def test_every_metric_the_alerts_and_dashboard_use_is_exported(exporter: dict[st
 def test_the_daemon_never_imports_the_simulator_stack(exporter: dict[str, Any]) -> None:
     assert exporter["code"] == 0, exporter["log"][-2000:]
     mods = exporter["modules"]
-    assert "bridge.daemon" in mods and "bridge.uploader" in mods  # it did run the daemon
+    assert "bridge.runtime.daemon" in mods and "bridge.upload.loop" in mods  # it did run the daemon
     loaded = [m for m in mods if m.split(".")[0] in SIMULATOR_STACK or m in SIMULATOR_STACK]
     assert loaded == [], loaded
     print(f"daemon RSS while delivering: {exporter['rss_kib']} KiB")

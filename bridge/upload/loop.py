@@ -22,6 +22,7 @@ import contextlib
 import json
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,10 +35,13 @@ from ..logs import get_logger
 from ..outbox import Job, JobState, Outbox, Stage, WaitReason
 from ..pacing import Pacer, retry_delay
 from ..platform import PlatformClient
+from ..status import BenefitFigures
 from . import journey as j
 from .policy import DeadLetter, Decision, Park, PauseEndpoint, Retry, Rules, StopAll, decide, retry_after_s
 
 RESOLVE_MAX_AGE_S = 15 * 60.0
+#: how many of the latest benefit checks health looks at
+BENEFIT_WINDOW = 25
 AUTH_PROBE_INTERVAL_S = 60.0
 IDLE_POLL_S = 2.0
 #: outbox meta key of the persisted 429 pauses: {endpoint: until (epoch s)}
@@ -129,9 +133,15 @@ class Uploader:
         self._inflight: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_delivered: Callable[[Job], None] | None = None
+        #: the benefit's validity for the last members checked (health: a typo in the key shows here)
+        self._benefit_results: deque[bool] = deque(maxlen=BENEFIT_WINDOW)
         self._restore_rate_limits()
 
     # ---- control -------------------------------------------------------------------------------------
+
+    def benefit_figures(self) -> BenefitFigures:
+        results = self._benefit_results
+        return BenefitFigures(key=self.platform.benefit_key, checked=len(results), valid=sum(results))
 
     @property
     def platform_down_until(self) -> float:
@@ -316,6 +326,8 @@ class Uploader:
             )
             return job
         assert isinstance(outcome, j.Resolved)
+        if outcome.benefit_valid is not None:
+            self._benefit_results.append(outcome.benefit_valid)
         park = outcome.benefit_valid is False and platform.not_eligible is NotEligible.PARK
         job = self.outbox.resolved(
             job.id,

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.ble
 
 EUFY_REAL = "cf920e9c271d135f0000b9"  # openScale PR #1468: 101.40 kg, sent twice
 QN_INFO = "120f153dacc238c1a43801380000ef"  # ES-CS20M 0x12 (openScale#291): protocol 0x15, weight / 100
-QN_STABLE = "100a151b58011f400002"  # 0x10, 10-byte form: 70.00 kg, stable, R1 8000
+QN_STABLE = "100a151b580101f40098"  # 0x10, 10-byte form: 70.00 kg, stable, R1 500 ohm (plausible)
 
 CASES: dict[str, dict[str, Any]] = {
     "eufy_1byone": {

@@ -106,7 +106,7 @@ def test_disk_full_daemon_holds_the_weighing_in_memory_and_commits_it_when_space
         filler = _fill(state)
         os.write(master, _line("3220338716", 81.5))
         st = _wait(lambda: (s := _status(state)) and s.get("storage_error") and s, "status reports the failure")
-        assert st["unsaved_in_memory"] == 1 and st["weighings_captured"] == 0
+        assert st["unsaved_in_memory"] == 1 and st["intake"]["weighings_captured"] == 0
         assert "outbox_commit_failed" in log.read_text()
         crit = [json.loads(x) for x in log.read_text().splitlines() if '"outbox_commit_failed"' in x]
         assert crit and crit[0]["level"] == "critical"
@@ -115,7 +115,7 @@ def test_disk_full_daemon_holds_the_weighing_in_memory_and_commits_it_when_space
         assert len(simulator.call(lambda: list(simulator.state.weighings))) == before  # nothing acknowledged
         filler.unlink()
         filler = None
-        st = _wait(lambda: (s := _status(state)) and not s.get("storage_error") and s.get("weighings_captured") == 1
+        st = _wait(lambda: (s := _status(state)) and not s.get("storage_error") and s["intake"]["weighings_captured"] == 1
                    and s, "commit after space returned")
         assert st["unsaved_in_memory"] == 0
         got = _wait(lambda: [w for w in simulator.call(lambda: list(simulator.state.weighings))[before:]
