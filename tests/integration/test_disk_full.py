@@ -115,8 +115,8 @@ def test_disk_full_daemon_holds_the_weighing_in_memory_and_commits_it_when_space
         assert len(simulator.call(lambda: list(simulator.state.weighings))) == before  # nothing acknowledged
         filler.unlink()
         filler = None
-        st = _wait(lambda: (s := _status(state)) and not s.get("storage_error") and s["intake"]["weighings_captured"] == 1
-                   and s, "commit after space returned")
+        st = _wait(lambda: (s := _status(state)) and not s.get("storage_error")
+                   and s["intake"]["weighings_captured"] == 1 and s, "commit after space returned")
         assert st["unsaved_in_memory"] == 0
         got = _wait(lambda: [w for w in simulator.call(lambda: list(simulator.state.weighings))[before:]
                              if w["body"].get("weight") == 81.5], "upload after recovery")

@@ -287,7 +287,8 @@ def test_daemon_posts_one_inbody_test_with_the_benefit_and_a_restart_never_twice
                 proc=proc,
             )
             wait_for(
-                lambda: status(tmp_path).get("pid") == proc.pid and status(tmp_path).get("intake", {}).get("duplicates", 0) >= 1,
+                lambda: status(tmp_path).get("pid") == proc.pid
+                and status(tmp_path).get("intake", {}).get("duplicates", 0) >= 1,
                 "the duplicate counted by the restarted daemon",
                 proc=proc,
             )
