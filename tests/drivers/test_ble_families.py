@@ -250,7 +250,7 @@ def test_lefu_round_trip(grams: int, ohm: int) -> None:
     muscle=st.integers(0, 0xFFFF),
 )
 def test_beurer_round_trip(
-    start: int, user: int, clock: int, raw: int, imp: int, fat: int, water: int, muscle: int
+    *, start: int, user: int, clock: int, raw: int, imp: int, fat: int, water: int, muscle: int
 ) -> None:
     parts = B.beurer_measurement(
         start, user_id=user, clock_s=clock, weight_raw=raw, impedance=imp, fat=fat, water=water, muscle=muscle

@@ -167,7 +167,8 @@ def test_vendor_exchange_delivers_one_weighing(
         assert writes[0]["hex"] == case["first_write"]
     if "writes_in_order" in case:
         got = [
-            w["hex"][:2] + "*" if want.endswith("*") else w["hex"] for w, want in zip(writes, case["writes_in_order"])
+            w["hex"][:2] + "*" if want.endswith("*") else w["hex"]
+            for w, want in zip(writes, case["writes_in_order"], strict=True)
         ]
         assert got == case["writes_in_order"], writes
     assert fake_bluez.call("wait", key="disconnects", at_least=1, timeout_s=GUARD_S)["reached"]
