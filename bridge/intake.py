@@ -121,6 +121,8 @@ class Intake:
             return self.card(event.payload.decode("ascii", "replace").strip(), event.received_at)
         if event.kind is EventKind.TX:
             return []
+        if event.kind is EventKind.SESSION_END:
+            return self.session_ended(event.address, event.received_at)
         frames = self._framer.feed(event.payload) if event.kind is EventKind.RX else [event.payload]
         out: list[Outcome] = []
         for frame in frames:
@@ -149,6 +151,21 @@ class Intake:
                     out.append(result)
                 else:
                     out.extend(self.reading(result, event))
+        return out
+
+    def session_ended(self, address: str | None, at: datetime) -> list[Outcome]:
+        """A BLE GATT session with ``address`` ended: what its decoder holds (a weight waiting for its
+        composition, drivers/ble_standard.py) goes through pairing now; the next session starts afresh."""
+        decoder = self._decoders.pop(address or "", None)
+        if decoder is None:
+            return []
+        event = LinkEvent(EventKind.NOTIFY, b"", at, address=address, scale=self.scale)
+        out: list[Outcome] = []
+        for result in flush_decoder(decoder):
+            if isinstance(result, DeviceReport):
+                out.append(result)
+            else:
+                out.extend(self.reading(result, event))
         return out
 
     def card(self, number: str, at: datetime) -> list[Outcome]:

@@ -110,8 +110,10 @@ def flush_decoder(decoder: Decoder) -> list[Reading | DeviceReport]:
     """End of a connection (BLE disconnect, end of a replay): what the decoder still holds.
 
     Decoders may offer ``flush() -> list[Reading | DeviceReport]``; those without it hold nothing.
-    A held result never carries a weighing that was not already emitted (see drivers/ble_standard.py),
-    so a link that forgets to flush loses no weighing, only a body-composition record without weight.
+    A held result may be a weighing not yet emitted (ble_standard holds a weight for the composition
+    that follows it; beurer_sanitas a stable weight no composition followed), so every consumer of a
+    decoder flushes it: the bridge on each BLE ``session_end`` event and at the end of a replay, the
+    ``decode`` command at the end of its input and on ``session_end``.
     """
     flush = getattr(decoder, "flush", None)
     return list(flush()) if callable(flush) else []

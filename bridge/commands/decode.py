@@ -262,6 +262,11 @@ def _decode_capture(driver: str | None, fh: BinaryIO, first: bytes, out: _Printe
         ev = ce.event
         if ev.kind in (EventKind.CARD, EventKind.TX):
             continue
+        if ev.kind is EventKind.SESSION_END:  # a GATT session ended: its decoder releases what it holds
+            ended = decoders.pop(ev.address or "", None)
+            if ended is not None:
+                out.results(flush_decoder(ended), ev.received_at)
+            continue
         frames = framer.feed(ev.payload) if ev.kind is EventKind.RX else [ev.payload]
         dec = decoders.setdefault(ev.address or "", spec.new_decoder())
         for frame in frames:

@@ -10,6 +10,8 @@ matcher's characteristics; see drivers/gatt.py for the rules): subscriptions (Bl
 writes, reads (ble_standard reads the Weight Scale Feature 0x2A9E this way), its deadline. Every
 notification/indication value and every read value is one ``notify`` event (the decoder downstream
 sees them all) and is handed to the exchange too. An ``ExchangeError`` is logged and ends the session.
+Every session that connected ends with one ``session_end`` event for that address (after the
+disconnect), on which the bridge flushes that device's decoder.
 On disconnect the scanner, which never stopped, sees the scale again
 when it wakes and the link reconnects.
 
@@ -654,6 +656,8 @@ class BleLink:
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), 10.0)
+            # end of the session: the decoder downstream releases what it holds (drivers/events.py)
+            self._put(self._event(EventKind.SESSION_END, b"", channel="", address=address, name=name))
 
 
 class _GattSession:
