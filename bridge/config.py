@@ -119,6 +119,12 @@ class ScaleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froz
     reconnect_max_s: float = 5.0
     #: impedance-only scales (Mi v2): add estimated body composition from the member's profile
     estimate_body_composition: bool = False
+    #: the flight recorder (bridge/flight_recorder.py): keep the raw link traffic here ("" = off),
+    #: at most record_max_mb in record_max_files rotated files, member/card IDs pseudonymised
+    record_dir: str = ""
+    record_max_mb: float = 64.0
+    record_max_files: int = 8
+    record_redact: bool = True
     #: driver settings (``user_index``, ``consent_code``, ... any key a driver lists in
     #: ``DriverSpec.settings``), written as plain ``[scale]`` keys; filled in by ``load_dict``
     settings: dict[str, str] = msgspec.field(default_factory=dict)
@@ -374,6 +380,8 @@ _RANGES: tuple[tuple[str, str, float, bool, float], ...] = (
     ("platform", "rate_limit_per_min", 1, True, 1000),
     ("platform", "concurrency", 1, True, 64),
     ("scale", "reconnect_max_s", 0, False, 3600),
+    ("scale", "record_max_mb", 1, True, 100_000),
+    ("scale", "record_max_files", 1, True, 1000),
     ("scale", "baudrate", 50, True, 4_000_000),
     ("cards", "baudrate", 50, True, 4_000_000),
     ("pairing", "window_s", 0, False, 3600),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from .errors import (
     RateLimited,
     RequestRejected,
 )
+from .logs import debug_enabled, http_exchange, trace_id_of
 from .printable import printable
 
 USER_AGENT = f"scale-bridge/{__version__}"
@@ -254,6 +256,28 @@ def classify_transport_error(exc: httpx.HTTPError, *, writes: bool) -> PlatformE
     return PlatformUnavailable(f"no answer from the platform ({text})")
 
 
+def _debug_exchange(
+    method: str,
+    path: str,
+    started: float,
+    response: httpx.Response | None,
+    body: bytes,
+    *,
+    error: str | None = None,
+    status: int | None = None,
+) -> None:
+    """``log.level = "debug"``: one line per exchange (bridge.logs.http_exchange). ``path`` is the
+    request path without its query (card numbers travel there); no header is logged."""
+    if not debug_enabled():
+        return
+    latency_s = time.monotonic() - started
+    if response is None:
+        http_exchange(method, path, status, latency_s, error=error)
+        return
+    trace = trace_id_of(response.headers, body)
+    http_exchange(method, path, response.status_code, latency_s, trace_id=trace, error=error)
+
+
 class PlatformClient:
     def __init__(
         self,
@@ -320,6 +344,7 @@ class PlatformClient:
     async def _exchange_raw(self, method: str, path: str, *, writes: bool, **kw: Any) -> tuple[int, Any, str | None]:
         truncated = False
         status: int | None = None
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.deadline_s), self._client.stream(method, path, **kw) as response:
                 status = response.status_code
@@ -333,12 +358,15 @@ class PlatformClient:
                         truncated = True
                         break
                 body = b"".join(chunks)[:limit]
+            _debug_exchange(method, path, started, response, body)
         except TimeoutError:
+            _debug_exchange(method, path, started, None, b"", error="no complete answer within the deadline")
             if writes and status is not None and 200 <= status < 300:
                 return status, None, "the answer did not complete within the deadline"
             late = httpx.ReadTimeout(f"no complete answer within {self.deadline_s:g} s")
             raise classify_transport_error(late, writes=writes) from None
         except httpx.HTTPError as exc:
+            _debug_exchange(method, path, started, None, b"", error=type(exc).__name__, status=status)
             if writes and status is not None and 200 <= status < 300:
                 # the platform said 2xx: accepted; a broken echo does not undo that
                 return status, None, f"the answer broke off ({type(exc).__name__})"

@@ -26,7 +26,10 @@ from drivers.errors import CaptureError, LinkError
 from drivers.links.replay import read_header
 
 from ..config import Config, config_from_dict
-from ..logs import configure, mask_card
+from ..journeys import block as _block
+from ..journeys import simulator_answer
+from ..journeys import weight as _weight
+from ..logs import configure
 from ..outbox import Job, JobState, Outbox
 
 DEMO_CAPTURE = "demo-tanita.capture.jsonl"
@@ -263,62 +266,7 @@ class _Show:
             _print("")
 
     def _answer(self, job: Job) -> Mapping[str, Any] | None:
-        if job.state is not JobState.DELIVERED:
-            return None
-        weighings = self.sim.call(lambda: list(self.sim.state.weighings))
-        for w in weighings:
-            if w["customerId"] == job.customer_id and w["body"].get("weight") == job.body.get("weight"):
-                return dict(w)
-        return None
-
-
-def _weight(job: Job) -> Any:
-    return job.body.get("weight", "?")
-
-
-def _block(job: Job, answer: Mapping[str, Any] | None, benefit_key: str) -> list[str]:
-    raw = _raw_results(job)
-    model = raw.get("model") or job.driver
-    device_time = raw.get("deviceTime") or "-"
-    lines = [f"weighing #{job.id}  {_weight(job)} kg on {model} (scale time {device_time})"]
-    if job.card:
-        how = "the scale's ID field" if job.card_source == "scale_id" else "a card read"
-        lines.append(f"  card      {mask_card(job.card)} from {how}")
-    else:
-        lines.append("  card      none: nobody tapped a card and the scale carried no member ID")
-    if job.state is JobState.UNIDENTIFIED:
-        lines.append(f"  member    unidentified: {job.note or 'no member'} -> parked in the queue")
-        return lines
-    if job.customer_id is not None:
-        where = f", {job.note}" if job.note and "cross-studio" in job.note else ""
-        lines.append(f"  member    {job.customer_id}{where}")
-    if job.benefit_valid is True:
-        how = "sent with the weighing (benefitKey)" if job.benefit_attached else "used via /use after the weighing"
-        lines.append(f"  benefit   {benefit_key} valid -> {how}")
-    elif job.benefit_valid is False:
-        lines.append(f"  benefit   {benefit_key} not valid for this member -> uploaded without it")
-    if job.state is JobState.DELIVERED:
-        sim = ""
-        if answer is not None:
-            sim = (
-                f": customer {answer['customerId']} (home studio {answer['homeStudioId']}) via studio "
-                f"{answer['studioId']}, benefitKey={answer.get('benefitKey') or '-'}"
-            )
-        waited = f", after {job.attempts} attempts" if job.attempts > 1 else ""
-        lines.append(f"  posted    HTTP {job.last_status} from the simulator{sim}{waited}")
-    else:
-        lines.append(f"  {job.state.value:<9} {job.last_error or job.note or ''}".rstrip())
-    return lines
-
-
-def _raw_results(job: Job) -> dict[str, Any]:
-    import json
-
-    try:
-        doc = json.loads(job.body.get("rawResults", "{}"))
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
+        return simulator_answer(self.sim, job)
 
 
 def _expected_journeys(extra: Mapping[str, Any]) -> list[dict[str, Any]]:

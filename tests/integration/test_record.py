@@ -96,7 +96,7 @@ def decoded_weights(path: Path) -> list[float]:
 
 
 def replayed(path: Path) -> list[dict[str, Any]]:
-    res = run_cli("replay", "--quiet", str(path))
+    res = run_cli("replay", "--quiet", "--json", str(path))
     assert res.returncode == 0, res.stderr.decode()
     return [json.loads(x) for x in res.stdout.decode().splitlines() if x.startswith("{")]
 
