@@ -27,8 +27,9 @@ from drivers.registry import get
 from .. import sd_notify
 from ..config import Config, load_config
 from ..errors import EX_IOERR, ConfigError
+from ..flight_recorder import flight_recorder_for
 from ..intake import Capture, Intake
-from ..logs import get_logger, register_secret
+from ..logs import get_logger, level_for, register_secret, settled
 from ..outbox import Job, Outbox
 from ..pairing import Pairing
 from ..pc_mode import PcMode, pc_mode_for
@@ -149,6 +150,7 @@ class Daemon:
         if card_link is not None:
             roles.append((card_role, card_link))
         self.links = [link for _, link in roles]
+        recorder = flight_recorder_for(cfg, link=scale_link.name)
         pump = Pump(
             intake,
             outbox,
@@ -160,6 +162,7 @@ class Daemon:
             on_replay_finished=self._replay_finished,
             wake=uploader.notify,
             pc_mode=self.pc_mode,
+            recorder=recorder,
         )
         pump.scale_link = scale_link
         house = Housekeeping(
@@ -231,6 +234,7 @@ class Daemon:
         for t in [*link_tasks, *self._tasks]:
             t.cancel()
         await asyncio.gather(*link_tasks, *self._tasks, return_exceptions=True)
+        self.pump.close_recorder()
         self.pump.flush_unsaved()
         if upload_task is not None:
             self.uploader.stop()
@@ -301,16 +305,14 @@ class Daemon:
         self.request_stop()
 
     def _on_link_state(self, name: str) -> Callable[[str, str], None]:
-        previous: dict[str, str] = {}
+        """One line per state change at the level ``logs.level_for`` gives (expected transitions at
+        info, a problem once at warning, its repeats at debug)."""
+        last: list[str | None] = [None]
 
         def cb(state: str, detail: str) -> None:
-            before = previous.get(name)
-            previous[name] = state
-            if state == before:  # e.g. every retry while a device stays unplugged: once is enough
-                self.log.debug("link_" + state, link=name, detail=detail)
-                return
-            expected = state in ("connected", "connecting", "closed", "replaying", "finished")
-            (self.log.info if expected else self.log.warning)("link_" + state, link=name, detail=detail)
+            level = level_for(state, last[0])
+            last[0] = settled(state, last[0])
+            getattr(self.log, level)("link_" + state, link=name, detail=detail)
 
         return cb
 

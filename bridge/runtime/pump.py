@@ -20,11 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drivers.errors import CaptureError, LinkError
+from drivers.events import LinkEvent
 from drivers.links.base import FiniteLink, Link
 from drivers.links.replay import ReplayClock, ReplayLink
 from drivers.model import DeviceReport
 
 from ..errors import EX_NOINPUT, EX_UNAVAILABLE, StorageError
+from ..flight_recorder import FlightRecorder
 from ..intake import Capture, CardSeen, Dropped, Duplicate, Intake, Outcome, Rejected
 from ..logs import mask_card
 from ..outbox import JobState, Outbox
@@ -59,6 +61,7 @@ class Pump:
         on_replay_finished: Callable[[FiniteLink], None],
         wake: Callable[[], None] = lambda: None,
         pc_mode: PcMode | None = None,
+        recorder: FlightRecorder | None = None,
     ) -> None:
         self.intake = intake
         self.outbox = outbox
@@ -70,6 +73,9 @@ class Pump:
         self.on_replay_finished = on_replay_finished
         self.wake = wake  # the uploader: something to look at
         self.pc_mode = pc_mode
+        #: ``[scale] record_dir``: the last days of raw traffic, for support (bridge/flight_recorder.py)
+        self.recorder = recorder
+        self._recorder_failure_logged = False
         self.counters = PumpCounters()
         self.unsaved: deque[Capture] = deque()
         self.storage_error: str | None = None
@@ -113,6 +119,7 @@ class Pump:
             async for event in link.events():
                 if scale:
                     self.counters.last_frame_at = self.clock()
+                self._record(event)
                 for outcome in self.intake.feed(event):
                     self.handle(outcome)
         except asyncio.CancelledError:
@@ -130,6 +137,19 @@ class Pump:
             for outcome in self.intake.tick(end + self.intake.pairing.horizon):
                 self.handle(outcome)
             self.on_replay_finished(link)
+
+    def _record(self, event: LinkEvent) -> None:
+        rec = self.recorder
+        if rec is None:
+            return
+        rec.record(event)
+        if rec.failed and not self._recorder_failure_logged:
+            self._recorder_failure_logged = True
+            self.log.error("flight_recorder_failed", error=rec.failed, action="recording stopped; weighings go on")
+
+    def close_recorder(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
 
     # ---- outcomes -----------------------------------------------------------------------------------
 
