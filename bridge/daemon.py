@@ -5,9 +5,11 @@ module keeps the old import path."""
 from __future__ import annotations
 
 from .intake import UNIDENTIFIED_NOTE
-from .runtime.daemon import REPLAY_DEDUPE_S, Daemon, stop_timeout_s
+from .runtime.assembly import REPLAY_DEDUPE_S
+from .runtime.daemon import Daemon
 from .runtime.housekeeping import RETENTION_EVERY_S
 from .runtime.links import STREAM_CARD_SOURCES, build_card_link, build_scale_link, replay_clock, serial_settings
+from .runtime.shutdown import stop_timeout_s
 
 __all__ = [
     "REPLAY_DEDUPE_S",

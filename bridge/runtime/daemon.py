@@ -22,39 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from drivers.links.base import FiniteLink, Link
-from drivers.registry import get
 
 from .. import sd_notify
-from ..config import Config, load_config
-from ..errors import EX_IOERR, ConfigError
-from ..flight_recorder import flight_recorder_for
-from ..intake import Capture, Intake
-from ..logs import get_logger, level_for, register_secret, settled
+from ..config import Config
+from ..intake import Capture
+from ..logs import get_logger, level_for, settled
 from ..outbox import Job, Outbox
-from ..pairing import Pairing
-from ..pc_mode import PcMode, pc_mode_for
-from ..platform import PlatformClient
-from ..reload import plan as reload_plan
-from ..upload.loop import Uploader, pool_size
+from ..pc_mode import PcMode
+from ..upload.loop import Uploader
+from .assembly import Hooks, assemble
 from .housekeeping import RETENTION_EVERY_S, Housekeeping
-from .links import ReplayPause, build_card_link, build_scale_link
+from .links import ReplayPause
 from .pump import Pump, PumpCounters
-
-#: A replay link reads its whole capture again after every restart: its dedupe keys (content of each
-#: reading) must outlive any restart (docs/reliability.md).
-REPLAY_DEDUPE_S = 100 * 365 * 86400.0
-STOP_TIMEOUT_ENV = "SCALE_BRIDGE_STOP_TIMEOUT_S"
-DEFAULT_STOP_TIMEOUT_S = 25.0
-
-
-def stop_timeout_s(env: dict[str, str] | None = None) -> float:
-    """The one shutdown deadline: from the unit's environment, else 25 s (the unit's TimeoutStopSec is 30 s)."""
-    raw = (env if env is not None else os.environ).get(STOP_TIMEOUT_ENV, "")
-    try:
-        value = float(raw)
-    except ValueError:
-        return DEFAULT_STOP_TIMEOUT_S
-    return value if 1.0 <= value <= 3600.0 else DEFAULT_STOP_TIMEOUT_S
+from .reload import reload
+from .shutdown import Running, shutdown, start_metrics
 
 
 class Daemon:
@@ -106,85 +87,26 @@ class Daemon:
 
     # ---- building the parts ------------------------------------------------------------------------
 
-    def _build(self) -> tuple[Outbox, PlatformClient, Uploader, Pump, Housekeeping]:
-        cfg = self.cfg
-        register_secret(cfg.platform.api_key)
-        spec = get(cfg.scale.driver)
-        outbox = Outbox(cfg.outbox_path, clock=self.clock)
-        if outbox.corruption is not None:
-            self.log.critical(
-                "outbox_corrupt_moved_aside",
-                moved_to=outbox.corruption.moved_to,
-                reason=outbox.corruption.reason,
-                action="started a fresh outbox; acknowledge with `scale-bridge queue ack-corruption`",
-            )
-        if outbox.recovered_inflight:
-            self.log.warning("inflight_attempts_recovered", count=outbox.recovered_inflight)
-        client = PlatformClient(
-            cfg.platform.base_url,
-            cfg.platform.api_key,
-            timeout_s=cfg.platform.timeout_s,
-            connect_timeout_s=cfg.platform.connect_timeout_s,
-            max_connections=pool_size(cfg.platform.concurrency),
-        )
-        uploader = Uploader(cfg, outbox, client, clock=self.clock)
-        uploader.on_delivered = self.on_delivered
-        replayed = bool(cfg.scale.capture)
-        intake = Intake(
-            spec,
-            Pairing(cfg.pairing.window_s, cfg.pairing.unidentified, cfg.pairing.late_card_s),
-            scale=cfg.scale.name,
-            is_duplicate=lambda key, at: outbox.seen(key, now=at.timestamp()),
-            dedupe_window_s=REPLAY_DEDUPE_S if replayed else cfg.queue.dedupe_window_s,
-            broadcast_dedupe_window_s=REPLAY_DEDUPE_S if replayed else cfg.queue.broadcast_dedupe_window_s,
-        )
-        roles: list[tuple[str, Link]] = []
-        scale_role = f"scale:{cfg.scale.name}"
-        scale_link = self._scale_link or build_scale_link(
-            cfg, spec, self._on_link_state(scale_role), replay_pause=self.replay_pause
-        )
-        roles.append((scale_role, scale_link))
-        self.pc_mode = pc_mode_for(cfg, spec, scale_link, client, self.log)
-        card_role = f"cards:{cfg.cards.source}"
-        card_link = build_card_link(cfg, self._on_link_state(card_role))
-        if card_link is not None:
-            roles.append((card_role, card_link))
-        self.links = [link for _, link in roles]
-        recorder = flight_recorder_for(cfg, link=scale_link.name)
-        pump = Pump(
-            intake,
-            outbox,
-            log=self.log,
-            clock=self.clock,
-            scale_name=cfg.scale.name,
-            on_committed=self._committed,
-            on_fatal=self._failed,
-            on_replay_finished=self._replay_finished,
-            wake=uploader.notify,
-            pc_mode=self.pc_mode,
-            recorder=recorder,
-        )
-        pump.scale_link = scale_link
-        house = Housekeeping(
-            pump=pump,
-            outbox=outbox,
-            uploader=uploader if self.upload else None,
-            links=roles,
-            status_path=cfg.status_path,
-            scale=cfg.scale.name,
-            driver=cfg.scale.driver,
-            retention_days=lambda: self.cfg.queue.retention_delivered_days,
-            clock=self.clock,
-            log=self.log,
-            retention_every_s=self.retention_every_s,
-        )
-        return outbox, client, uploader, pump, house
+    def _hooks(self) -> Hooks:
+        return Hooks(self._on_link_state, self._committed, self._failed, self._replay_finished, self.on_delivered)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
     async def run(self) -> int:
-        outbox, client, uploader, pump, house = self._build()
+        parts = assemble(
+            self.cfg,
+            self._hooks(),
+            clock=self.clock,
+            log=self.log,
+            upload=self.upload,
+            retention_days=lambda: self.cfg.queue.retention_delivered_days,
+            retention_every_s=self.retention_every_s,
+            scale_link=self._scale_link,
+            replay_pause=self.replay_pause,
+        )
+        outbox, uploader, pump, house = parts.outbox, parts.uploader, parts.pump, parts.housekeeping
         self.outbox, self.uploader, self.pump, self.housekeeping = outbox, uploader, pump, house
+        self.links, self.pc_mode = parts.links, parts.pc_mode
         self._install_signals()
         link_tasks = [asyncio.create_task(pump.run(link), name=f"link:{link.name}") for link in self.links]
         upload_task = asyncio.create_task(uploader.run(), name="uploader") if self.upload else None
@@ -196,78 +118,20 @@ class Daemon:
             pid=os.getpid(),
             queue_pending=outbox.stats().pending,
         )
-        metrics = self._start_metrics(house)
+        metrics = start_metrics(self.cfg.metrics.listen, house, self.log)
         sd_notify.ready()
         sd_notify.status(house.status_line(house.write_status()))
         try:
             await self._stop.wait()
         finally:
-            await self._shutdown(client, link_tasks, upload_task, house_task, metrics)
+            running = Running(link_tasks, [*self._tasks], upload_task, house_task, metrics)
+            code = await shutdown(parts, running, self.log)
+            self.exit_code = self.exit_code or code
         if self._fatal is not None:
             self.log.error("daemon_failed", error=str(self._fatal))
             return self.exit_code or 1
         self.log.info("daemon_stopped")
         return self.exit_code
-
-    async def _shutdown(
-        self,
-        client: PlatformClient,
-        link_tasks: list[asyncio.Task[None]],
-        upload_task: asyncio.Task[None] | None,
-        house_task: asyncio.Task[None],
-        metrics: Any,
-    ) -> None:
-        """Stop intake, commit what was read, give in-flight uploads what is left of the deadline."""
-        assert self.outbox is not None and self.uploader is not None
-        assert self.pump is not None and self.housekeeping is not None
-        deadline = time.monotonic() + stop_timeout_s()
-        sd_notify.stopping()
-        self.log.info("daemon_stopping")
-        self.housekeeping.stopping = True
-        if self.pc_mode is not None:
-            await self.pc_mode.close()
-        for link in self.links:
-            try:
-                await asyncio.wait_for(link.close(), max(0.1, deadline - time.monotonic()))
-            except Exception as exc:  # noqa: BLE001 - a link that fails to close must not stop the shutdown
-                self.log.warning("link_close_failed", link=link.name, error=str(exc))
-        for t in [*link_tasks, *self._tasks]:
-            t.cancel()
-        await asyncio.gather(*link_tasks, *self._tasks, return_exceptions=True)
-        self.pump.close_recorder()
-        self.pump.flush_unsaved()
-        if upload_task is not None:
-            self.uploader.stop()
-            try:
-                await asyncio.wait_for(upload_task, max(0.1, deadline - time.monotonic() - 1.0))
-            except TimeoutError:
-                self.log.warning("uploads_cut_at_stop", action="in-flight attempts are recovered at the next start")
-            except Exception as exc:  # noqa: BLE001 - a crashed uploader is reported, the stop goes on
-                self.log.error("uploader_failed", error=str(exc))
-        house_task.cancel()
-        await asyncio.gather(house_task, return_exceptions=True)
-        self.housekeeping.write_status(final=True)
-        if metrics is not None:
-            metrics.shutdown()
-        await client.aclose()
-        if self.pump.unsaved:
-            self.log.critical("weighings_not_committed_at_exit", count=len(self.pump.unsaved))
-            self.exit_code = self.exit_code or EX_IOERR
-        self.outbox.close()
-
-    def _start_metrics(self, house: Housekeeping) -> Any:
-        listen = self.cfg.metrics.listen
-        if not listen:
-            return None
-        from ..metrics import serve
-
-        try:
-            server = serve(listen, lambda: house.latest)
-        except (OSError, ImportError) as exc:
-            self.log.error("metrics_unavailable", listen=listen, error=str(exc))
-            return None
-        self.log.info("metrics_listening", listen=listen)
-        return server
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -316,30 +180,8 @@ class Daemon:
 
         return cb
 
-    # ---- SIGHUP ----------------------------------------------------------------------------------
-
     def _on_hup(self) -> None:
         if self.config_path is None:
             self.log.warning("reload_ignored", reason="no config file to reload")
             return
-        sd_notify.reloading()
-        try:
-            new = load_config(self.config_path)
-        except ConfigError as exc:
-            self.log.error("reload_rejected", problems=exc.lines(), action="keeping the running config")
-            sd_notify.ready()
-            return
-        applied = reload_plan(self.cfg, new)
-        self.cfg = applied.config
-        if self.uploader is not None:
-            self.uploader.apply(applied.config)
-        if self.pump is not None:
-            pairing = self.pump.intake.pairing
-            pairing.window = Pairing(applied.config.pairing.window_s).window
-            pairing.policy = applied.config.pairing.unidentified
-        if applied.restart:
-            self.log.warning(
-                "reload_partial", needs_restart=list(applied.restart), action="restart the service to apply these"
-            )
-        self.log.info("config_reloaded", applied=list(applied.live))
-        sd_notify.ready()
+        self.cfg = reload(self.cfg, self.config_path, uploader=self.uploader, pump=self.pump, log=self.log)
