@@ -152,6 +152,12 @@ class DriverSpec:
     #: GATT scales that want writes (configuration, consent, acknowledgements, a handshake): a new
     #: sans-I/O exchange per connection (drivers/gatt.py). None: subscribe to ``ble.characteristics``.
     make_exchange: Callable[[ExchangeContext], Exchange] | None = None
+    #: Tanita-style PC mode (the host pre-sets the member's profile): the command family of
+    #: ``drivers/tanita_pc.py`` this driver speaks ("mc980", "bc418"), or None
+    pc_mode: str | None = None
+    #: For ``record --redact`` / the flight recorder: ``(frame, pseudonym) -> frame`` with every member
+    #: or card number replaced by ``pseudonym(value)`` (checksums recomputed); None: nothing to redact
+    redact: Callable[[bytes, Callable[[str], str]], bytes] | None = None
     #: ``[scale]`` settings this driver understands beyond the common ones (e.g. ``user_index``,
     #: ``consent_code``), name -> one-line meaning; the config passes them to the exchange as text.
     settings: Mapping[str, str] = field(default_factory=dict)
