@@ -53,3 +53,16 @@ def wait_for(predicate: Any, what: str, *, timeout_s: float = 60.0, interval_s: 
         if time.monotonic() > deadline:
             raise AssertionError(f"guard timeout ({timeout_s:g} s) waiting for {what}")
         time.sleep(interval_s)
+
+
+def popen_logged(cmd: list[str], log_path: Path, *, append: bool = False, stderr_only: bool = False,
+                 **kw: Any) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` with its output (stdout + stderr, or stderr only) going to ``log_path``. The
+    parent's copy of the file is closed at once (the child keeps its own): no unclosed file."""
+    with log_path.open("ab" if append else "wb") as fh:
+        if stderr_only:
+            kw["stderr"] = fh
+        else:
+            kw.setdefault("stdout", fh)
+            kw.setdefault("stderr", subprocess.STDOUT)
+        return subprocess.Popen(cmd, **kw)

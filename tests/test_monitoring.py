@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, popen_logged, write_config
 
 MON = REPO / "monitoring"
 promtool = shutil.which("promtool")
@@ -113,12 +113,13 @@ def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         )
         modules = tmp / "modules.json"
         state.mkdir()
-        proc = subprocess.Popen(
+        proc = popen_logged(
             [sys.executable, "-c", WRAPPER, str(modules), "run", "--config", str(cfg)],
+            tmp / "daemon.log",
+            stderr_only=True,
             cwd=REPO,
             env={"PATH": "/usr/bin:/bin", "STATE_DIRECTORY": str(state)},  # as systemd sets it for the unit
             stdout=subprocess.DEVNULL,
-            stderr=(tmp / "daemon.log").open("wb"),
         )
         text, rss_kib = "", 0
         try:

@@ -30,7 +30,7 @@ import pytest
 from bridge.errors import StorageError
 from bridge.outbox import Outbox
 from drivers.tanita import checksum
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, popen_logged, write_config
 
 
 def _line(card: str, weight: float) -> bytes:
@@ -97,8 +97,7 @@ def test_disk_full_daemon_holds_the_weighing_in_memory_and_commits_it_when_space
     })
     log = tmp_path / "daemon.log"
     before = len(simulator.call(lambda: list(simulator.state.weighings)))
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "run", "--config", str(cfg)], cwd=REPO,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = popen_logged([sys.executable, "-m", "bridge", "run", "--config", str(cfg)], log, cwd=REPO)
     filler: Path | None = None
     try:
         _wait(lambda: "link_connected" in log.read_text(), "serial link connected")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from drivers.tanita import checksum
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, popen_logged, write_config
 
 
 def tanita_line(card_id: str, weight_kg: float, fat_pct: float, time_hhmm: str) -> bytes:
@@ -52,12 +52,10 @@ def pty_pair():  # type: ignore[no-untyped-def]
 
 
 def start_daemon(cfg_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    log = log_path.open("wb")
-    return subprocess.Popen(
+    return popen_logged(
         [sys.executable, "-m", "bridge", "run", "--config", str(cfg_path)],
+        log_path,
         cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
     )
 
 

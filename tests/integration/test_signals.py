@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import tty
@@ -15,7 +14,7 @@ from typing import Any
 
 from bridge.outbox import Outbox
 from drivers.tanita import checksum
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, popen_logged, write_config
 
 
 def wait_log(path: Path, text: str, timeout_s: float = 30) -> str:
@@ -44,12 +43,7 @@ def test_sighup_reload_and_sigterm_commit(tmp_path: Path, simulator: Any) -> Non
     }
     cfg = write_config(tmp_path / "config.toml", sections)
     log = tmp_path / "daemon.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "run", "--config", str(cfg)],
-        cwd=REPO,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = popen_logged([sys.executable, "-m", "bridge", "run", "--config", str(cfg)], log, cwd=REPO)
     try:
         wait_log(log, "link_connected")
         sections["pairing"] = {"window_s": 15}
