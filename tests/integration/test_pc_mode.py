@@ -35,8 +35,8 @@ from drivers.model import DeviceReport
 from drivers.tanita import parse
 from drivers.tanita_pc import MIN_COMMAND_GAP_S, Family
 from tests.fakes.serial_fakes import PtyDevice, tanita_line
-from tests.helpers import write_config
-from tests.integration.test_e2e_serial import start_daemon, stop, wait_for
+from tests.helpers import wait_for, write_config
+from tests.integration.test_e2e_serial import start_daemon, stop
 
 
 class Log:
@@ -305,12 +305,18 @@ def test_daemon_pc_mode_end_to_end(tmp_path: Path, simulator: Any) -> None:
     proc = start_daemon(cfg, log_path)
     try:
         status = tmp_path / "state" / "status.json"
-        wait_for(lambda: status.exists() and "connected" in status.read_text() and sock.exists(), 30, "daemon ready")
+        wait_for(
+            lambda: status.exists() and "connected" in status.read_text() and sock.exists(),
+            "daemon ready", timeout_s=30,
+        )
         # 1. card -> profile -> PC-mode exchange -> the member steps on -> weighing for 1001
         tap(sock, "3220338716")
-        wait_for(lambda: any(e["event"] == "pc_mode_done" for e in log_events(log_path)), 20, "pc_mode_done")
+        wait_for(lambda: any(e["event"] == "pc_mode_done" for e in log_events(log_path)), "pc_mode_done", timeout_s=20)
         dev.write(tanita_line(weight_kg=84.3))
-        wait_for(lambda: simulator.call(lambda: len(simulator.state.weighings)) == 1, 30, "weighing 1 uploaded")
+        wait_for(
+            lambda: simulator.call(lambda: len(simulator.state.weighings)) == 1,
+            "weighing 1 uploaded", timeout_s=30,
+        )
         sent = [c for _, c in analyser.commands]
         assert sent == ["M1", "D000.0", "D11", "D20", "D3181.0", "D436"]
         # (the 100 ms pacing is asserted on the real write times in the in-process tests above)
@@ -324,8 +330,8 @@ def test_daemon_pc_mode_end_to_end(tmp_path: Path, simulator: Any) -> None:
             lambda: any(
                 e["event"] == "pc_mode_started" and e.get("card", "").endswith("3456") for e in log_events(log_path)
             ),
-            20,
             "the second conversation to start",
+            timeout_s=20,
         )
         dev.write(tanita_line(weight_kg=61.7, time_hhmm="10:05"))
         got = wait_for(
@@ -334,10 +340,13 @@ def test_daemon_pc_mode_end_to_end(tmp_path: Path, simulator: Any) -> None:
                 if simulator.call(lambda: len(simulator.state.weighings)) == 2
                 else None
             ),
-            30,
             "weighing 2",
+            timeout_s=30,
         )
-        wait_for(lambda: any(e["event"] == "pc_mode_failed" for e in log_events(log_path)), 20, "pc_mode_failed")
+        wait_for(
+            lambda: any(e["event"] == "pc_mode_failed" for e in log_events(log_path)),
+            "pc_mode_failed", timeout_s=20,
+        )
     finally:
         code = stop(proc)
         analyser.stop.set()
