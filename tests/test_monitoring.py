@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import REPO, popen_logged, write_config
+from tests.helpers import REPO, exited, popen_logged, wait_for, write_config
 
 MON = REPO / "monitoring"
 promtool = shutil.which("promtool")
@@ -123,15 +122,14 @@ def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         )
         text, rss_kib = "", 0
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
+            def delivered() -> str | None:
                 try:
                     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
                 except httpx.HTTPError:
-                    text = ""
-                if re.search(r'scale_bridge_uploads_total\{outcome="delivered"\} [1-9]', text):
-                    break
-                time.sleep(0.2)
+                    return None
+                return text if re.search(r'scale_bridge_uploads_total\{outcome="delivered"\} [1-9]', text) else None
+
+            text = wait_for(delivered, "a delivery in /metrics", timeout_s=60, interval_s=0.2, alive=exited(proc))
             status = Path(f"/proc/{proc.pid}/status").read_text()
             rss_kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
         finally:
