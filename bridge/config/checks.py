@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from drivers.registry import LinkKind, registry
 
@@ -99,21 +99,33 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _check_base_url(url: str, allow_http: bool) -> list[ConfigProblem]:
-    """Never echoes the URL: it may hold a user name and password."""
-    key = "platform.base_url"
-    example = "e.g. https://mygym.open-api.perfectgym.com"
+_BASE_URL = "platform.base_url"
+_BASE_URL_EXAMPLE = "e.g. https://mygym.open-api.perfectgym.com"
+
+
+def _split_base_url(url: str) -> SplitResult | ConfigProblem:
+    """The URL's parts, or the one problem that makes the rest meaningless."""
+    key, example = _BASE_URL, _BASE_URL_EXAMPLE
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        return [ConfigProblem(key, "must not contain spaces or control characters")]
+        return ConfigProblem(key, "must not contain spaces or control characters")
     if not url.isascii():
-        return [ConfigProblem(key, "must be ASCII (write an international host name in its xn-- form)")]
+        return ConfigProblem(key, "must be ASCII (write an international host name in its xn-- form)")
     try:
         u = urlsplit(url)
         _ = u.port  # raises ValueError for a port outside 0-65535 or not a number
     except ValueError:
-        return [ConfigProblem(key, f"is not a valid URL (check the port), {example}")]
+        return ConfigProblem(key, f"is not a valid URL (check the port), {example}")
     if u.scheme not in ("http", "https") or not u.hostname:
-        return [ConfigProblem(key, f"must be an http(s) URL, {example}")]
+        return ConfigProblem(key, f"must be an http(s) URL, {example}")
+    return u
+
+
+def _check_base_url(url: str, allow_http: bool) -> list[ConfigProblem]:
+    """Never echoes the URL: it may hold a user name and password."""
+    key = _BASE_URL
+    u = _split_base_url(url)
+    if isinstance(u, ConfigProblem):
+        return [u]
     out: list[ConfigProblem] = []
     if "@" in u.netloc:
         out.append(ConfigProblem(key, "must not contain a user name or password (the key goes in api_key)"))
@@ -125,7 +137,7 @@ def _check_base_url(url: str, allow_http: bool) -> list[ConfigProblem]:
         )
     if u.query or u.fragment:
         out.append(ConfigProblem(key, "must not have a query (?...) or fragment (#...)"))
-    if u.scheme == "http" and not is_loopback(u.hostname) and not allow_http:
+    if u.scheme == "http" and not is_loopback(u.hostname or "") and not allow_http:
         out.append(
             ConfigProblem(
                 key,
@@ -220,9 +232,9 @@ def _check_lookinbody(cfg: Config) -> list[ConfigProblem]:
     return out
 
 
-def _check(cfg: Config) -> list[ConfigProblem]:
+def _check_platform(cfg: Config) -> list[ConfigProblem]:
     out: list[ConfigProblem] = []
-    p, s = cfg.platform, cfg.scale
+    p = cfg.platform
     out.extend(_check_base_url(p.base_url, p.allow_insecure_http))
     if p.api_key and (problem := check_key_text(p.api_key, "platform.api_key")):
         out.append(problem)
@@ -232,7 +244,13 @@ def _check(cfg: Config) -> list[ConfigProblem]:
         out.append(ConfigProblem("platform.benefit_key", 'required when usage = "endpoint"'))
     if p.benefit_key and (p.benefit_key != p.benefit_key.strip() or not p.benefit_key.isprintable()):
         out.append(ConfigProblem("platform.benefit_key", "must not have spaces around it or control characters"))
-    out.extend(_check_ranges(cfg))
+    return out
+
+
+def _check_scale_link(cfg: Config) -> list[ConfigProblem]:
+    """The driver and its link: a known driver, one source, the keys its link kind needs."""
+    out: list[ConfigProblem] = []
+    s = cfg.scale
     drivers = registry()
     spec = drivers.get(s.driver)
     if spec is None:
@@ -240,24 +258,35 @@ def _check(cfg: Config) -> list[ConfigProblem]:
     sources = [k for k in ("port", "address", "capture") if getattr(s, k)]
     if s.capture and len(sources) > 1:
         out.append(ConfigProblem("scale.capture", "give either capture or a live link (port/address), not both"))
-    if spec is not None and not s.capture:
-        if spec.link is LinkKind.SERIAL and not s.port:
-            out.append(ConfigProblem("scale.port", f"driver {s.driver} is a serial driver: set port (a pyserial URL)"))
-        if spec.link is LinkKind.BLE and s.port:
-            out.append(ConfigProblem("scale.port", f"driver {s.driver} is a BLE driver: use address/adapter, not port"))
-    if spec is not None and spec.link is LinkKind.CLOUD and not s.capture:
+    if spec is None or s.capture:
+        return out
+    if spec.link is LinkKind.SERIAL and not s.port:
+        out.append(ConfigProblem("scale.port", f"driver {s.driver} is a serial driver: set port (a pyserial URL)"))
+    if spec.link is LinkKind.BLE and s.port:
+        out.append(ConfigProblem("scale.port", f"driver {s.driver} is a BLE driver: use address/adapter, not port"))
+    if spec.link is LinkKind.CLOUD:
         out.extend(_check_lookinbody(cfg))
+    return out
+
+
+def _check_scale_serial(s: ScaleConfig) -> list[ConfigProblem]:
+    out: list[ConfigProblem] = []
     if s.pc_mode and s.driver not in ("tanita", "tanita_bc418"):
         out.append(ConfigProblem("scale.pc_mode", "Tanita PC mode needs driver tanita or tanita_bc418"))
     if s.bytesize is not None and s.bytesize not in (5, 6, 7, 8):
         out.append(ConfigProblem("scale.bytesize", "must be 5, 6, 7 or 8"))
     if s.stopbits is not None and s.stopbits not in (1, 1.5, 2):
         out.append(ConfigProblem("scale.stopbits", "must be 1, 1.5 or 2"))
+    return out
+
+
+def _check_cards_and_metrics(cfg: Config) -> list[ConfigProblem]:
+    from drivers.cards.numbers import parse_fallbacks
+
+    out: list[ConfigProblem] = []
     c = cfg.cards
     if c.source in (CardReaderSource.EVDEV, CardReaderSource.SERIAL, CardReaderSource.SOCKET) and not c.device:
         out.append(ConfigProblem("cards.device", f'required for source = "{c.source}"'))
-    from drivers.cards.numbers import parse_fallbacks
-
     try:
         parse_fallbacks(c.fallbacks)
     except ValueError as exc:
@@ -265,6 +294,17 @@ def _check(cfg: Config) -> list[ConfigProblem]:
     if cfg.metrics.listen and parse_listen(cfg.metrics.listen) is None:
         out.append(ConfigProblem("metrics.listen", 'must be "host:port" with a port 1-65535, e.g. "127.0.0.1:9464"'))
     return out
+
+
+def _check(cfg: Config) -> list[ConfigProblem]:
+    """Every value check, in the order ``validate`` reports them within a section."""
+    return [
+        *_check_platform(cfg),
+        *_check_ranges(cfg),
+        *_check_scale_link(cfg),
+        *_check_scale_serial(cfg.scale),
+        *_check_cards_and_metrics(cfg),
+    ]
 
 
 def config_warnings(cfg: Config) -> list[ConfigProblem]:

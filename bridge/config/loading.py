@@ -30,6 +30,41 @@ def _covered(key: str, bad: set[str]) -> bool:
     return any(key == b or key.startswith(b + ".") for b in bad)
 
 
+def _lookinbody_key(cfg: Config, env: dict[str, str], require_key: bool, problems: list[ConfigProblem]) -> str:
+    """LookinBody Web's own key (docs/inbody.md), "" when the driver needs none or it is missing."""
+    if cfg.scale.driver != "inbody" or cfg.scale.capture:
+        return ""
+    got = resolve_lookinbody_key(cfg.lookinbody, env)
+    if not isinstance(got, ConfigProblem):
+        return got
+    if require_key:
+        problems.append(got)
+    return ""
+
+
+def _platform_key(
+    cfg: Config, env: dict[str, str], require_key: bool, problems: list[ConfigProblem], bad: set[str]
+) -> KeyInfo | None:
+    if _covered("platform.api_key", bad):
+        return None
+    got = resolve_api_key_info(cfg, env)
+    if isinstance(got, KeyInfo):
+        return got
+    if require_key and not any(p.key == got.key for p in problems):
+        problems.append(got)
+    return None
+
+
+def _with_keys(cfg: Config, key: KeyInfo | None, lb_key: str) -> Loaded:
+    warnings = list(config_warnings(cfg))
+    if key is not None:
+        warnings.extend(key.warnings)
+        cfg = replace(cfg, platform=replace(cfg.platform, api_key=key.value))
+    if lb_key:
+        cfg = replace(cfg, lookinbody=replace(cfg.lookinbody, api_key=lb_key))
+    return Loaded(cfg, key.origin if key is not None else "", tuple(warnings))
+
+
 def load_dict(
     doc: dict[str, Any], *, source: str = "config", env: dict[str, str] | None = None, require_key: bool = True
 ) -> Loaded:
@@ -41,32 +76,14 @@ def load_dict(
     if not setting_problems and not _covered("scale.driver", bad):
         # values of the wrong type are reported alone: the driver's own checks would only echo them
         problems += _check_settings(cfg.scale)
-    lb_key = ""
-    if cfg.scale.driver == "inbody" and not cfg.scale.capture:  # LookinBody Web: its own key (docs/inbody.md)
-        got_lb = resolve_lookinbody_key(cfg.lookinbody, env if env is not None else dict(os.environ))
-        if isinstance(got_lb, ConfigProblem):
-            if require_key:
-                problems.append(got_lb)
-        else:
-            lb_key = got_lb
-    key: KeyInfo | None = None
-    if not _covered("platform.api_key", bad):
-        got = resolve_api_key_info(cfg, env if env is not None else dict(os.environ))
-        if isinstance(got, KeyInfo):
-            key = got
-        elif require_key and not any(p.key == got.key for p in problems):
-            problems.append(got)
+    environ = env if env is not None else dict(os.environ)
+    lb_key = _lookinbody_key(cfg, environ, require_key, problems)
+    key = _platform_key(cfg, environ, require_key, problems, bad)
     if problems:
         order = {name: i for i, name in enumerate(SECTIONS)}
         problems.sort(key=lambda p: order.get(p.key.split(".", 1)[0], -1))
         raise ConfigError(problems, source)
-    warnings = list(config_warnings(cfg))
-    if key is not None:
-        warnings.extend(key.warnings)
-        cfg = replace(cfg, platform=replace(cfg.platform, api_key=key.value))
-    if lb_key:
-        cfg = replace(cfg, lookinbody=replace(cfg.lookinbody, api_key=lb_key))
-    return Loaded(cfg, key.origin if key is not None else "", tuple(warnings))
+    return _with_keys(cfg, key, lb_key)
 
 
 def config_from_dict(
