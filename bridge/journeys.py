@@ -24,15 +24,24 @@ def block(
     raw = raw_results(job)
     model = raw.get("model") or job.driver
     device_time = raw.get("deviceTime") or "-"
-    lines = [f"weighing #{job.id}  {weight(job)} kg on {model} (scale time {device_time})"]
-    if job.card:
-        how = "the scale's ID field" if job.card_source == "scale_id" else "a card read"
-        lines.append(f"  card      {mask_card(job.card)} from {how}")
-    else:
-        lines.append("  card      none: nobody tapped a card and the scale carried no member ID")
+    lines = [f"weighing #{job.id}  {weight(job)} kg on {model} (scale time {device_time})", _card_line(job)]
     if job.state is JobState.UNIDENTIFIED:
         lines.append(f"  member    unidentified: {job.note or 'no member'} -> parked in the queue")
         return lines
+    lines.extend(_member_lines(job, benefit_key))
+    lines.append(_outcome_line(job, answer, uploaded=uploaded, platform=platform))
+    return lines
+
+
+def _card_line(job: Job) -> str:
+    if not job.card:
+        return "  card      none: nobody tapped a card and the scale carried no member ID"
+    how = "the scale's ID field" if job.card_source == "scale_id" else "a card read"
+    return f"  card      {mask_card(job.card)} from {how}"
+
+
+def _member_lines(job: Job, benefit_key: str) -> list[str]:
+    lines: list[str] = []
     if job.customer_id is not None:
         where = f", {job.note}" if job.note and "cross-studio" in job.note else ""
         lines.append(f"  member    {job.customer_id}{where}")
@@ -41,6 +50,10 @@ def block(
         lines.append(f"  benefit   {benefit_key} valid -> {how}")
     elif job.benefit_valid is False:
         lines.append(f"  benefit   {benefit_key} not valid for this member -> uploaded without it")
+    return lines
+
+
+def _outcome_line(job: Job, answer: Mapping[str, Any] | None, *, uploaded: bool, platform: str) -> str:
     if job.state is JobState.DELIVERED:
         sim = ""
         if answer is not None:
@@ -49,12 +62,10 @@ def block(
                 f"{answer['studioId']}, benefitKey={answer.get('benefitKey') or '-'}"
             )
         waited = f", after {job.attempts} attempts" if job.attempts > 1 else ""
-        lines.append(f"  posted    HTTP {job.last_status} from {platform or 'the simulator'}{sim}{waited}")
-    elif job.state is JobState.PENDING and not uploaded:
-        lines.append("  would upload (replay without --upload: nothing was sent)")
-    else:
-        lines.append(f"  {job.state.value:<9} {job.last_error or job.note or ''}".rstrip())
-    return lines
+        return f"  posted    HTTP {job.last_status} from {platform or 'the simulator'}{sim}{waited}"
+    if job.state is JobState.PENDING and not uploaded:
+        return "  would upload (replay without --upload: nothing was sent)"
+    return f"  {job.state.value:<9} {job.last_error or job.note or ''}".rstrip()
 
 
 def raw_results(job: Job) -> dict[str, Any]:

@@ -87,65 +87,46 @@ def _say(text: str) -> None:
     print(f"run --once: {text}", file=sys.stderr, flush=True)
 
 
+def _on_state(name: str) -> Callable[[str, str], None]:
+    def cb(state: str, detail: str) -> None:
+        _say(f"{name} {state}" + (f": {detail}" if detail else ""))
+
+    return cb
+
+
+_Item = LinkEvent | BaseException | None
+
+
+async def _pump(link: Link, queue: asyncio.Queue[_Item], *, ends_run: bool) -> None:
+    """``link``'s events into ``queue``, then its error; ``None`` when a capture of the scale ended
+    (``ends_run``: a live link does not end by itself)."""
+    try:
+        async for ev in link.events():
+            await queue.put(ev)
+    except (LinkError, CaptureError) as exc:
+        await queue.put(exc)
+        return
+    if ends_run:
+        await queue.put(None)
+
+
 async def _once(cfg: Config, timeout_s: float, out: Callable[[str], None]) -> int:
     from .daemon import build_card_link, build_scale_link
 
     spec = get(cfg.scale.driver)
     pairing = Pairing(cfg.pairing.window_s, cfg.pairing.unidentified, cfg.pairing.late_card_s)
     intake = Intake(spec, pairing, scale=cfg.scale.name)
-
-    def on_state(name: str) -> Callable[[str, str], None]:
-        def cb(state: str, detail: str) -> None:
-            _say(f"{name} {state}" + (f": {detail}" if detail else ""))
-
-        return cb
-
-    scale_link = build_scale_link(cfg, spec, on_state("scale"))
+    scale_link = build_scale_link(cfg, spec, _on_state("scale"))
     links: list[Link] = [scale_link]
-    card_link = build_card_link(cfg, on_state("card reader"))
+    card_link = build_card_link(cfg, _on_state("card reader"))
     if card_link is not None:
         links.append(card_link)
-    queue: asyncio.Queue[LinkEvent | BaseException | None] = asyncio.Queue()
-
-    async def pump(link: Link) -> None:
-        try:
-            async for ev in link.events():
-                await queue.put(ev)
-        except (LinkError, CaptureError) as exc:
-            await queue.put(exc)
-            return
-        if link is scale_link:
-            await queue.put(None)  # a capture ended (a live link does not end by itself)
-
-    tasks = [asyncio.create_task(pump(link)) for link in links]
+    queue: asyncio.Queue[_Item] = asyncio.Queue()
+    tasks = [asyncio.create_task(_pump(link, queue, ends_run=link is scale_link)) for link in links]
     what = f"{scale_link.name}" + (f" and {card_link.name}" if card_link is not None else "")
     _say(f"waiting up to {timeout_s:g} s for one weighing on {what} (nothing is sent)")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
     try:
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                _say(f"no weighing within {timeout_s:g} s")
-                return EX_NO_WEIGHING
-            try:
-                item = await asyncio.wait_for(queue.get(), min(remaining, 1.0))
-            except TimeoutError:
-                continue  # (pairing needs no tick here: a reading looks back at the cards before it)
-            if item is None:
-                for outcome in intake.flush(_stream_end(scale_link)):
-                    if isinstance(outcome, Capture):
-                        return _print(outcome, cfg, scale_link.name, out)
-                _say("the capture ended without a weighing")
-                return EX_NO_WEIGHING
-            if isinstance(item, BaseException):
-                _say(str(item))
-                return EX_NOINPUT if isinstance(item, CaptureError) else EX_UNAVAILABLE
-            for outcome in intake.feed(item):
-                if isinstance(outcome, Capture):
-                    return _print(outcome, cfg, scale_link.name, out)
-                if isinstance(outcome, CardSeen):
-                    _say(f"card {mask_card(outcome.card.number)} read: step on the scale")
+        return await _first_weighing(queue, intake, scale_link, cfg, timeout_s=timeout_s, out=out)
     finally:
         for link in links:
             with contextlib.suppress(Exception):
@@ -153,6 +134,50 @@ async def _once(cfg: Config, timeout_s: float, out: Callable[[str], None]) -> in
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _first_weighing(
+    queue: asyncio.Queue[_Item],
+    intake: Intake,
+    scale_link: Link,
+    cfg: Config,
+    *,
+    timeout_s: float,
+    out: Callable[[str], None],
+) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            _say(f"no weighing within {timeout_s:g} s")
+            return EX_NO_WEIGHING
+        try:
+            item = await asyncio.wait_for(queue.get(), min(remaining, 1.0))
+        except TimeoutError:
+            continue  # (pairing needs no tick here: a reading looks back at the cards before it)
+        code = _take(item, intake, scale_link, cfg, out)
+        if code is not None:
+            return code
+
+
+def _take(item: _Item, intake: Intake, scale_link: Link, cfg: Config, out: Callable[[str], None]) -> int | None:
+    """One queued item: the exit code once the run is decided, else ``None`` (keep waiting)."""
+    if item is None:
+        for outcome in intake.flush(_stream_end(scale_link)):
+            if isinstance(outcome, Capture):
+                return _print(outcome, cfg, scale_link.name, out)
+        _say("the capture ended without a weighing")
+        return EX_NO_WEIGHING
+    if isinstance(item, BaseException):
+        _say(str(item))
+        return EX_NOINPUT if isinstance(item, CaptureError) else EX_UNAVAILABLE
+    for outcome in intake.feed(item):
+        if isinstance(outcome, Capture):
+            return _print(outcome, cfg, scale_link.name, out)
+        if isinstance(outcome, CardSeen):
+            _say(f"card {mask_card(outcome.card.number)} read: step on the scale")
+    return None
 
 
 def _stream_end(link: Link) -> datetime:

@@ -241,6 +241,57 @@ def cmd_record(args: argparse.Namespace) -> int:
     return asyncio.run(_record(spec, args, out, redactor))
 
 
+def _stop_on_signals() -> asyncio.Event:
+    """Set on SIGINT/SIGTERM (where the loop supports signal handlers)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _announcement(spec: DriverSpec, link: Any, cards: Any, out: Path, seconds: float) -> str:
+    return (
+        f"recording {link.name} ({spec.name})"
+        + (f" and the card reader {cards.name}" if cards is not None else "")
+        + f" to {out}"
+        + (f" for {seconds:g} s" if seconds else "")
+        + " (Ctrl-C to stop)"
+    )
+
+
+async def _pump(link: Any, emit: Callable[[LinkEvent], None]) -> None:
+    async for ev in link.events():
+        emit(ev)
+
+
+async def _close(link: Any, cards: Any, tasks: list[asyncio.Task[Any]]) -> list[Any]:
+    """Close the links, end the tasks; what each task ended with."""
+    await link.close()
+    if cards is not None:
+        await cards.close()
+    for t in tasks:
+        t.cancel()
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _finish_file(fh: IO[str], writer: CaptureWriter, redactor: Redactor | None) -> None:
+    """The redactor's held-back events written, the file flushed to disk."""
+    if redactor is not None:
+        for ev in redactor.flush(datetime.now(UTC)):
+            writer.write(ev)
+    fh.flush()
+    with contextlib.suppress(OSError):
+        os.fsync(fh.fileno())
+
+
+def _raise_failure(results: list[Any]) -> None:
+    for failure in results:
+        if isinstance(failure, BaseException) and not isinstance(failure, asyncio.CancelledError):
+            raise failure
+
+
 async def _record(spec: DriverSpec, args: argparse.Namespace, out: Path, redactor: Redactor | None) -> int:
     started_at = datetime.now(UTC)
     writer: CaptureWriter | None = None
@@ -260,57 +311,23 @@ async def _record(spec: DriverSpec, args: argparse.Namespace, out: Path, redacto
         fh = out.open("w", encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{out}: cannot write ({exc.strerror})") from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     began = time.monotonic()
     with fh:
         fh.write(header.to_json() + "\n")
         fh.flush()
         writer = CaptureWriter(fh, started_at)
-        _say(
-            f"recording {link.name} ({spec.name})"
-            + (f" and the card reader {cards.name}" if cards is not None else "")
-            + f" to {out}"
-            + (f" for {args.seconds:g} s" if args.seconds else "")
-            + " (Ctrl-C to stop)"
-        )
-
-        async def pump() -> None:
-            async for ev in link.events():
-                emit(ev)
-
-        async def pump_cards() -> None:
-            assert cards is not None
-            async for ev in cards.events():
-                emit(ev)
-
-        task = asyncio.create_task(pump())
-        waiter = asyncio.create_task(stop.wait())
-        tasks = [task, waiter]
+        _say(_announcement(spec, link, cards, out, args.seconds))
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_pump(link, emit))]
         if cards is not None:
-            tasks.insert(1, asyncio.create_task(pump_cards()))
-        timeout = args.seconds or None
+            tasks.append(asyncio.create_task(_pump(cards, emit)))
+        tasks.append(asyncio.create_task(stop.wait()))
         try:
-            await asyncio.wait(set(tasks), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(set(tasks), timeout=args.seconds or None, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await link.close()
-            if cards is not None:
-                await cards.close()
-            for t in tasks:
-                t.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            if redactor is not None:
-                for ev in redactor.flush(datetime.now(UTC)):
-                    writer.write(ev)
-            fh.flush()
-            with contextlib.suppress(OSError):
-                os.fsync(fh.fileno())
-        for failure in results[:-1]:  # the scale's pump, then the card reader's
-            if isinstance(failure, BaseException) and not isinstance(failure, asyncio.CancelledError):
-                raise failure
+            results = await _close(link, cards, tasks)
+            _finish_file(fh, writer, redactor)
+        _raise_failure(results[:-1])  # the scale's pump, then the card reader's
     counts = ", ".join(f"{n} {k} ({writer.bytes[k]} bytes)" for k, n in sorted(writer.counts.items())) or "no events"
     _say(f"stopped after {time.monotonic() - began:.1f} s: {counts}")
     return 0

@@ -124,6 +124,69 @@ def site_free(doc: dict[str, Any], state_dir: str) -> dict[str, Any]:
     return out
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """The flag combinations refused (64)."""
+    if args.seed and not args.simulator:
+        raise UsageError("--seed seeds the built-in simulator: give --simulator too")
+    if args.upload and args.simulator:
+        raise UsageError("--upload posts to --config's platform, --simulator to the built-in one: give one")
+    if args.upload and not getattr(args, "config", None):
+        raise UsageError("--upload needs --config (the platform to upload to), or use --simulator")
+
+
+def _state_dir(stack: contextlib.ExitStack, args: argparse.Namespace) -> str:
+    """``--state-dir``, locked like a daemon's (75 if a daemon or another replay uses it), else a
+    temporary directory removed when ``stack`` closes."""
+    if not args.state_dir:
+        return stack.enter_context(tempfile.TemporaryDirectory(prefix="scale-bridge-replay-"))
+    from ..statelock import acquire
+    from .run import prepare_state_dir
+
+    prepare_state_dir(args.state_dir, "--state-dir")
+    stack.enter_context(acquire(args.state_dir))
+    return str(args.state_dir)
+
+
+def _base_doc(config_path: str | None, state_dir: str) -> dict[str, Any]:
+    if config_path:
+        return site_free(msgspec.to_builtins(load_config(config_path)), state_dir)
+    return {
+        "platform": {"base_url": "http://127.0.0.1:9", "api_key": "-"},
+        "cards": {"source": "capture"},
+        "state": {"dir": state_dir},
+    }
+
+
+def _start_simulator(stack: contextlib.ExitStack, doc: dict[str, Any], args: argparse.Namespace, seed: Any) -> Any:
+    """The built-in simulator, started, with ``doc``'s platform pointed at it (the seed's first studio)."""
+    from ..simulator import SimulatorThread
+
+    sim = SimulatorThread(args.seed) if seed is not None else SimulatorThread()
+    stack.enter_context(sim)
+    studio = seed[1] if seed is not None else 1
+    doc["platform"].update(
+        {
+            "base_url": sim.url,
+            "api_key": sim.api_key(studio),
+            "benefit_key": doc["platform"].get("benefit_key") or "BODY_SCAN",
+        }
+    )
+    return sim
+
+
+def _capture_scale(doc: dict[str, Any], driver: str, path: Path, *, realtime: bool) -> dict[str, Any]:
+    """``[scale]`` reading the capture (the site's live link and flight recorder off)."""
+    return {
+        **doc.get("scale", {}),
+        "driver": driver,
+        "capture": str(path),
+        "port": "",
+        "address": "",
+        "replay_realtime": realtime,
+        "record_dir": "",
+    }
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     path = Path(args.file)
     try:
@@ -133,11 +196,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             total = sum(1 for _ in events)
     except (CaptureError, LinkError) as exc:
         return _bad_capture(exc)
-    if args.seed and not args.simulator:
-        raise UsageError("--seed seeds the built-in simulator: give --simulator too")
-    if args.upload and args.simulator:
-        raise UsageError("--upload posts to --config's platform, --simulator to the built-in one: give one")
-    driver = args.driver or header.driver
+    _check_flags(args)
     upload = args.upload or args.simulator
     seed: tuple[Any, int] | None = None
     if args.seed:
@@ -146,47 +205,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         except LinkError as exc:
             return _bad_capture(exc)
     config_path = getattr(args, "config", None)
-    if args.upload and not config_path:
-        raise UsageError("--upload needs --config (the platform to upload to), or use --simulator")
     with contextlib.ExitStack() as stack:
-        if args.state_dir:
-            from .run import prepare_state_dir
-
-            prepare_state_dir(args.state_dir, "--state-dir")
-            from ..statelock import acquire
-
-            stack.enter_context(acquire(args.state_dir))  # 75 if a daemon (or another replay) uses it
-            state_dir = args.state_dir
-        else:
-            state_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="scale-bridge-replay-"))
-        if config_path:
-            doc: dict[str, Any] = site_free(msgspec.to_builtins(load_config(config_path)), state_dir)
-        else:
-            doc = {"platform": {"base_url": "http://127.0.0.1:9", "api_key": "-"}, "cards": {"source": "capture"}}
-            doc["state"] = {"dir": state_dir}
-        sim = None
-        if args.simulator:
-            from ..simulator import SimulatorThread
-
-            sim = SimulatorThread(args.seed) if seed is not None else SimulatorThread()
-            stack.enter_context(sim)
-            studio = seed[1] if seed is not None else 1
-            doc["platform"].update(
-                {
-                    "base_url": sim.url,
-                    "api_key": sim.api_key(studio),
-                    "benefit_key": doc["platform"].get("benefit_key") or "BODY_SCAN",
-                }
-            )
-        doc["scale"] = {
-            **doc.get("scale", {}),
-            "driver": driver,
-            "capture": str(path),
-            "port": "",
-            "address": "",
-            "replay_realtime": bool(args.realtime),
-            "record_dir": "",
-        }
+        doc = _base_doc(config_path, _state_dir(stack, args))
+        sim = _start_simulator(stack, doc, args, seed) if args.simulator else None
+        doc["scale"] = _capture_scale(doc, args.driver or header.driver, path, realtime=bool(args.realtime))
         cfg: Config = config_from_dict(doc, source=config_path or "replay")
         if args.upload:
             confirm_upload(
