@@ -216,23 +216,44 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def check_daemon(cfg: Config, now: float) -> list[Finding]:
+def _read_status(cfg: Config) -> DaemonStatus | Finding:
     try:
-        status = DaemonStatus.from_json(cfg.status_path.read_text(encoding="utf-8"))
+        return DaemonStatus.from_json(cfg.status_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return [Finding("daemon", Status.CRITICAL, "daemon not running (no status file)")]
+        return Finding("daemon", Status.CRITICAL, "daemon not running (no status file)")
     except (OSError, ValueError) as exc:
-        return [Finding("daemon", Status.UNKNOWN, f"status file unreadable: {exc}")]
+        return Finding("daemon", Status.UNKNOWN, f"status file unreadable: {exc}")
+
+
+def _daemon(cfg: Config, status: DaemonStatus, now: float) -> Finding:
     age = now - status.updated_at
-    running = status.running and _pid_alive(status.pid)
-    out: list[Finding] = []
-    if not running:
-        out.append(Finding("daemon", Status.CRITICAL, "daemon not running"))
-    elif age > cfg.health.daemon_stale_s:
-        out.append(Finding("daemon", Status.CRITICAL, f"daemon status is {age:.0f} s old (hung?)"))
-    else:
-        out.append(Finding("daemon", Status.OK, f"daemon running (pid {status.pid})"))
-    fresh = out[0].status is Status.OK
+    if not (status.running and _pid_alive(status.pid)):
+        return Finding("daemon", Status.CRITICAL, "daemon not running")
+    if age > cfg.health.daemon_stale_s:
+        return Finding("daemon", Status.CRITICAL, f"daemon status is {age:.0f} s old (hung?)")
+    return Finding("daemon", Status.OK, f"daemon running (pid {status.pid})")
+
+
+def _links(status: DaemonStatus, fresh: bool) -> list[Finding]:
+    links = ", ".join(f"{k}={v.value}" for k, v in status.links.items())
+    if not links:
+        return []
+    if not fresh:  # what the daemon last said, when it can no longer say anything: marked as such
+        return [Finding("links", Status.UNKNOWN, f"last known before the daemon stopped (stale): {links}")]
+    down = {k: v for k, v in status.links.items() if not v.healthy}
+    if down:
+        text = ", ".join(f"{k}={v.value}" for k, v in down.items())
+        return [Finding("links", Status.WARNING, f"link(s) down: {text}")]
+    return [Finding("links", Status.OK, links)]
+
+
+def check_daemon(cfg: Config, now: float) -> list[Finding]:
+    status = _read_status(cfg)
+    if isinstance(status, Finding):
+        return [status]
+    daemon = _daemon(cfg, status, now)
+    fresh = daemon.status is Status.OK
+    out = [daemon]
     if status.storage_error and fresh:
         out.append(
             Finding(
@@ -241,15 +262,7 @@ def check_daemon(cfg: Config, now: float) -> list[Finding]:
                 f"outbox commits failing ({status.storage_error}); {status.unsaved_in_memory} held in memory",
             )
         )
-    links = ", ".join(f"{k}={v.value}" for k, v in status.links.items())
-    if links and not fresh:
-        # what the daemon last said, when it can no longer say anything: marked as such
-        out.append(Finding("links", Status.UNKNOWN, f"last known before the daemon stopped (stale): {links}"))
-    elif links:
-        down = {k: v for k, v in status.links.items() if not v.healthy}
-        st = Status.WARNING if down else Status.OK
-        text = ("link(s) down: " + ", ".join(f"{k}={v.value}" for k, v in down.items())) if down else links
-        out.append(Finding("links", st, text))
+    out.extend(_links(status, fresh))
     if fresh:
         out.extend(_scale_quiet(cfg, status, now))
         out.extend(_benefit(cfg, status))
