@@ -54,7 +54,8 @@ def err(cls: type[PlatformError], status: int | None, retry_after_s: float | Non
 
 
 # (error, stage, attempts, inflight) -> (decision type, wait reason, ambiguous, outage)
-TABLE: list[tuple[str, BaseException, Stage, int, str | None, type, WaitReason | None, bool, bool]] = [
+Row = tuple[str, BaseException, Stage, int, str | None, type, WaitReason | None, bool, bool]
+TABLE: list[Row] = [
     ("401 on resolve", err(AuthRejected, 401), Stage.RESOLVE, 0, None, StopAll, WaitReason.AUTH, False, False),
     ("403 on post", err(AuthRejected, 403), Stage.POST, 0, "post", StopAll, WaitReason.AUTH, False, False),
     ("429 on resolve", err(RateLimited, 429), Stage.RESOLVE, 0, None, PauseEndpoint, WaitReason.RATE_LIMIT, False,
@@ -80,7 +81,7 @@ TABLE: list[tuple[str, BaseException, Stage, int, str | None, type, WaitReason |
 
 
 @pytest.mark.parametrize("row", TABLE, ids=[row[0] for row in TABLE])
-def test_decide_table(row: tuple[str, BaseException, Stage, int, str | None, type, WaitReason | None, bool, bool]) -> None:
+def test_decide_table(row: Row) -> None:
     _, error, stage, attempts, inflight, kind, reason, ambiguous, outage = row
     d = decide(error, stage, job(stage, attempts=attempts, inflight=inflight), RULES, now=NOW, rng=random.Random(1))
     assert type(d) is kind, d
