@@ -30,3 +30,14 @@ def simulator() -> Iterator[Any]:
         sim.stop()
 
 
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """Each test starts with structlog's defaults: an in-process ``configure()`` (a demo at level
+    critical, a replay at warning) must not filter the next test's ``capture_logs``."""
+    import structlog
+
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()

@@ -145,7 +145,7 @@ def test_the_installer_walk(walk: tuple[Machine, Path]) -> None:
     m.wait_for("the daemon's status file", status_path.exists, 60)
     m.wait_for(
         "the card reader link in the status",
-        lambda: any(k.startswith("evdev:") for k in json.loads(status_path.read_text()).get("links", {})),
+        lambda: "cards:evdev" in json.loads(status_path.read_text()).get("links", {}),
         60,
     )
 
