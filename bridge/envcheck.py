@@ -17,7 +17,9 @@ import socket
 import sys
 from pathlib import Path
 
-from .config import CardReaderSource, CardsConfig, Config, ScaleConfig, parse_listen
+from drivers.links.cards import CARD_SOURCES, DeviceKind
+
+from .config import CardsConfig, Config, ScaleConfig, parse_listen
 from .errors import ConfigProblem
 
 #: optional import name -> (pip requirement, the scale-bridge extra that carries it)
@@ -42,8 +44,9 @@ def _installed(module: str) -> bool:
 def needed_extras(cfg: Config) -> list[str]:
     """The scale-bridge extras this config needs (``install.sh`` installs them)."""
     out = []
-    if cfg.cards.source is CardReaderSource.EVDEV:
-        out.append("cards")
+    kind = CARD_SOURCES.get(str(cfg.cards.source))
+    if kind is not None and kind.extra:
+        out.append(kind.extra)
     if cfg.metrics.listen:
         out.append("metrics")
     return out
@@ -51,9 +54,13 @@ def needed_extras(cfg: Config) -> list[str]:
 
 def missing_dependencies(cfg: Config) -> list[ConfigProblem]:
     out: list[ConfigProblem] = []
-    if cfg.cards.source is CardReaderSource.EVDEV and not _installed("evdev"):
-        req = OPTIONAL["evdev"][0]
-        out.append(ConfigProblem("cards.source", f'"evdev" needs python-evdev, not installed: {pip_command(req)}'))
+    kind = CARD_SOURCES.get(str(cfg.cards.source))
+    if kind is not None and kind.python_module and not _installed(kind.python_module):
+        req = kind.requirement or kind.python_module
+        out.append(
+            ConfigProblem("cards.source", f'"{kind.name}" needs python-{kind.python_module}, not installed: '
+                          f"{pip_command(req)}")
+        )
     if cfg.metrics.listen and not _installed("prometheus_client"):
         req = OPTIONAL["prometheus_client"][0]
         out.append(ConfigProblem("metrics.listen", f"needs prometheus-client, not installed: {pip_command(req)}"))
@@ -122,11 +129,12 @@ def _scale_link_problem(s: ScaleConfig) -> ConfigProblem | None:
 
 def _card_reader_problems(c: CardsConfig) -> list[ConfigProblem]:
     out: list[ConfigProblem] = []
-    readers = (CardReaderSource.EVDEV, CardReaderSource.SERIAL)
-    reader_path = c.device if c.source in readers and "://" not in c.device else ""
+    kind = CARD_SOURCES.get(str(c.source))
+    device = kind.device if kind is not None else DeviceKind.NONE
+    reader_path = c.device if device in (DeviceKind.PATH, DeviceKind.PORT) and "://" not in c.device else ""
     if reader_path and (problem := _device_problem("cards.device", reader_path, "card reader")):
         out.append(problem)
-    if c.source is CardReaderSource.SOCKET and c.device:
+    if device is DeviceKind.SOCKET and c.device:
         parent = Path(c.device).parent
         if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
             out.append(ConfigProblem("cards.device", f"cannot create the socket: {parent} is not a writable directory"))

@@ -72,9 +72,12 @@ def _check_input(cfg: Config) -> None:
             raise PortMissing(f"scale.capture: {s.capture}: no such file")
     elif get(s.driver).link is LinkKind.SERIAL:
         check_port(s.port)
-    if cfg.cards.source in ("evdev", "serial"):
+    from drivers.links.cards import CARD_SOURCES, DeviceKind
+
+    kind = CARD_SOURCES.get(str(cfg.cards.source))
+    if kind is not None and kind.device in (DeviceKind.PATH, DeviceKind.PORT):
         check_device(cfg.cards.device, what="card reader")
-        if cfg.cards.source == "serial":
+        if kind.device is DeviceKind.PORT:
             check_port(cfg.cards.device, what="card reader")
 
 

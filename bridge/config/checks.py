@@ -10,7 +10,7 @@ from urllib.parse import SplitResult, urlsplit
 from drivers.registry import LinkKind, registry
 
 from ..errors import ConfigProblem
-from .schema import CardReaderSource, Config, ScaleConfig, Usage
+from .schema import Config, ScaleConfig, Usage
 
 _DAY = 86400.0
 
@@ -285,7 +285,10 @@ def _check_cards_and_metrics(cfg: Config) -> list[ConfigProblem]:
 
     out: list[ConfigProblem] = []
     c = cfg.cards
-    if c.source in (CardReaderSource.EVDEV, CardReaderSource.SERIAL, CardReaderSource.SOCKET) and not c.device:
+    from drivers.links.cards import CARD_SOURCES, DeviceKind
+
+    kind = CARD_SOURCES.get(str(c.source))
+    if kind is not None and kind.device is not DeviceKind.NONE and not c.device:
         out.append(ConfigProblem("cards.device", f'required for source = "{c.source}"'))
     try:
         parse_fallbacks(c.fallbacks)

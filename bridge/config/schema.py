@@ -40,15 +40,19 @@ class LogLevel(StrEnum):
     CRITICAL = "critical"
 
 
-class CardReaderSource(StrEnum):
-    """``[cards] source``: where card numbers come from."""
+#: ``[cards] source`` values the bridge itself provides (no card link: the scale's stream carries the
+#: member); every other value is a card source kind of ``drivers.links.cards.CARD_SOURCES``
+STREAM_SOURCES = {"SCALE_ID": "scale_id", "CAPTURE": "capture"}
 
-    SCALE_ID = "scale_id"  # the scale's own ID field (Tanita ID)
-    CAPTURE = "capture"  # card events inside the scale capture
-    EVDEV = "evdev"  # USB keyboard-wedge reader (python-evdev)
-    SERIAL = "serial"  # RDM6300 / binary frame reader on a pyserial URL
-    SOCKET = "socket"  # kiosk software writes lines to a UNIX socket
-    STDIN = "stdin"
+
+def _card_sources() -> dict[str, str]:
+    from drivers.links.cards import CARD_SOURCES
+
+    return {**STREAM_SOURCES, **{name.upper(): name for name in CARD_SOURCES}}
+
+
+#: ``[cards] source``: where card numbers come from (scale_id, capture, or a card source kind).
+CardReaderSource = StrEnum("CardReaderSource", _card_sources())  # type: ignore[misc]
 
 
 class CardProtocol(StrEnum):
@@ -111,7 +115,7 @@ class ScaleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froz
 
 
 class CardsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
-    source: CardReaderSource = CardReaderSource.SCALE_ID
+    source: CardReaderSource = CardReaderSource("scale_id")
     device: str = ""
     format: ReaderFormat = ReaderFormat.DECIMAL
     byte_order: ByteOrder = ByteOrder.MSB

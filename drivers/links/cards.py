@@ -26,8 +26,11 @@ import socket
 import stat
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from ..cards import binary_frame, rdm6300
@@ -37,7 +40,7 @@ from ..cards.numbers import CardUid, ReaderFormat, render
 from ..errors import FrameError, LinkError
 from ..events import EventKind, LinkEvent
 from ..framing import LineFramer
-from .base import StateCallback, StateReporter
+from .base import Link, StateCallback, StateReporter
 
 #: longest card text accepted from a line source (a 10-byte UID as decimal is 25 digits)
 MAX_LINE_BYTES = 64
@@ -487,7 +490,86 @@ class LineCardSource(_SourceBase):
 
 # ----------------------------------------------------------------------------------------------- config
 
-SOURCES = ("evdev", "serial", "socket", "stdin")
+class DeviceKind(StrEnum):
+    """What ``[cards] device`` names for a card source (what ``validate`` checks on the machine)."""
+
+    NONE = "none"  # no device (stdin)
+    PATH = "path"  # a device file that must exist (an evdev node)
+    PORT = "port"  # a pyserial URL: a device path (must exist) or socket:// / rfc2217://
+    SOCKET = "socket"  # a UNIX socket the source creates (its directory must be writable)
+
+
+@dataclass(frozen=True, slots=True)
+class CardSourceArgs:
+    """What every card source may use from ``[cards]`` (each takes what it needs)."""
+
+    device: str
+    scale: str = ""
+    format: str = "hex"
+    protocol: str = "rdm6300"
+    baudrate: int = 9600
+    on_state: StateCallback | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CardSourceKind:
+    """One kind of card source: the table below is the only place that lists them, so a new card
+    reader is one entry here (and its class in this module), nothing in ``bridge/``."""
+
+    name: str
+    summary: str
+    device: DeviceKind
+    build: Callable[[CardSourceArgs], Link]
+    #: an optional Python module the source needs, its pip requirement and the scale-bridge extra
+    #: that installs it
+    python_module: str | None = None
+    requirement: str | None = None
+    extra: str | None = None
+    example: str = ""
+
+
+def _evdev(a: CardSourceArgs) -> Link:
+    return EvdevCardSource(a.device, scale=a.scale, on_state=a.on_state)
+
+
+def _serial(a: CardSourceArgs) -> Link:
+    try:
+        output = ReaderFormat(a.format)
+    except ValueError:
+        raise LinkError(f"cards.format: unknown card format {a.format!r}", transient=False) from None
+    return SerialCardSource(a.device, a.protocol, a.baudrate, scale=a.scale, output_format=output, on_state=a.on_state)
+
+
+def _socket(a: CardSourceArgs) -> Link:
+    return LineCardSource(a.device, scale=a.scale, on_state=a.on_state)
+
+
+def _stdin(a: CardSourceArgs) -> Link:
+    return LineCardSource("-", scale=a.scale, on_state=a.on_state)
+
+
+CARD_SOURCES: Mapping[str, CardSourceKind] = MappingProxyType(
+    {
+        k.name: k
+        for k in (
+            CardSourceKind(
+                "evdev", "USB keyboard-wedge RFID reader (python-evdev)", DeviceKind.PATH, _evdev,
+                python_module="evdev", requirement="evdev>=1.7", extra="cards",
+                example="/dev/input/by-id/...-event-kbd",
+            ),
+            CardSourceKind(
+                "serial", "RDM6300 / binary-frame reader on a serial port", DeviceKind.PORT, _serial,
+                example="/dev/serial/by-id/... (a pyserial URL)",
+            ),
+            CardSourceKind(
+                "socket", "kiosk software writing card lines to a UNIX socket", DeviceKind.SOCKET, _socket,
+                example="/run/scale-bridge/cards.sock",
+            ),
+            CardSourceKind("stdin", "card lines on standard input (tests, pipes)", DeviceKind.NONE, _stdin),
+        )
+    }
+)
+SOURCES = tuple(CARD_SOURCES)
 
 
 def from_config(
@@ -499,27 +581,15 @@ def from_config(
     protocol: str = "rdm6300",
     baudrate: int = 9600,
     on_state: StateCallback | None = None,
-) -> EvdevCardSource | SerialCardSource | LineCardSource:
+) -> Link:
     """The card source for ``[cards] source / device``. ``format`` is the configured ``[cards]
     format``: serial readers deliver bytes, and the source renders them in that format so the text
     reads back the same way as a keyboard reader's. Raises ``LinkError(transient=False)`` for a bad
     combination."""
-    if source == "evdev":
-        if not device:
-            raise LinkError("cards.device: required for source = evdev (/dev/input/by-id/...)", transient=False)
-        return EvdevCardSource(device, scale=scale, on_state=on_state)
-    if source == "serial":
-        if not device:
-            raise LinkError("cards.device: required for source = serial (a pyserial URL)", transient=False)
-        try:
-            output = ReaderFormat(format)
-        except ValueError:
-            raise LinkError(f"cards.format: unknown card format {format!r}", transient=False) from None
-        return SerialCardSource(device, protocol, baudrate, scale=scale, output_format=output, on_state=on_state)
-    if source == "socket":
-        if not device:
-            raise LinkError("cards.device: required for source = socket (a socket path)", transient=False)
-        return LineCardSource(device, scale=scale, on_state=on_state)
-    if source == "stdin":
-        return LineCardSource("-", scale=scale, on_state=on_state)
-    raise LinkError(f"cards.source: no card link for {source!r} (one of {', '.join(SOURCES)})", transient=False)
+    kind = CARD_SOURCES.get(source)
+    if kind is None:
+        raise LinkError(f"cards.source: no card link for {source!r} (one of {', '.join(SOURCES)})", transient=False)
+    if kind.device is not DeviceKind.NONE and not device:
+        hint = f" ({kind.example})" if kind.example else ""
+        raise LinkError(f"cards.device: required for source = {source}{hint}", transient=False)
+    return kind.build(CardSourceArgs(device, scale, format, protocol, baudrate, on_state))
