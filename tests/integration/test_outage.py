@@ -93,7 +93,7 @@ def run_outage(tmp_path: Path, n_weighings: int, outage_s: float, seed: int = 1)
                 if self._inflight:
                     await asyncio.sleep(0.001)
                     return
-                target = ft.t + max(self.idle_wait_s(cap=3600.0), 1e-3)
+                target = ft.t + max(await self.idle_wait_s(cap=3600.0), 1e-3)
                 if len(wids) < len(schedule):
                     target = min(target, schedule[len(wids)])
                 ft.t = target
