@@ -53,3 +53,28 @@ def wait_for(predicate: Any, what: str, *, timeout_s: float = 60.0, interval_s: 
         if time.monotonic() > deadline:
             raise AssertionError(f"guard timeout ({timeout_s:g} s) waiting for {what}")
         time.sleep(interval_s)
+
+
+#: the two stores the uploader can run on (``bridge.runtime.assembly.UploadStoreKind``)
+UPLOAD_STORES = ("inline", "thread")
+
+
+def upload_store_for(kind: str, outbox: Any, clock: Any) -> Any:
+    """The uploader's store as the daemon builds it (``assembly.open_upload_store``), for code that
+    cannot await: ``inline`` is ``outbox`` itself (the Uploader wraps it), ``thread`` an ``AsyncOutbox``
+    with a secondary connection to the same file made on its own worker thread (the steps of
+    ``AsyncOutbox.open``, waited for here). Close a ``thread`` store with ``await store.close()``."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
+
+    from bridge.outbox import Outbox
+    from bridge.outbox.aio import AsyncOutbox
+
+    if kind == "inline":
+        return outbox
+    assert kind == "thread", kind
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+    thread = executor.submit(threading.current_thread).result()
+    core = executor.submit(partial(Outbox, outbox.path, clock=clock, check=False, primary=False)).result()
+    return AsyncOutbox(core, executor, thread)
