@@ -299,6 +299,7 @@ def ab_summary(by_store: dict[str, list[dict[str, Any]]], t_min: float) -> dict[
             "loop_lag_max_ms": median([r["loop_lag"]["max_ms"] for r in runs]),
             "seconds_each": [r["seconds"] for r in runs],
             "loop_lag_p99_each": [r["loop_lag"]["p99_ms"] for r in runs],
+            "each": runs,
         }
         if store != base:
             pairs = list(zip(by_store[base], runs, strict=False))

@@ -40,7 +40,7 @@ class UploadStoreKind(StrEnum):
 
 
 #: the daemon's choice, measured in docs/benchmarks.md ("SQLite off the event loop")
-DEFAULT_UPLOAD_STORE = UploadStoreKind.INLINE
+DEFAULT_UPLOAD_STORE = UploadStoreKind.THREAD
 #: overrides the default (benchmarks' A/B runs; an operator trying the other one): inline | thread
 UPLOAD_STORE_ENV = "SCALE_BRIDGE_UPLOAD_STORE"
 
