@@ -6,6 +6,8 @@ python -m bench --only capture,parsers
 python -m bench soak --n 1000000     # the long soak, on its own
 python -m bench simvalidate          # the simulator's request validation, compiled vs openapi-core
 python -m bench drain --n 10000 --rate-limit 1000   # full backlog at the real platform limit
+python -m bench drain --n 3000 --rate-limit 3000 --pacer-ratio 0.96 --stores inline,thread --repeats 3
+python -m bench live --rtt-ms 20 --idle-s 3 --stores inline,thread --repeats 3   # the upload store A/B
 """
 
 from __future__ import annotations
@@ -96,8 +98,37 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "—",
                 None,
             )
+    ab = (d or {}).get("limited_ab")
+    if ab:
+        base = ab["baseline"]
+        for store, st in ab["stores"].items():
+            vs = st.get("ratio_vs_" + base) or {}
+            row(
+                f"2. drain, store {store} (median of {st['runs']}): time / loop lag p50 · p99 · max",
+                f"{_fmt(st['seconds'], ' s', 1)} / {st['loop_lag_p50_ms']:.2f} · {st['loop_lag_p99_ms']:.2f} · "
+                f"{st['loop_lag_max_ms']:.1f} ms",
+                f"T_min {_fmt(ab['t_min_s'], ' s', 1)}" + ("" if store == base else f"; vs {base}"),
+                _fmt(st["ratio_to_t_min"], "x", 3)
+                + ("" if not vs else f"; time {vs['seconds']:.3f}x, lag p99 {vs['loop_lag_p99']:.2f}x"),
+                "—",
+                None,
+            )
+    lab = (results.get("live") or {}).get("ab")
+    if lab:
+        base = lab["baseline"]
+        for store, st in lab["stores"].items():
+            vs = st.get("ratio_vs_" + base) or {}
+            row(
+                f"3. frame → POST, store {store} (median of {st['runs']}): p50 / p99; daemon loop lag p99",
+                f"{st['p50_ms']:.1f} / {st['p99_ms']:.1f} ms; {st['loop_lag_p99_ms']:.2f} ms",
+                f"bare httpx {st['bare_p50_ms']:.1f} / {st['bare_p99_ms']:.1f} ms"
+                + ("" if store == base else f"; vs {base}"),
+                "" if not vs else f"p50 {vs['p50']:.2f}x, p99 {vs['p99']:.2f}x, lag p99 {vs['loop_lag_p99']:.2f}x",
+                "—",
+                None,
+            )
     lv = results.get("live")
-    if lv:
+    if lv and "latency_ms" in lv:
         lat = lv["latency_ms"]
         bare50, bare99 = lat.get("bare_p50"), lat.get("bare_p99")
         row(
@@ -232,6 +263,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--idle-s", type=float, default=None, help="live: idle period for the CPU figure")
     ap.add_argument(
+        "--stores",
+        default=None,
+        help="drain, live: the uploader's outbox store(s), comma-separated: inline (on the loop), thread "
+        "(AsyncOutbox); several are run alternately (live: the daemon gets SCALE_BRIDGE_UPLOAD_STORE)",
+    )
+    ap.add_argument("--repeats", type=int, default=1, help="drain, live: runs per store (alternating)")
+    ap.add_argument(
+        "--loop-lag", action="store_true", help="live: run the daemon with the loop-lag probe (always with --stores)"
+    )
+    ap.add_argument(
         "--json",
         default=None,
         help="report path (default: bench/results/<what>.json; --quick: $TMPDIR/scale-bridge-bench/)",
@@ -242,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [w for w in which if w not in ALL]
     if unknown:
         ap.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    stores = tuple(x.strip() for x in args.stores.split(",") if x.strip()) if args.stores else ()
+    if any(x not in ("inline", "thread") for x in stores):
+        ap.error("--stores: inline and/or thread")
     started = datetime.now(UTC)
     report: dict[str, Any] = {
         "date": started.isoformat(timespec="seconds"),
@@ -269,11 +313,22 @@ def main(argv: list[str] | None = None) -> int:
                 rate_limit=args.rate_limit,
                 skip_unlimited=args.what == "drain" and args.n is not None,
                 pacer_ratio=args.pacer_ratio,
+                stores=stores or ("inline",),
+                repeats=args.repeats,
             )
         elif w == "live":
             from . import live
 
-            res[w] = live.run(args.quick, idle_s=args.idle_s, stalled_notify=args.stalled_notify, rtt_ms=args.rtt_ms)
+            if stores:
+                res[w] = live.run_ab(args.quick, stores, args.repeats, idle_s=args.idle_s, rtt_ms=args.rtt_ms)
+            else:
+                res[w] = live.run(
+                    args.quick,
+                    idle_s=args.idle_s,
+                    stalled_notify=args.stalled_notify,
+                    rtt_ms=args.rtt_ms,
+                    loop_lag=args.loop_lag,
+                )
         elif w == "parsers":
             from . import parsers
 

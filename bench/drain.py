@@ -6,6 +6,10 @@ its own core).
   POST weighing), so each endpoint sees N calls and the drain cannot beat ``T_min = 60 * N / L``.
 - Unlimited: weighings/s through the real Uploader vs a bare httpx loop making the same 3 calls with
   the same bodies at the same concurrency (no outbox, no pacing, no logging).
+- Every uploader drain runs the loop-lag probe (``bench.looplag``) beside it. ``stores`` picks the
+  uploader's outbox: ``inline`` (the sync Outbox on the loop) or ``thread`` (an AsyncOutbox, a second
+  connection on its own thread, as ``SCALE_BRIDGE_UPLOAD_STORE=thread`` makes the daemon do); with
+  several stores and ``repeats`` the rate-limited drain runs them alternately, ``repeats`` times each.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +28,13 @@ import httpx
 from bridge.config import PlatformConfig, config_from_dict, replace
 from bridge.logs import configure
 from bridge.outbox import Outbox
+from bridge.outbox.aio import AsyncOutbox
 from bridge.platform import USER_AGENT, PlatformClient
 from bridge.uploader import Uploader, pool_size
 
 from .capture import bodies
 from .common import CARD, SIM_KEY, Simulator, config_doc, cpu_seconds, log, median, simulator
+from .looplag import LoopLagProbe
 
 BIG = 10**9  # "no limit"
 
@@ -51,7 +58,7 @@ def backlog_bodies(path: Path) -> list[str]:
 
 
 async def _uploader_drain(
-    sim: Simulator, db: Path, n: int, *, pacer_per_min: int, concurrency: int, timeout_s: float
+    sim: Simulator, db: Path, n: int, *, pacer_per_min: int, concurrency: int, timeout_s: float, store: str = "inline"
 ) -> dict[str, Any]:
     cfg = config_from_dict(config_doc(sim.url, str(db.parent), port="/dev/null"), source="bench")
     # bench only: the config caps the pacer at 1000/min (the real platform's limit); the simulator's
@@ -64,7 +71,11 @@ async def _uploader_drain(
         timeout_s=cfg.platform.timeout_s,
         max_connections=pool_size(concurrency),  # as the daemon's
     )
-    up = Uploader(cfg, ob, client)
+    # as the daemon: the primary Outbox, and for "thread" a second connection on its own thread
+    up_store: Outbox | AsyncOutbox = ob
+    if store == "thread":
+        up_store = await AsyncOutbox.open(db, check=False, primary=False)
+    up = Uploader(cfg, up_store, client)
     last = [0.0]
     delivered = [0]
 
@@ -74,13 +85,17 @@ async def _uploader_drain(
 
     up.on_delivered = on_delivered
     cpu0, sim_cpu0 = time.process_time(), cpu_seconds(sim.proc.pid)
+    probe = LoopLagProbe().start()
     t0 = time.perf_counter()
     task = asyncio.create_task(up.run())
     ok = await up.drain(timeout_s)
     cpu, sim_cpu = time.process_time() - cpu0, cpu_seconds(sim.proc.pid) - sim_cpu0
+    await probe.stop()
     up.stop()
     await asyncio.wait_for(task, 30)
     await client.aclose()
+    if isinstance(up_store, AsyncOutbox):
+        await up_store.close()
     st = ob.stats()
     ob.close()
     sim_state = sim.state()
@@ -96,11 +111,21 @@ async def _uploader_drain(
         "http_429": sim_state["counters"]["rate_limited"],
         "uploader_429": up.counters.rate_limited,
         "retries": up.counters.retries,
+        "store": store,
+        "loop_lag": probe.summary(),
     }
 
 
 def uploader_drain(
-    template: Path, workdir: Path, n: int, *, rate_limit: int, pacer: int, concurrency: int = 4, timeout_s: float = 600
+    template: Path,
+    workdir: Path,
+    n: int,
+    *,
+    rate_limit: int,
+    pacer: int,
+    concurrency: int = 4,
+    timeout_s: float = 600,
+    store: str = "inline",
 ) -> dict[str, Any]:
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
     db = run_dir / "outbox.db"
@@ -110,7 +135,9 @@ def uploader_drain(
     try:
         with simulator(rate_limit) as sim:
             return asyncio.run(
-                _uploader_drain(sim, db, n, pacer_per_min=pacer, concurrency=concurrency, timeout_s=timeout_s)
+                _uploader_drain(
+                    sim, db, n, pacer_per_min=pacer, concurrency=concurrency, timeout_s=timeout_s, store=store
+                )
             )
     finally:
         configure("critical", "json")
@@ -169,6 +196,8 @@ def run(
     rate_limit: int | None = None,
     skip_unlimited: bool = False,
     pacer_ratio: float | None = None,
+    stores: Sequence[str] = ("inline",),
+    repeats: int = 1,
 ) -> dict[str, Any]:
     n_limited = limited_n or (60 if quick else 500)
     n_free = 60 if quick else 300
@@ -228,13 +257,55 @@ def run(
         if pacer_ratio is None:  # what the shipped config does against the platform's 1000/min
             pacer_ratio = PlatformConfig(base_url="http://x").rate_limit_per_min / 1000
         pacer = round(L * pacer_ratio)
-        rr = uploader_drain(template, work, n_limited, rate_limit=L, pacer=pacer, timeout_s=max(120.0, 4 * t_min))
-        rr["pacer_per_min"] = pacer
-        rr["ratio_to_t_min"] = rr["seconds"] / t_min
-        res["run"] = rr
-        log(
-            f"drain limited L={L}/min pacer={pacer}/min: {rr['seconds']:.1f} s vs T_min {t_min:.1f} s "
-            f"({rr['ratio_to_t_min']:.3f}x), 429s {rr['http_429']}"
-        )
+        by_store: dict[str, list[dict[str, Any]]] = {s: [] for s in stores}
+        for r in range(repeats):
+            for store in stores if r % 2 == 0 else list(reversed(stores)):  # alternating: ABBA...
+                rr = uploader_drain(
+                    template, work, n_limited, rate_limit=L, pacer=pacer, timeout_s=max(120.0, 4 * t_min), store=store
+                )
+                rr["pacer_per_min"] = pacer
+                rr["ratio_to_t_min"] = rr["seconds"] / t_min
+                rr["round"] = r
+                by_store[store].append(rr)
+                lag = rr["loop_lag"]
+                log(
+                    f"drain limited L={L}/min pacer={pacer}/min store={store}: {rr['seconds']:.1f} s vs T_min "
+                    f"{t_min:.1f} s ({rr['ratio_to_t_min']:.3f}x), 429s {rr['http_429']}, loop lag p50/p99/max "
+                    f"{lag['p50_ms']:.2f}/{lag['p99_ms']:.2f}/{lag['max_ms']:.1f} ms"
+                )
+        res["run"] = by_store[stores[0]][0]
         out["limited"] = res
+        if len(stores) > 1 or repeats > 1:
+            out["limited_ab"] = ab_summary(by_store, t_min)
     return out
+
+
+def ab_summary(by_store: dict[str, list[dict[str, Any]]], t_min: float) -> dict[str, Any]:
+    """Medians per store, and each later store against the first, per round (the runs of one round
+    ran back to back) then the median of those ratios."""
+    stores = list(by_store)
+    base = stores[0]
+    summary: dict[str, Any] = {"baseline": base, "t_min_s": t_min, "stores": {}}
+    for store, runs in by_store.items():
+        summary["stores"][store] = {
+            "runs": len(runs),
+            "seconds": median([r["seconds"] for r in runs]),
+            "ratio_to_t_min": median([r["ratio_to_t_min"] for r in runs]),
+            "http_429": sum(r["http_429"] for r in runs),
+            "all_drained": all(r["drained"] for r in runs),
+            "client_cpu_s": median([r["client_cpu_s"] for r in runs]),
+            "loop_lag_p50_ms": median([r["loop_lag"]["p50_ms"] for r in runs]),
+            "loop_lag_p99_ms": median([r["loop_lag"]["p99_ms"] for r in runs]),
+            "loop_lag_max_ms": median([r["loop_lag"]["max_ms"] for r in runs]),
+            "seconds_each": [r["seconds"] for r in runs],
+            "loop_lag_p99_each": [r["loop_lag"]["p99_ms"] for r in runs],
+            "each": runs,
+        }
+        if store != base:
+            pairs = list(zip(by_store[base], runs, strict=False))
+            summary["stores"][store]["ratio_vs_" + base] = {
+                "seconds": median([r["seconds"] / b["seconds"] for b, r in pairs]),
+                "loop_lag_p99": median([r["loop_lag"]["p99_ms"] / b["loop_lag"]["p99_ms"] for b, r in pairs]),
+                "client_cpu": median([r["client_cpu_s"] / b["client_cpu_s"] for b, r in pairs]),
+            }
+    return summary

@@ -11,6 +11,10 @@ so its request log can be read), ``$NOTIFY_SOCKET`` bound here.
   sequence with bare httpx, timed the same way (start -> POST seen by the simulator).
 - RSS after the latency phase and through the idle phase; CPU over an idle period (utime + stime from
   /proc/<pid>/stat).
+- ``loop_lag``: the daemon runs through ``bench.probed_daemon`` (the loop-lag probe on its event loop;
+  its samples are read after it exits), reported over the latency phase. The probe wakes 100 times a
+  second, so the idle-CPU figure of such a run includes it. ``store``: ``SCALE_BRIDGE_UPLOAD_STORE``
+  for the daemon (``run_ab``: the stores alternately, ``repeats`` runs each).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import tempfile
 import threading
 import time
 import tty
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,8 @@ from bridge.simulator import SimulatorThread
 from tests.fakes.proxy import TcpProxy
 
 from .common import PY, REPO, cpu_seconds, log, median, percentile, rss_bytes, tanita_frame
+from .looplag import summarise
+from .probed_daemon import ENV as LOOP_LAG_ENV
 
 CONFIG = """\
 [platform]
@@ -59,7 +66,16 @@ format = "json"
 
 
 class DaemonProc:
-    def __init__(self, url: str, port: str, workdir: Path, *, stalled_notify: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        port: str,
+        workdir: Path,
+        *,
+        stalled_notify: bool = False,
+        loop_lag: bool = False,
+        store: str | None = None,
+    ) -> None:
         self.dir = Path(tempfile.mkdtemp(dir=workdir))
         self.cfg = self.dir / "config.toml"
         self.cfg.write_text(CONFIG.format(url=url, port=port, state=self.dir / "state"), encoding="utf-8")
@@ -72,6 +88,8 @@ class DaemonProc:
         self.notifications = 0
         self.stalled_notify = stalled_notify  # stop reading after READY=1: a manager that does not keep up
         self._ready = threading.Event()
+        self.lag_file: Path | None = self.dir / "loop-lag.jsonl" if loop_lag else None
+        self.store = store
 
     def _listen(self) -> None:
         """Like systemd: read every notification as it comes (an unread queue fills up and makes the
@@ -93,12 +111,18 @@ class DaemonProc:
     def start(self, timeout_s: float = 30.0) -> float:
         env = {**os.environ, "NOTIFY_SOCKET": self.sock_path}
         env.pop("WATCHDOG_USEC", None)
+        if self.store:
+            env["SCALE_BRIDGE_UPLOAD_STORE"] = self.store
+        module = "bridge"
+        if self.lag_file is not None:
+            env[LOOP_LAG_ENV] = str(self.lag_file)
+            module = "bench.probed_daemon"
         self.log_fh = open(self.dir / "daemon.log", "wb")  # noqa: SIM115
         self.sock.settimeout(0.5)
         threading.Thread(target=self._listen, name="notify-listener", daemon=True).start()
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [PY, "-m", "bridge", "run", "--config", str(self.cfg)],
+            [PY, "-m", module, "run", "--config", str(self.cfg)],
             cwd=REPO,
             env=env,
             stdout=self.log_fh,
@@ -133,6 +157,13 @@ class DaemonProc:
         self.sock.close()
         return self.proc.returncode
 
+    def loop_lag(self) -> list[tuple[float, float]]:
+        """The probe's samples (written when the daemon exits): (wall s, lag ms)."""
+        if self.lag_file is None or not self.lag_file.exists():
+            return []
+        rows = [json.loads(line) for line in self.lag_file.read_text(encoding="utf-8").splitlines() if line]
+        return [(float(a), float(b)) for a, b in rows]
+
     @property
     def pid(self) -> int:
         assert self.proc is not None
@@ -161,13 +192,21 @@ def _ts(iso: str) -> float:
 
 
 def run(
-    quick: bool, idle_s: float | None = None, *, stalled_notify: bool = False, rtt_ms: float = 0.0
+    quick: bool,
+    idle_s: float | None = None,
+    *,
+    stalled_notify: bool = False,
+    rtt_ms: float = 0.0,
+    loop_lag: bool = False,
+    store: str | None = None,
+    starts: int | None = None,
 ) -> dict[str, Any]:
-    starts = 2 if quick else 5
+    starts = starts or (2 if quick else 5)
     frames = 10 if quick else 100
     idle = idle_s if idle_s is not None else (3.0 if quick else 60.0)
     gap_s = 0.2
-    out: dict[str, Any] = {"stalled_notify": stalled_notify, "rtt_ms": rtt_ms}
+    out: dict[str, Any] = {"stalled_notify": stalled_notify, "rtt_ms": rtt_ms, "store": store or "default"}
+    window: tuple[float, float] | None = None
     with contextlib.ExitStack() as stack:
         d = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-live-"))
         sim = stack.enter_context(SimulatorThread())
@@ -183,7 +222,7 @@ def run(
         master = slave = -1
         for k in range(starts):
             master, slave, path = _pty()
-            daemon = DaemonProc(url, path, work, stalled_notify=stalled_notify)
+            daemon = DaemonProc(url, path, work, stalled_notify=stalled_notify, loop_lag=loop_lag, store=store)
             ready.append(daemon.start())
             log(f"live: start -> READY {ready[-1] * 1000:.0f} ms")
             if k < starts - 1:
@@ -218,6 +257,7 @@ def run(
                 posts = _posts(sim)[1:]
             weighings = sim.call(lambda: [w["receivedAt"] for w in sim.state.weighings])[1:]
             lat = [(_ts(p) - s) * 1000 for p, s in zip(posts, sent, strict=False)]
+            window = (sent[0], max(_ts(p) for p in posts)) if posts else None
             # where the time goes: frame -> 1st GET (intake + capture commit + wake-up), 1st GET -> POST
             # (the member lookup and the benefit check, sent together, answered; the resolved+begin
             # commit; the client). The benefit check's lag behind the member lookup shows they overlap.
@@ -290,4 +330,68 @@ def run(
             os.close(master)
             os.close(slave)
         out["exit_code"] = code
+        if loop_lag:
+            samples = daemon.loop_lag()
+            lo, hi = window or (float("-inf"), float("inf"))
+            out["loop_lag"] = {
+                "latency_phase": summarise([lag for at, lag in samples if lo <= at <= hi]),
+                "whole_run": summarise([lag for _, lag in samples]),
+            }
+            ll = out["loop_lag"]["latency_phase"]
+            log(
+                f"live: daemon loop lag in the latency phase p50/p99/max {ll['p50_ms']:.2f}/{ll['p99_ms']:.2f}/"
+                f"{ll['max_ms']:.1f} ms ({ll['samples']} samples)"
+            )
     return out
+
+
+def run_ab(
+    quick: bool, stores: Sequence[str], repeats: int, *, idle_s: float | None = None, rtt_ms: float = 0.0
+) -> dict[str, Any]:
+    """``run`` with the loop-lag probe for each store in turn (alternating order each round), ``repeats``
+    rounds; one start per run (start -> READY is not what is compared here)."""
+    by_store: dict[str, list[dict[str, Any]]] = {s: [] for s in stores}
+    for r in range(repeats):
+        for store in stores if r % 2 == 0 else list(reversed(stores)):
+            log(f"live A/B round {r + 1}/{repeats}: store {store}")
+            res = run(quick, idle_s if idle_s is not None else 3.0, rtt_ms=rtt_ms, loop_lag=True, store=store, starts=1)
+            res["round"] = r
+            by_store[store].append(res)
+    base = stores[0]
+    summary: dict[str, Any] = {"baseline": base, "rtt_ms": rtt_ms, "stores": {}}
+
+    def pick(res: dict[str, Any]) -> dict[str, float]:
+        lat, lag = res["latency_ms"], res["loop_lag"]["latency_phase"]
+        return {
+            "p50": lat["p50"],
+            "p99": lat["p99"],
+            "bare_p50": lat["bare_p50"],
+            "bare_p99": lat["bare_p99"],
+            "loop_lag_p99": lag["p99_ms"],
+            "loop_lag_p50": lag["p50_ms"],
+            "loop_lag_max": lag["max_ms"],
+        }
+
+    for store, runs in by_store.items():
+        vals = [pick(x) for x in runs]
+        st: dict[str, Any] = {
+            "runs": len(runs),
+            "p50_ms": median([v["p50"] for v in vals]),
+            "p99_ms": median([v["p99"] for v in vals]),
+            "bare_p50_ms": median([v["bare_p50"] for v in vals]),
+            "bare_p99_ms": median([v["bare_p99"] for v in vals]),
+            "p50_to_bare": median([v["p50"] / v["bare_p50"] for v in vals]),
+            "p99_to_bare": median([v["p99"] / v["bare_p99"] for v in vals]),
+            "loop_lag_p50_ms": median([v["loop_lag_p50"] for v in vals]),
+            "loop_lag_p99_ms": median([v["loop_lag_p99"] for v in vals]),
+            "loop_lag_max_ms": median([v["loop_lag_max"] for v in vals]),
+            "received_all": all(x["latency_ms"]["received"] == x["latency_ms"]["frames"] for x in runs),
+            "each": vals,
+        }
+        if store != base:
+            pairs = list(zip([pick(x) for x in by_store[base]], vals, strict=False))
+            st["ratio_vs_" + base] = {
+                k: median([v[k] / b[k] for b, v in pairs]) for k in ("p50", "p99", "loop_lag_p99")
+            }
+        summary["stores"][store] = st
+    return {"ab": summary, "runs": by_store}

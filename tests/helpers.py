@@ -135,3 +135,28 @@ class FakeClock:
         self.t += s
         self.slept += s
         await asyncio.sleep(0)
+
+
+#: the two stores the uploader can run on (``bridge.runtime.assembly.UploadStoreKind``)
+UPLOAD_STORES = ("inline", "thread")
+
+
+def upload_store_for(kind: str, outbox: Any, clock: Any) -> Any:
+    """The uploader's store as the daemon builds it (``assembly.open_upload_store``), for code that
+    cannot await: ``inline`` is ``outbox`` itself (the Uploader wraps it), ``thread`` an ``AsyncOutbox``
+    with a secondary connection to the same file made on its own worker thread (the steps of
+    ``AsyncOutbox.open``, waited for here). Close a ``thread`` store with ``await store.close()``."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
+
+    from bridge.outbox import Outbox
+    from bridge.outbox.aio import AsyncOutbox
+
+    if kind == "inline":
+        return outbox
+    assert kind == "thread", kind
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+    thread = executor.submit(threading.current_thread).result()
+    core = executor.submit(partial(Outbox, outbox.path, clock=clock, check=False, primary=False)).result()
+    return AsyncOutbox(core, executor, thread)

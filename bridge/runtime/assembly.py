@@ -3,8 +3,10 @@ intake and pump, the links and housekeeping. Nothing runs here; the composition 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from drivers.links.base import FiniteLink, Link
@@ -15,10 +17,12 @@ from ..flight_recorder import flight_recorder_for
 from ..intake import Capture, Intake
 from ..logs import register_secret
 from ..outbox import Job, Outbox
+from ..outbox.aio import AsyncOutbox
 from ..pairing import Pairing
 from ..pc_mode import PcMode, pc_mode_for
 from ..platform import PlatformClient
 from ..upload.loop import Uploader, pool_size
+from ..upload.store import InlineStore, UploadStore
 from .housekeeping import Housekeeping
 from .links import ReplayPause, build_card_link, build_scale_link
 from .pump import Pump
@@ -26,6 +30,27 @@ from .pump import Pump
 #: A replay link reads its whole capture again after every restart: its dedupe keys (content of each
 #: reading) must outlive any restart (docs/reliability.md).
 REPLAY_DEDUPE_S = 100 * 365 * 86400.0
+
+
+class UploadStoreKind(StrEnum):
+    """Where the upload path's outbox calls run (the pump's capture always runs on the loop)."""
+
+    INLINE = "inline"  # the primary Outbox, called on the event loop
+    THREAD = "thread"  # an AsyncOutbox: a second connection on one dedicated thread
+
+
+#: the daemon's choice, measured in docs/benchmarks.md ("SQLite off the event loop")
+DEFAULT_UPLOAD_STORE = UploadStoreKind.THREAD
+#: overrides the default (benchmarks' A/B runs; an operator trying the other one): inline | thread
+UPLOAD_STORE_ENV = "SCALE_BRIDGE_UPLOAD_STORE"
+
+
+def upload_store_kind(env: Mapping[str, str] | None = None) -> UploadStoreKind:
+    raw = (env if env is not None else os.environ).get(UPLOAD_STORE_ENV, "").strip().lower()
+    try:
+        return UploadStoreKind(raw) if raw else DEFAULT_UPLOAD_STORE
+    except ValueError:
+        return DEFAULT_UPLOAD_STORE
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +67,7 @@ class Hooks:
 @dataclass(frozen=True, slots=True)
 class Parts:
     outbox: Outbox
+    upload_store: UploadStore
     client: PlatformClient
     uploader: Uploader
     pump: Pump
@@ -64,6 +90,15 @@ def open_outbox(cfg: Config, clock: Callable[[], float], log: Any) -> Outbox:
     return outbox
 
 
+async def open_upload_store(kind: UploadStoreKind, outbox: Outbox, clock: Callable[[], float]) -> UploadStore:
+    """The uploader's view of the outbox. ``THREAD``: a second, secondary connection to the same file
+    (no start-up checks, no in-flight recovery: the primary did them) owned by one worker thread."""
+    if kind is UploadStoreKind.THREAD:
+        store: UploadStore = await AsyncOutbox.open(outbox.path, clock=clock, check=False, primary=False)
+        return store
+    return InlineStore(outbox)
+
+
 def make_intake(cfg: Config, outbox: Outbox) -> Intake:
     replayed = bool(cfg.scale.capture)
     q = cfg.queue
@@ -77,7 +112,7 @@ def make_intake(cfg: Config, outbox: Outbox) -> Intake:
     )
 
 
-def assemble(
+async def assemble(
     cfg: Config,
     hooks: Hooks,
     *,
@@ -92,6 +127,13 @@ def assemble(
     register_secret(cfg.platform.api_key)
     spec = get(cfg.scale.driver)
     outbox = open_outbox(cfg, clock, log)
+    kind = upload_store_kind() if upload else UploadStoreKind.INLINE
+    try:
+        store = await open_upload_store(kind, outbox, clock)
+    except BaseException:
+        outbox.close()
+        raise
+    log.info("upload_store_opened", kind=kind.value)
     p = cfg.platform
     client = PlatformClient(
         p.base_url,
@@ -100,7 +142,7 @@ def assemble(
         connect_timeout_s=p.connect_timeout_s,
         max_connections=pool_size(p.concurrency),
     )
-    uploader = Uploader(cfg, outbox, client, clock=clock)
+    uploader = Uploader(cfg, store, client, clock=clock)
     uploader.on_delivered = hooks.delivered
     scale_role = f"scale:{cfg.scale.name}"
     scale = scale_link or build_scale_link(cfg, spec, hooks.link_state(scale_role), replay_pause=replay_pause)
@@ -137,4 +179,4 @@ def assemble(
         log=log,
         retention_every_s=retention_every_s,
     )
-    return Parts(outbox, client, uploader, pump, house, [link for _, link in roles], pc_mode)
+    return Parts(outbox, store, client, uploader, pump, house, [link for _, link in roles], pc_mode)

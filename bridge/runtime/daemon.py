@@ -93,7 +93,7 @@ class Daemon:
     # ---- lifecycle ---------------------------------------------------------------------------------
 
     async def run(self) -> int:
-        parts = assemble(
+        parts = await assemble(
             self.cfg,
             self._hooks(),
             clock=self.clock,

@@ -92,5 +92,6 @@ async def shutdown(parts: Parts, run: Running, log: Any) -> int:
     if parts.pump.unsaved:
         log.critical("weighings_not_committed_at_exit", count=len(parts.pump.unsaved))
         code = EX_IOERR
+    await parts.upload_store.close()  # an AsyncOutbox: its connection closed, its thread joined
     parts.outbox.close()
     return code

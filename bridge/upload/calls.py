@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..errors import PlatformError, RateLimited, StorageError
-from ..outbox import Outbox
 from ..pacing import Pacer
 from ..platform import PlatformClient
 from . import journey as j
 from .policy import Rules, retry_after_s
+from .store import UploadStore
 
 #: outbox meta key of the persisted 429 pauses: {endpoint: until (epoch s)}
 RATE_LIMIT_META = "rate_limit_pauses"
@@ -28,19 +28,19 @@ class PlatformCalls:
     def __init__(
         self,
         client: PlatformClient,
-        outbox: Outbox,
+        store: UploadStore,
         pacer: Pacer,
         *,
         rules: Callable[[], Rules],
         clock: Callable[[], float],
         monotonic: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
-        answered: Callable[[], None],
+        answered: Callable[[], Awaitable[None]],
         log: Any,
         via: Callable[[str, Callable[[], Any]], Awaitable[Any]] | None = None,
     ) -> None:
         self.client = client
-        self.outbox = outbox
+        self.store = store
         self.pacer = pacer
         self._rules = rules
         self._clock = clock
@@ -104,27 +104,27 @@ class PlatformCalls:
         try:
             result = await coro_fn()
         except RateLimited as exc:
-            self._pause_endpoint(endpoint, exc)
-            self._answered()
+            await self._pause_endpoint(endpoint, exc)
+            await self._answered()
             raise
         except PlatformError as exc:
             if exc.status is not None and exc.status < 500:
-                self._answered()  # a refusal is an answer: the platform is up
+                await self._answered()  # a refusal is an answer: the platform is up
             raise
-        self._answered()
+        await self._answered()
         return result
 
-    def _pause_endpoint(self, endpoint: str, exc: RateLimited) -> None:
+    async def _pause_endpoint(self, endpoint: str, exc: RateLimited) -> None:
         pause_s = max(self._rules().rate_limit_pause_s, retry_after_s(exc.retry_after_s) or 0.0)
         self.pacer.pause(endpoint, self._monotonic() + pause_s)
-        pauses = self._rate_limit_pauses()
+        pauses = await self._rate_limit_pauses()
         pauses[endpoint] = self._clock() + pause_s
         with contextlib.suppress(StorageError):
-            self.outbox.set_meta(RATE_LIMIT_META, json.dumps(pauses))
+            await self.store.set_meta(RATE_LIMIT_META, json.dumps(pauses))
 
-    def _rate_limit_pauses(self) -> dict[str, float]:
+    async def _rate_limit_pauses(self) -> dict[str, float]:
         try:
-            doc = json.loads(self.outbox.meta(RATE_LIMIT_META) or "{}")
+            doc = json.loads(await self.store.meta(RATE_LIMIT_META) or "{}")
         except ValueError:
             return {}
         now = self._clock()
@@ -132,8 +132,8 @@ class PlatformCalls:
             return {}
         return {str(k): float(v) for k, v in doc.items() if isinstance(v, int | float) and v > now}
 
-    def restore_rate_limits(self) -> None:
+    async def restore_rate_limits(self) -> None:
         now, mono = self._clock(), self._monotonic()
-        for endpoint, until in self._rate_limit_pauses().items():
+        for endpoint, until in (await self._rate_limit_pauses()).items():
             self.pacer.pause(endpoint, mono + (retry_after_s(until - now) or 0.0))
             self.log.info("rate_limit_pause_restored", endpoint=endpoint, remaining_s=round(until - now, 1))

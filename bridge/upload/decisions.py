@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AuthRejected, PlatformError, StorageError
-from ..outbox import Job, Outbox
+from ..outbox import Job
 from ..pacing import retry_delay
 from .policy import DeadLetter, Decision, Park, PauseEndpoint, Retry, Rules, StopAll, retry_after_s
+from .store import UploadStore
 
 AUTH_PROBE_INTERVAL_S = 60.0
 
@@ -65,16 +66,16 @@ class AuthHalt:
 
     error: AuthRejected | None = None
 
-    def lift(self, outbox: Outbox) -> None:
+    async def lift(self, store: UploadStore) -> None:
         self.error = None
         with contextlib.suppress(StorageError):
-            outbox.set_meta("auth_failure", None)
+            await store.set_meta("auth_failure", None)
 
 
 class DecisionApplier:
     def __init__(
         self,
-        outbox: Outbox,
+        store: UploadStore,
         *,
         counters: UploadCounters,
         breaker: OutageBreaker,
@@ -84,7 +85,7 @@ class DecisionApplier:
         rng: Callable[[], random.Random],
         log: Any,
     ) -> None:
-        self.outbox = outbox
+        self.store = store
         self.counters = counters
         self.breaker = breaker
         self.halt = halt
@@ -93,19 +94,19 @@ class DecisionApplier:
         self._rng = rng
         self.log = log
 
-    def apply(self, decision: Decision, job: Job, exc: BaseException) -> None:
+    async def apply(self, decision: Decision, job: Job, exc: BaseException) -> None:
         key = str(exc.status or type(exc).__name__) if isinstance(exc, PlatformError) else type(exc).__name__
         self.counters.by_status[key] = self.counters.by_status.get(key, 0) + 1
         if isinstance(decision, StopAll):
             assert isinstance(exc, AuthRejected)
             already = self.halt.error is not None  # a probe, or a job that was in flight: one halt
             self.halt.error = exc
-            self._retry(job, decision.retry)
+            await self._retry(job, decision.retry)
             if already:
                 return
             self.counters.auth_failures += 1
             failure = {"at": self._clock(), "status": decision.status, "message": decision.message}
-            self.outbox.set_meta("auth_failure", json.dumps(failure))
+            await self.store.set_meta("auth_failure", json.dumps(failure))
             self.log.critical(
                 "platform_key_rejected",
                 status=decision.status,
@@ -114,12 +115,12 @@ class DecisionApplier:
             )
         elif isinstance(decision, PauseEndpoint):
             self.counters.rate_limited += 1
-            self._retry(job, decision.retry)
+            await self._retry(job, decision.retry)
             pause_s = round(decision.until - self._clock())
             self.log.warning("upload_rate_limited", weighing=job.id, stage=job.stage.value, pause_s=pause_s)
         elif isinstance(decision, DeadLetter):
             self.counters.dead_letters += 1
-            self.outbox.kill(
+            await self.store.kill(
                 job.id,
                 stage=decision.stage,
                 status=decision.status,
@@ -137,7 +138,7 @@ class DecisionApplier:
                 trace_id=decision.trace_id,
             )
         elif isinstance(decision, Park):
-            self.outbox.park(job.id, decision.reason)
+            await self.store.park(job.id, decision.reason)
             self.log.warning("weighing_parked", weighing=job.id, reason=decision.reason)
         else:
             self.counters.retries += 1
@@ -150,7 +151,7 @@ class DecisionApplier:
                         error=decision.message,
                         action="one probe per backoff until it answers; then the backlog drains in order",
                     )
-            self._retry(job, decision)
+            await self._retry(job, decision)
             self.log.warning(
                 "upload_retry_scheduled",
                 weighing=job.id,
@@ -161,10 +162,10 @@ class DecisionApplier:
                 delay_s=round(max(0.0, decision.at - self._clock()), 1),
             )
 
-    def _retry(self, job: Job, retry: Retry) -> None:
+    async def _retry(self, job: Job, retry: Retry) -> None:
         if retry.ambiguous:
             self.counters.ambiguous += 1
-        self.outbox.retry_later(
+        await self.store.retry_later(
             job.id,
             next_attempt_at=retry.at,
             reason=retry.reason,

@@ -36,6 +36,7 @@ from .calls import PlatformCalls
 from .decisions import AuthHalt, DecisionApplier, OutageBreaker, UploadCounters
 from .policy import Rules, decide
 from .steps import JourneySteps
+from .store import UploadStore, upload_store
 
 RESOLVE_MAX_AGE_S = 15 * 60.0
 #: how many of the latest benefit checks health looks at
@@ -60,7 +61,7 @@ class Uploader:
     def __init__(
         self,
         cfg: Config,
-        outbox: Outbox,
+        outbox: Outbox | UploadStore,
         client: PlatformClient,
         *,
         clock: Callable[[], float] = time.time,
@@ -72,7 +73,9 @@ class Uploader:
         self.rules = rules_of(cfg)
         self.cards = cfg.cards
         self.estimate = cfg.scale.estimate_body_composition
-        self.outbox = outbox
+        #: the outbox as the upload path sees it: a plain ``Outbox`` is called inline (``InlineStore``),
+        #: an ``AsyncOutbox`` on its own thread
+        self.store: UploadStore = upload_store(outbox)
         self.client = client
         self.clock = clock
         self.monotonic = monotonic
@@ -92,7 +95,7 @@ class Uploader:
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = PlatformCalls(
             client,
-            outbox,
+            self.store,
             self.pacer,
             rules=lambda: self.rules,
             clock=lambda: self.clock(),  # noqa: PLW0108 - late binding: tests swap the clock and wrap _call
@@ -103,7 +106,7 @@ class Uploader:
             via=lambda endpoint, fn: self._call(endpoint, fn),  # noqa: PLW0108 - late binding: tests swap the clock and wrap _call
         )
         self.steps = JourneySteps(
-            outbox,
+            self.store,
             self.calls,
             counters=self.counters,
             benefit_results=deque(maxlen=BENEFIT_WINDOW),
@@ -111,7 +114,7 @@ class Uploader:
             log=self.log,
         )
         self.decisions = DecisionApplier(
-            outbox,
+            self.store,
             counters=self.counters,
             breaker=self.breaker,
             halt=self.halt,
@@ -120,7 +123,6 @@ class Uploader:
             rng=lambda: self.rng,
             log=self.log,
         )
-        self.calls.restore_rate_limits()
 
     @property
     def auth_error(self) -> AuthRejected | None:
@@ -162,6 +164,7 @@ class Uploader:
         return bool(self._inflight)
 
     async def run(self) -> None:
+        await self.calls.restore_rate_limits()
         try:
             while not self._stopping:
                 self.last_progress_at = self.monotonic()
@@ -171,7 +174,8 @@ class Uploader:
                 free = self.platform.concurrency - len(self._inflight)
                 if self.breaker.holds(self.clock()):
                     free = 0
-                jobs = self.outbox.due(self.clock(), limit=free, exclude=frozenset(self._inflight)) if free > 0 else []
+                busy = frozenset(self._inflight)
+                jobs = await self.store.due(self.clock(), limit=free, exclude=busy) if free > 0 else []
                 for job in jobs:
                     self._start(job)
                 if not jobs:
@@ -199,10 +203,10 @@ class Uploader:
         if running:
             await asyncio.gather(*running, return_exceptions=True)
 
-    def idle_wait_s(self, cap: float = IDLE_POLL_S) -> float:
+    async def idle_wait_s(self, cap: float = IDLE_POLL_S) -> float:
         """How long the loop may sleep: until the next job is due (not before the platform-down
         pause ends), at most ``cap``."""
-        nxt = self.outbox.next_due_at()
+        nxt = await self.store.next_due_at()
         if nxt is not None:
             nxt = max(nxt, self.breaker.down_until)
         wait = cap if nxt is None else min(cap, max(0.0, nxt - self.clock()))
@@ -211,7 +215,7 @@ class Uploader:
         return wait
 
     async def _idle(self) -> None:
-        wait = self.idle_wait_s()
+        wait = await self.idle_wait_s()
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.01))
@@ -220,7 +224,7 @@ class Uploader:
         """Wait until nothing is due now or later (pending = 0 and nothing in flight)."""
         deadline = None if timeout_s is None else self.monotonic() + timeout_s
         while True:
-            if not self._inflight and self.outbox.stats().pending == 0:
+            if not self._inflight and (await self.store.stats()).pending == 0:
                 return True
             if self.auth_error is not None or (deadline is not None and self.monotonic() > deadline):
                 return False
@@ -233,7 +237,7 @@ class Uploader:
             await asyncio.wait_for(self._stop.wait(), timeout=decisions.AUTH_PROBE_INTERVAL_S)
         if self._stopping or self._inflight:
             return
-        due = self.outbox.due(self.clock(), limit=1)
+        due = await self.store.due(self.clock(), limit=1)
         if not due:
             return
         await self._start(due[0])
@@ -261,7 +265,7 @@ class Uploader:
         stage = job.stage
         try:
             if stage is Stage.POST and self._benefit_check_stale(job, platform):
-                job = self.outbox.reresolve(job.id, "benefit check is older than 15 min")
+                job = await self.store.reresolve(job.id, "benefit check is older than 15 min")
                 stage = job.stage
             if stage is Stage.RESOLVE:
                 job = await self.steps.resolve(job, platform, cards)
@@ -274,13 +278,14 @@ class Uploader:
         except (asyncio.CancelledError, StorageError):
             raise
         except Exception as exc:  # a platform failure, or a bug / hostile answer: the policy decides
-            current = self.outbox.get(job.id) or job
+            current = await self.store.get(job.id) or job
             if not isinstance(exc, PlatformError):
                 self.log.exception("upload_crashed", weighing=job.id, stage=stage.value, error=str(exc))
-            self.decisions.apply(decide(exc, stage, current, self.rules, now=self.clock(), rng=self.rng), current, exc)
+            decision = decide(exc, stage, current, self.rules, now=self.clock(), rng=self.rng)
+            await self.decisions.apply(decision, current, exc)
             return
         if halted and self.auth_error is not None:
-            self.halt.lift(self.outbox)
+            await self.halt.lift(self.store)
 
     def _benefit_check_stale(self, job: Job, platform: PlatformConfig) -> bool:
         return (
@@ -293,10 +298,10 @@ class Uploader:
         """One paced request (``PlatformCalls.call``); kept here so that tests can wrap it."""
         return await self.calls.call(endpoint, coro_fn)
 
-    def _platform_answered(self) -> None:
+    async def _platform_answered(self) -> None:
         now = self.clock()
         outage_s = self.breaker.close(now)
         if outage_s is None:
             return
-        released = self.outbox.release_backoff(WaitReason.OUTAGE, now=now)
+        released = await self.store.release_backoff(WaitReason.OUTAGE, now=now)
         self.log.info("platform_available_again", outage_s=round(outage_s, 1), jobs_due_now=released)

@@ -14,15 +14,16 @@ from typing import Any
 from ..body import with_estimate
 from ..cardquery import platform_queries
 from ..config import CardsConfig, NotEligible, PlatformConfig, Usage
-from ..outbox import Job, JobState, Outbox, Stage
+from ..outbox import Job, JobState, Stage
 from . import journey as j
 from .calls import PlatformCalls
+from .store import UploadStore
 
 
 class JourneySteps:
     def __init__(
         self,
-        outbox: Outbox,
+        store: UploadStore,
         calls: PlatformCalls,
         *,
         counters: Any,
@@ -30,7 +31,7 @@ class JourneySteps:
         on_delivered: Callable[[], Callable[[Job], None] | None],
         log: Any,
     ) -> None:
-        self.outbox = outbox
+        self.store = store
         self.calls = calls
         self.counters = counters
         #: the benefit's validity for the last members checked (health: a typo in the key shows here)
@@ -40,7 +41,7 @@ class JourneySteps:
 
     async def resolve(self, job: Job, platform: PlatformConfig, cards: CardsConfig) -> Job:
         if not job.card:
-            return self.outbox.park(job.id, "no member card", JobState.UNIDENTIFIED)
+            return await self.store.park(job.id, "no member card", JobState.UNIDENTIFIED)
         conv = j.ResolveMember(
             platform_queries(job.card, cards), benefit_key=platform.benefit_key, cross_studio=platform.cross_studio
         )
@@ -48,7 +49,7 @@ class JourneySteps:
         if isinstance(outcome, j.NoMember):
             last = outcome.last
             self.counters.dead_letters += 1
-            job = self.outbox.kill(
+            job = await self.store.kill(
                 job.id,
                 stage=Stage.RESOLVE,
                 status=last.status if last else None,
@@ -70,7 +71,7 @@ class JourneySteps:
         if outcome.benefit_valid is not None:
             self.benefit_results.append(outcome.benefit_valid)
         park = outcome.benefit_valid is False and platform.not_eligible is NotEligible.PARK
-        job = self.outbox.resolved(
+        job = await self.store.resolved(
             job.id,
             customer_id=outcome.customer_id,
             profile=outcome.profile,
@@ -89,7 +90,8 @@ class JourneySteps:
         )
         if park:
             self.log.warning("weighing_parked", weighing=job.id, reason="benefit_not_valid")
-            return self.outbox.park(job.id, f"benefit {platform.benefit_key} not valid for this member (policy: park)")
+            reason = f"benefit {platform.benefit_key} not valid for this member (policy: park)"
+            return await self.store.park(job.id, reason)
         return job
 
     async def post(self, job: Job, platform: PlatformConfig, *, estimate: bool) -> Job:
@@ -103,17 +105,17 @@ class JourneySteps:
             if why_not is not None:
                 self.log.info("body_composition_not_estimated", weighing=job.id, reason=why_not)
         if job.inflight != Stage.POST.value:  # not already begun by the resolve that just ran
-            job = self.outbox.begin(job.id, Stage.POST)
+            job = await self.store.begin(job.id, Stage.POST)
         request = j.PostWeighing(customer_id, body, platform.benefit_key if attach else None, job.uid)
         outcome = await self.calls.converse(j.PostTheWeighing(request, then_use=then_use))
         if isinstance(outcome, j.BenefitRefused):
             self.log.warning("benefit_refused", weighing=job.id, error=outcome.note)
-            job = self.outbox.benefit_refused(job.id, note=outcome.note)
+            job = await self.store.benefit_refused(job.id, note=outcome.note)
             if platform.not_eligible is NotEligible.PARK:
-                return self.outbox.park(job.id, outcome.note)
+                return await self.store.park(job.id, outcome.note)
             return job
         assert isinstance(outcome, j.Posted)
-        job = self.outbox.posted(
+        job = await self.store.posted(
             job.id, benefit_attached=outcome.benefit_attached, next_stage=outcome.next_stage, status=outcome.status
         )
         self.log.info(
@@ -131,18 +133,18 @@ class JourneySteps:
     async def use(self, job: Job, platform: PlatformConfig) -> Job:
         customer_id = job.customer_id
         assert customer_id is not None
-        job = self.outbox.begin(job.id, Stage.USE)
+        job = await self.store.begin(job.id, Stage.USE)
         request = j.UseBenefit(customer_id, platform.benefit_key, f"{job.uid}:use")
         outcome = await self.calls.converse(j.UseTheBenefit(request))
         if isinstance(outcome, j.UseRefused):
             self.log.warning("benefit_use_refused", weighing=job.id, error=outcome.note)
             if platform.not_eligible is NotEligible.PARK:
-                return self.outbox.park(job.id, outcome.note)
-            job = self.outbox.benefit_use_recorded(job.id, used=False, status=400, note=outcome.note)
+                return await self.store.park(job.id, outcome.note)
+            job = await self.store.benefit_use_recorded(job.id, used=False, status=400, note=outcome.note)
             self._delivered(job)
             return job
         assert isinstance(outcome, j.Used)
-        job = self.outbox.benefit_use_recorded(job.id, used=True, status=outcome.status)
+        job = await self.store.benefit_use_recorded(job.id, used=True, status=outcome.status)
         self.log.info("benefit_used", weighing=job.id, customer_id=job.customer_id)
         self._delivered(job)
         return job

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from drivers.tanita import checksum
-from tests.helpers import REPO, popen_logged, wait_for, write_config
+from tests.helpers import REPO, UPLOAD_STORES, popen_logged, wait_for, write_config
 
 
 def tanita_line(card_id: str, weight_kg: float, fat_pct: float, time_hhmm: str) -> bytes:
@@ -41,11 +41,15 @@ def pty_pair():  # type: ignore[no-untyped-def]
             os.close(fd)
 
 
-def start_daemon(cfg_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def start_daemon(cfg_path: Path, log_path: Path, store: str | None = None) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "SCALE_BRIDGE_UPLOAD_STORE"}
+    if store is not None:  # the uploader's outbox: inline on the loop, or an AsyncOutbox on its thread
+        env["SCALE_BRIDGE_UPLOAD_STORE"] = store
     return popen_logged(
         [sys.executable, "-m", "bridge", "run", "--config", str(cfg_path)],
         log_path,
         cwd=REPO,
+        env=env,
     )
 
 
@@ -54,7 +58,15 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
     return proc.wait(timeout=30)
 
 
-def test_pty_weighing_reaches_simulator_with_benefit_key(tmp_path: Path, simulator, pty_pair) -> None:  # type: ignore[no-untyped-def]
+def store_opened(log_text: str) -> str | None:
+    for x in log_text.splitlines():
+        if x.startswith("{") and json.loads(x)["event"] == "upload_store_opened":
+            return str(json.loads(x)["kind"])
+    return None
+
+
+@pytest.mark.parametrize("store", UPLOAD_STORES)
+def test_pty_weighing_reaches_simulator_with_benefit_key(tmp_path: Path, simulator, pty_pair, store: str) -> None:  # type: ignore[no-untyped-def]
     master, slave_path = pty_pair
     cfg = write_config(
         tmp_path / "config.toml",
@@ -65,7 +77,7 @@ def test_pty_weighing_reaches_simulator_with_benefit_key(tmp_path: Path, simulat
             "log": {"format": "json", "level": "debug"},
         },
     )
-    proc = start_daemon(cfg, tmp_path / "daemon.log")
+    proc = start_daemon(cfg, tmp_path / "daemon.log", store)
     try:
         status = tmp_path / "state" / "status.json"
         wait_for(
@@ -88,6 +100,7 @@ def test_pty_weighing_reaches_simulator_with_benefit_key(tmp_path: Path, simulat
         code = stop(proc)
     log_text = (tmp_path / "daemon.log").read_text()
     assert code == 0, log_text[-3000:]
+    assert store_opened(log_text) == store
     assert len(got) == 1
     w = got[0]
     assert w["customerId"] == 1001
@@ -111,7 +124,8 @@ def test_pty_weighing_reaches_simulator_with_benefit_key(tmp_path: Path, simulat
     assert "weighing_captured" in events and "weighing_posted" in events
 
 
-def test_restart_continues_with_pending_weighings(tmp_path: Path, simulator, pty_pair) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("store", UPLOAD_STORES)
+def test_restart_continues_with_pending_weighings(tmp_path: Path, simulator, pty_pair, store: str) -> None:  # type: ignore[no-untyped-def]
     """Platform unreachable while the weighing is read: it waits on disk; a restarted daemon pointed at
     the platform delivers it."""
     master, slave_path = pty_pair
@@ -122,7 +136,7 @@ def test_restart_continues_with_pending_weighings(tmp_path: Path, simulator, pty
         "log": {"format": "json"},
     }
     cfg = write_config(tmp_path / "config.toml", sections)
-    proc = start_daemon(cfg, tmp_path / "d1.log")
+    proc = start_daemon(cfg, tmp_path / "d1.log", store)
     try:
         status = tmp_path / "state" / "status.json"
         wait_for(
@@ -135,7 +149,7 @@ def test_restart_continues_with_pending_weighings(tmp_path: Path, simulator, pty
         assert stop(proc) == 0
     sections["platform"]["base_url"] = simulator.url
     write_config(cfg, sections)
-    proc = start_daemon(cfg, tmp_path / "d2.log")
+    proc = start_daemon(cfg, tmp_path / "d2.log", store)
     try:
         got = wait_for(
             lambda: simulator.call(lambda: list(simulator.state.weighings)),
@@ -143,5 +157,6 @@ def test_restart_continues_with_pending_weighings(tmp_path: Path, simulator, pty
         )
     finally:
         assert stop(proc) == 0
+    assert store_opened((tmp_path / "d2.log").read_text()) == store
     assert [w["body"]["weight"] for w in got] == [80.0]
     assert got[0]["benefitKey"] == "BODY_SCAN"

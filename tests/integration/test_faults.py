@@ -12,6 +12,7 @@ import asyncio
 import json
 import random
 import sys
+import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from bridge.upload import decisions as uploader_mod
 from bridge.uploader import Uploader
 from drivers.cards.numbers import ReaderFormat
 from tests.fakes.proxy import TcpProxy
+from tests.helpers import UPLOAD_STORES, upload_store_for
 
 CARD = "1234567890123456"  # seeded member 1004, studio A
 POST = "createCustomerWeighing"
@@ -85,6 +87,10 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
 
 class Env:
+    #: the uploader's store (``_store_kind`` runs every test with each): the sync Outbox inline, or an
+    #: AsyncOutbox on its own thread and connection, beside the test's own sync Outbox (as the daemon)
+    store_kind = "inline"
+
     def __init__(self, tmp_path: Path, url: str, key: str, *, benefit_key: str = "",
                  transport: httpx.AsyncBaseTransport | None = None, timeout_s: float = 0.5) -> None:
         self.clock = FakeClock()
@@ -97,7 +103,9 @@ class Env:
         }, source="test")
         self.outbox = Outbox(self.cfg.outbox_path, clock=self.clock.wall)
         self.client = PlatformClient(url, key, timeout_s=timeout_s, connect_timeout_s=0.5, transport=transport)
-        self.up = Uploader(self.cfg, self.outbox, self.client, clock=self.clock.wall, monotonic=self.clock.mono,
+        # one clock for both connections: a test that swaps the outbox's clock swaps the store's too
+        self.store = upload_store_for(self.store_kind, self.outbox, lambda: self.outbox._clock())  # noqa: PLW0108 - late binding
+        self.up = Uploader(self.cfg, self.store, self.client, clock=self.clock.wall, monotonic=self.clock.mono,
                            rng=random.Random(1), sleep=self.clock.sleep)
         self.n = 0
 
@@ -118,6 +126,8 @@ class Env:
 
     async def close(self) -> None:
         await self.client.aclose()
+        if self.store is not self.outbox:
+            await self.store.close()
         self.outbox.close()
 
 
@@ -125,6 +135,13 @@ class Env:
 def sim():  # type: ignore[no-untyped-def]
     with SimulatorThread(rate_limit_per_min=10**6) as s:
         yield s
+
+
+@pytest.fixture(autouse=True, params=UPLOAD_STORES)
+def _store_kind(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    Env.store_kind = request.param
+    yield request.param
+    Env.store_kind = "inline"
 
 
 @pytest.fixture(autouse=True)
@@ -354,6 +371,8 @@ def test_429_pauses_the_endpoint_for_at_least_60_s(sim: SimulatorThread, tmp_pat
         finally:
             import time
 
+            # the lock-out this test caused is on its fake clock: the next test's clock starts at 0 again
+            sim.call(lambda: sim.state._locked_until.pop(POST, None))
             sim.call(lambda: setattr(sim.state, "monotonic", time.monotonic))
             await env.close()
 
@@ -434,7 +453,7 @@ def test_unknown_card_is_dead_lettered_404(sim: SimulatorThread, tmp_path: Path)
 def test_401_stops_uploads_keeps_the_queue_and_resumes_when_the_key_works(sim: SimulatorThread, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(uploader_mod, "AUTH_PROBE_INTERVAL_S", 0.05)
-    key = "rotated-key-not-yet-known"
+    key = f"rotated-key-not-yet-known-{uuid.uuid4().hex[:8]}"  # unknown to the (module-wide) simulator
 
     async def main() -> None:
         import time
@@ -448,10 +467,11 @@ def test_401_stops_uploads_keeps_the_queue_and_resumes_when_the_key_works(sim: S
         start = sim.call(lambda: len(sim.state.requests))
         task = asyncio.create_task(env.up.run())
         guard = time.monotonic() + 20  # failure guard only
-        while env.up.auth_error is None:
+        # the halt, and its record in the outbox (what `check` reports as CRITICAL: with the threaded
+        # store that commit lands a moment after the uploader has halted)
+        while env.up.auth_error is None or env.outbox.meta("auth_failure") is None:
             assert time.monotonic() < guard
             await asyncio.sleep(0.02)
-        assert env.outbox.meta("auth_failure") is not None  # what `check` reports as CRITICAL
         requests_at_stop = sim.call(lambda: len(sim.state.requests))
         await asyncio.sleep(0.5)  # ten probe intervals
         seen = sim.call(lambda: list(sim.state.requests)[start:])

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fakes
 
 from bridge.config import config_from_dict
 from bridge.outbox import JobState, Outbox
+from bridge.outbox.aio import AsyncOutbox
 from bridge.platform import PlatformClient
 from bridge.simulator import SimulatorThread
 from bridge.simulator.model import Faults
@@ -62,7 +63,8 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-def run_outage(tmp_path: Path, n_weighings: int, outage_s: float, seed: int = 1) -> dict[str, Any]:
+def run_outage(tmp_path: Path, n_weighings: int, outage_s: float, seed: int = 1,
+               store: str = "inline") -> dict[str, Any]:
     ft = FakeTime()
     schedule = sorted(random.Random(seed).uniform(0, outage_s) for _ in range(n_weighings))
     sent: list[tuple[str, float, bool]] = []  # (endpoint, fake time, platform down)
@@ -93,7 +95,7 @@ def run_outage(tmp_path: Path, n_weighings: int, outage_s: float, seed: int = 1)
                 if self._inflight:
                     await asyncio.sleep(0.001)
                     return
-                target = ft.t + max(self.idle_wait_s(cap=3600.0), 1e-3)
+                target = ft.t + max(await self.idle_wait_s(cap=3600.0), 1e-3)
                 if len(wids) < len(schedule):
                     target = min(target, schedule[len(wids)])
                 ft.t = target
@@ -107,7 +109,12 @@ def run_outage(tmp_path: Path, n_weighings: int, outage_s: float, seed: int = 1)
 
         async def main() -> Uploader:
             client = PlatformClient(sim.url, sim.api_key(1), timeout_s=10)
-            up = FakeIdle(cfg, outbox, client, clock=ft.wall, monotonic=ft.mono, rng=random.Random(seed),
+            # the uploader's store: the test's Outbox inline, or (as the daemon can) a second connection
+            # to the same file on its own thread
+            up_store: Outbox | AsyncOutbox = outbox
+            if store == "thread":
+                up_store = await AsyncOutbox.open(outbox.path, clock=ft.wall, check=False, primary=False)
+            up = FakeIdle(cfg, up_store, client, clock=ft.wall, monotonic=ft.mono, rng=random.Random(seed),
                           sleep=ft.sleep)
             orig = up._call
 
@@ -121,6 +128,8 @@ def run_outage(tmp_path: Path, n_weighings: int, outage_s: float, seed: int = 1)
             up._call = call  # type: ignore[method-assign]
             await asyncio.wait_for(up.run(), timeout=600)  # failure guard
             await client.aclose()
+            if isinstance(up_store, AsyncOutbox):
+                await up_store.close()
             return up
 
         up = asyncio.run(main())
@@ -175,8 +184,9 @@ def state_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
         shutil.rmtree(d, ignore_errors=True)
 
 
-def test_one_day_outage_then_ordered_paced_drain(state_dir: Path) -> None:
-    report = run_outage(state_dir, n_weighings=int(os.environ.get("OUTAGE_N", "2000")), outage_s=DAY_S)
+@pytest.mark.parametrize("store", ["inline", "thread"])
+def test_one_day_outage_then_ordered_paced_drain(state_dir: Path, store: str) -> None:
+    report = run_outage(state_dir, n_weighings=int(os.environ.get("OUTAGE_N", "2000")), outage_s=DAY_S, store=store)
     # one probe per backoff (capped at 15 min), not one per queued job: a few hundred in a day
     assert report["requests_during_outage"] < 600
 
