@@ -58,7 +58,6 @@ class Recorder:
             assert self.proc.poll() is None, self.stderr()
             assert time.monotonic() < deadline, "recorder never connected: " + self.stderr()
             time.sleep(0.02)
-        time.sleep(0.1)  # pyserial flushes input right after open
 
     def wait(self) -> int:
         try:
