@@ -35,6 +35,8 @@ USER_AGENT = f"scale-bridge/{__version__}"
 MAX_ERROR_BODY = 64 * 1024
 #: at most this much of a success body (the largest answer the bridge uses is a small JSON object)
 MAX_BODY = 1024 * 1024
+#: what stands for the API key where the platform's answer quoted it
+REDACTED = "<redacted>"
 #: a Retry-After longer than this is clamped (a platform or proxy asking for days, or for ``inf``,
 #: must not park the queue forever; the uploader's own backoff takes over after it)
 MAX_RETRY_AFTER_S = 3600.0
@@ -272,6 +274,9 @@ class PlatformClient:
         #: key itself is never quoted); config validation should have refused it first
         self._key_problem: str | None = None
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        #: what the platform's answers are cleaned of before anything reads them: a platform (or a proxy's
+        #: error page) that echoes the request headers must not get the key into the outbox or the logs
+        self._key_bytes = api_key.encode("ascii") if len(api_key) >= 6 and api_key.isascii() else b""
         if api_key.isascii() and api_key.isprintable() and api_key == api_key.strip():
             headers["X-API-KEY"] = api_key
         else:
@@ -310,8 +315,8 @@ class PlatformClient:
             raise PlatformUnavailable(self._key_problem)
         try:
             return await self._exchange_raw(method, path, writes=writes, **kw)
-        except PlatformError:
-            raise
+        except PlatformError as err:
+            raise self._without_key(err) from None
         except RecursionError:
             raise PlatformProtocolError("the platform's answer is nested too deeply to read") from None
         except (UnicodeError, ValueError) as exc:  # a header or URL our HTTP library refuses: not sent
@@ -333,6 +338,8 @@ class PlatformClient:
                         truncated = True
                         break
                 body = b"".join(chunks)[:limit]
+                if self._key_bytes and self._key_bytes in body:
+                    body = body.replace(self._key_bytes, REDACTED.encode())
         except TimeoutError:
             if writes and status is not None and 200 <= status < 300:
                 return status, None, "the answer did not complete within the deadline"
@@ -369,6 +376,19 @@ class PlatformClient:
         if writes:
             return response.status_code, None, f"the answer is {unreadable}"  # accepted all the same
         raise PlatformUnavailable(f"HTTP {response.status_code} with a body that is {unreadable}")
+
+    def _without_key(self, err: PlatformError) -> PlatformError:
+        """The same error with the key taken out of every text the platform supplied (a header value,
+        a Location host): the second net behind the body cleaning in ``_exchange_raw``."""
+        key = self._key_bytes.decode("ascii")
+        if not key:
+            return err
+        for attr in ("message", "error_code", "trace_id", "reference"):
+            value = getattr(err, attr)
+            if isinstance(value, str) and key in value:
+                setattr(err, attr, value.replace(key, REDACTED))
+        err.args = (err.message,)
+        return err
 
     @staticmethod
     def _card_params(card_number: str, card_format: str) -> dict[str, str]:
