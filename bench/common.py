@@ -36,9 +36,11 @@ SIM_KEY = "sim-key-studio-a"
 
 
 def tanita_frame(i: int) -> bytes:
-    """A valid MC-780 line unique for every ``i`` < 10**8 (the ZF impedance carries ``i``)."""
-    body = MC780.replace("ZF,512.3", f"ZF,{100 + i / 1000:.3f}")
-    weight = 60.0 + (i % 600) / 10.0
+    """A valid, plausible MC-780 line, unique for any 2,800,000 consecutive ``i`` (the ZF impedance
+    carries ``i`` modulo that and stays below 3000 ohm; the weight stays above the line's 66.3 kg
+    fat-free mass)."""
+    body = MC780.replace("ZF,512.3", f"ZF,{100 + (i % 2_800_000) / 1000:.3f}")
+    weight = 70.0 + (i % 600) / 10.0
     body = body.replace("Wk,84.3", f"Wk,{weight:.1f}")
     raw = body.encode("ascii")
     return raw + b"CS," + checksum(raw).encode("ascii") + b"\r\n"

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import bridge.daemon as daemon_mod
 from bridge.config import config_from_dict, replace
 from bridge.daemon import Daemon
 from bridge.logs import configure
@@ -87,9 +86,7 @@ async def _soak(n: int, url: str, state: Path, sim_pid: int) -> dict[str, Any]:
     cfg = replace(cfg, platform=replace(cfg.platform, rate_limit_per_min=10**9))
     ref: list[Daemon] = []
     link = SyntheticLink(n, ref)
-    daemon_mod.build_scale_link = lambda *a, **k: link  # type: ignore[assignment]
-    daemon_mod.RETENTION_EVERY_S = SWEEP_S
-    d = Daemon(cfg, exit_when_replayed=True, drain_timeout_s=600)
+    d = Daemon(cfg, exit_when_replayed=True, drain_timeout_s=600, scale_link=link, retention_every_s=SWEEP_S)
     ref.append(d)
     samples: list[tuple[float, int, int, int]] = []  # (t, sent, rss, db bytes)
     t0 = time.perf_counter()
@@ -160,11 +157,9 @@ def run(n: int) -> dict[str, Any]:
         open(os.devnull, "w", encoding="utf-8") as sink,
     ):
         configure("info", "json", stream=sink)
-        saved = daemon_mod.build_scale_link, daemon_mod.RETENTION_EVERY_S
         try:
             res = asyncio.run(_soak(n, sim.url, Path(d) / "state", sim.proc.pid))
         finally:
-            daemon_mod.build_scale_link, daemon_mod.RETENTION_EVERY_S = saved
             configure("critical", "json")
         st = sim.state()
         res["sim_weighings"] = st["weighings"]

@@ -17,7 +17,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .config import CardReaderSource, Config, parse_listen
+from .config import CardReaderSource, CardsConfig, Config, ScaleConfig, parse_listen
 from .errors import ConfigProblem
 
 #: optional import name -> (pip requirement, the scale-bridge extra that carries it)
@@ -109,17 +109,19 @@ def _metrics_problem(cfg: Config) -> ConfigProblem | None:
     return None
 
 
-def environment_problems(cfg: Config, *, daemon_running: bool = False) -> list[ConfigProblem]:
-    """Everything ``validate`` checks on this machine. ``daemon_running``: the state dir's lock is held,
-    so the metrics port is expected to be taken (by it) and is not probed."""
-    out = missing_dependencies(cfg) + state_dir_problems(cfg)
-    s, c = cfg.scale, cfg.cards
+def _scale_link_problem(s: ScaleConfig) -> ConfigProblem | None:
     if s.capture:
         cap = Path(s.capture)
         if not cap.is_file() or not os.access(cap, os.R_OK):
-            out.append(ConfigProblem("scale.capture", f"{s.capture} is not a readable file"))
-    elif s.port and "://" not in s.port and (problem := _device_problem("scale.port", s.port, "serial port")):
-        out.append(problem)
+            return ConfigProblem("scale.capture", f"{s.capture} is not a readable file")
+        return None
+    if s.port and "://" not in s.port:
+        return _device_problem("scale.port", s.port, "serial port")
+    return None
+
+
+def _card_reader_problems(c: CardsConfig) -> list[ConfigProblem]:
+    out: list[ConfigProblem] = []
     readers = (CardReaderSource.EVDEV, CardReaderSource.SERIAL)
     reader_path = c.device if c.source in readers and "://" not in c.device else ""
     if reader_path and (problem := _device_problem("cards.device", reader_path, "card reader")):
@@ -128,6 +130,16 @@ def environment_problems(cfg: Config, *, daemon_running: bool = False) -> list[C
         parent = Path(c.device).parent
         if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
             out.append(ConfigProblem("cards.device", f"cannot create the socket: {parent} is not a writable directory"))
+    return out
+
+
+def environment_problems(cfg: Config, *, daemon_running: bool = False) -> list[ConfigProblem]:
+    """Everything ``validate`` checks on this machine. ``daemon_running``: the state dir's lock is held,
+    so the metrics port is expected to be taken (by it) and is not probed."""
+    out = missing_dependencies(cfg) + state_dir_problems(cfg)
+    if problem := _scale_link_problem(cfg.scale):
+        out.append(problem)
+    out.extend(_card_reader_problems(cfg.cards))
     if not daemon_running and (problem := _metrics_problem(cfg)):
         out.append(problem)
     return out

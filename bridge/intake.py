@@ -1,7 +1,9 @@
 """From link events to weighings ready to commit: framing, decoding, dedupe, pairing.
 
-Pure and synchronous: the daemon feeds events and commits what comes out. Every outcome is returned
-(and logged by the caller), so nothing is dropped silently.
+Synchronous and free of I/O except the dedupe question, which the caller answers (``is_duplicate``:
+the outbox knows what was captured). The pump feeds events and commits what comes out. Every outcome
+is returned (and logged by the caller), so nothing is dropped silently. A weighing outside the
+plausible ranges is captured parked, with the reason, and never posted.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from drivers.registry import BleMode, Decoder, DriverSpec, LinkKind, flush_decod
 from .body import weighing_body
 from .outbox import JobState
 from .pairing import CardExpired, CardRead, CardSuperseded, Ignored, Paired, Pairing, PairingEvent, Unidentified
+from .plausibility import park_reason
+
+UNIDENTIFIED_NOTE = "no member: no card read within the pairing window and no ID on the scale"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,8 @@ class Capture:
     dedupe_ttl_s: float
     received_at: datetime
     reading_scale: str = ""
+    #: why it is not pending (an unidentified or implausible weighing), for the outbox note
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +121,8 @@ class Intake:
             return self.card(event.payload.decode("ascii", "replace").strip(), event.received_at)
         if event.kind is EventKind.TX:
             return []
+        if event.kind is EventKind.SESSION_END:
+            return self.session_ended(event.address, event.received_at)
         frames = self._framer.feed(event.payload) if event.kind is EventKind.RX else [event.payload]
         out: list[Outcome] = []
         for frame in frames:
@@ -142,6 +151,21 @@ class Intake:
                     out.append(result)
                 else:
                     out.extend(self.reading(result, event))
+        return out
+
+    def session_ended(self, address: str | None, at: datetime) -> list[Outcome]:
+        """A BLE GATT session with ``address`` ended: what its decoder holds (a weight waiting for its
+        composition, drivers/ble_standard.py) goes through pairing now; the next session starts afresh."""
+        decoder = self._decoders.pop(address or "", None)
+        if decoder is None:
+            return []
+        event = LinkEvent(EventKind.NOTIFY, b"", at, address=address, scale=self.scale)
+        out: list[Outcome] = []
+        for result in flush_decoder(decoder):
+            if isinstance(result, DeviceReport):
+                out.append(result)
+            else:
+                out.extend(self.reading(result, event))
         return out
 
     def card(self, number: str, at: datetime) -> list[Outcome]:
@@ -179,6 +203,10 @@ class Intake:
     def _capture(
         self, reading: Reading, at: datetime, card: str | None, source: str | None, *, state: JobState, event: LinkEvent
     ) -> Capture:
+        note = UNIDENTIFIED_NOTE if state is JobState.UNIDENTIFIED else None
+        implausible = park_reason(reading.measurement)
+        if implausible is not None:  # kept for staff with the reason, never posted (docs/plausibility.md)
+            state, note = JobState.PARKED, implausible
         return Capture(
             reading=reading,
             body=weighing_body(reading, received_at=at, scale=self.scale),
@@ -189,6 +217,7 @@ class Intake:
             dedupe_ttl_s=self.dedupe_ttl_s,
             received_at=at,
             reading_scale=self.scale,
+            note=note,
         )
 
 

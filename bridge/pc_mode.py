@@ -57,8 +57,13 @@ from .errors import NotFound, PlatformError
 from .logs import mask_card
 from .platform import CustomerProfile, PlatformClient
 
+
 #: driver name -> PC-mode command family (only these drivers' units accept PC mode)
-FAMILIES: dict[str, Family] = {"tanita": Family.MC980, "tanita_bc418": Family.BC418}
+def _families() -> dict[str, Family]:
+    """Drivers that speak a PC-mode family (``DriverSpec.pc_mode``): the spec says, not this module."""
+    from drivers.registry import registry
+
+    return {name: Family(spec.pc_mode) for name, spec in registry().items() if spec.pc_mode is not None}
 PROFILE_TIMEOUT_S = 5.0
 #: do not write while the unit is transmitting: wait until it has been quiet this long (capped)
 QUIET_BEFORE_SEND_S = 0.1
@@ -70,7 +75,7 @@ class ProfileProblem(Exception):
 
 
 def family_for(driver: str) -> Family | None:
-    return FAMILIES.get(driver)
+    return _families().get(driver)
 
 
 def tanita_profile(customer: CustomerProfile) -> Profile:
@@ -273,7 +278,7 @@ def pc_mode_for(cfg: Config, spec: DriverSpec, link: Any, client: PlatformClient
         log.warning(
             "pc_mode_unsupported",
             driver=spec.name,
-            reason=f"PC mode exists only for {', '.join(sorted(FAMILIES))}; ignoring [scale] pc_mode",
+            reason=f"PC mode exists only for {', '.join(sorted(_families()))}; ignoring [scale] pc_mode",
         )
         return None
     if cfg.cards.source in ("scale_id", "capture"):

@@ -1,57 +1,43 @@
 """Async client for the PerfectGym Next / Magicline Open API (the operations the bridge uses).
 
 Every failure becomes one of the ``bridge.errors.PlatformError`` subclasses; the decision retryable /
-ambiguous / permanent is made here and nowhere else.
+ambiguous / permanent is made here (the answers and transport failures classified in
+``bridge.platform_errors``, re-exported from this module) and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from . import __version__
-from .errors import (
-    AmbiguousDelivery,
-    AuthRejected,
-    Conflict,
-    NotFound,
-    PlatformError,
-    PlatformUnavailable,
-    RateLimited,
-    RequestRejected,
+from .errors import PlatformError, PlatformUnavailable
+from .logs import debug_enabled, http_exchange, trace_id_of
+from .platform_errors import (
+    LOCAL_PROTOCOL,
+    MAX_ERROR_BODY,
+    MAX_RETRY_AFTER_S,
+    PlatformMoved,
+    PlatformProtocolError,
+    classify_answer,
+    classify_response,
+    classify_transport_error,
+    loads_json,
+    parse_retry_after,
 )
-from .printable import printable
 
 USER_AGENT = f"scale-bridge/{__version__}"
-#: at most this much of an error body is read (the rest is never buffered: a proxy's huge error page
-#: or an endless stream cannot exhaust a Raspberry Pi's memory)
-MAX_ERROR_BODY = 64 * 1024
 #: at most this much of a success body (the largest answer the bridge uses is a small JSON object)
 MAX_BODY = 1024 * 1024
 #: what stands for the API key where the platform's answer quoted it
 REDACTED = "<redacted>"
-#: a Retry-After longer than this is clamped (a platform or proxy asking for days, or for ``inf``,
-#: must not park the queue forever; the uploader's own backoff takes over after it)
-MAX_RETRY_AFTER_S = 3600.0
 #: member ids are int64 on the platform (and in the outbox's SQLite INTEGER)
 MAX_ID = 2**63 - 1
-
-
-class PlatformProtocolError(PlatformUnavailable):
-    """The platform answered, but not as the API says (a member id that is not a positive int64, a
-    list where an object belongs). Retried with backoff: nothing is posted on the strength of it."""
-
-
-class PlatformMoved(PlatformUnavailable):
-    """A 3xx: the platform (or a proxy) sends the bridge elsewhere. Never followed (the API key would
-    go with it); retried with backoff so the queue is kept until ``base_url`` is fixed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,67 +71,6 @@ class CrossStudioCustomer:
     studio_id: int | None
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value, or None when it says nothing usable.
-
-    Delay-seconds must be finite and non-negative (``inf``, ``nan``, ``-5``: ignored) and are clamped
-    to ``MAX_RETRY_AFTER_S``. An HTTP date is read with any zone; a date without one (or RFC 5322's
-    ``-0000``) is UTC; a date in the past means now; one in the year 9999 is clamped.
-    """
-    if not value:
-        return None
-    text = value.strip()
-    if not text or len(text) > 64 or not text.isprintable():
-        return None
-    try:
-        seconds: float | None = float(text)
-    except ValueError:
-        seconds = _http_date_delay_s(text, now)
-    except OverflowError:
-        return None
-    if seconds is None:
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return min(seconds, MAX_RETRY_AFTER_S)
-
-
-def _http_date_delay_s(text: str, now: datetime) -> float | None:
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    try:
-        return max(0.0, (when - now).total_seconds())
-    except OverflowError:
-        return MAX_RETRY_AFTER_S
-
-
-def _retry_after_s(response: httpx.Response) -> float | None:
-    return parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
-
-
-def _loads(body: bytes) -> tuple[Any, str | None]:
-    """(document, None) or (None, why it is unreadable). Never raises: deep nesting (RecursionError),
-    invalid UTF-8, NaN and garbage are all "unreadable"."""
-    try:
-        return json.loads(body, parse_constant=_no_constant), None
-    except RecursionError:
-        return None, "JSON nested too deeply"
-    except UnicodeDecodeError:
-        return None, "not UTF-8"
-    except ValueError:
-        return None, "not JSON"
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _member_id(doc: Any, what: str) -> int:
     """A member id: an int (not a bool), 0 < id < 2**63. Anything else is a protocol error: taking
     ``true`` as customer 1 would post one member's health data to another (M4, issue 14)."""
@@ -164,96 +89,66 @@ def _plain_int(value: Any, low: int, high: int) -> int | None:
     return value if type(value) is int and low <= value <= high else None
 
 
-def _redirect(response: httpx.Response) -> PlatformMoved:
-    """Name the new location's host only: its path, query and userinfo may carry anything."""
-    host = ""
-    location = response.headers.get("Location", "")
-    try:
-        host = urlsplit(location).hostname or ""
-    except ValueError:
-        host = ""
-    where = f"redirects to {printable(host, max_chars=100)}" if host else "redirects (no usable Location)"
-    return PlatformMoved(
-        f"HTTP {response.status_code}: the platform {where}; not followed (tenant URL moved? check platform.base_url)",
-        status=response.status_code,
-    )
+def _debug_exchange(
+    method: str,
+    path: str,
+    started: float,
+    response: httpx.Response | None,
+    body: bytes,
+    *,
+    error: str | None = None,
+    status: int | None = None,
+) -> None:
+    """``log.level = "debug"``: one line per exchange (bridge.logs.http_exchange). ``path`` is the
+    request path without its query (card numbers travel there); no header is logged."""
+    if not debug_enabled():
+        return
+    latency_s = time.monotonic() - started
+    if response is None:
+        http_exchange(method, path, status, latency_s, error=error)
+        return
+    trace = trace_id_of(response.headers, body)
+    http_exchange(method, path, response.status_code, latency_s, trace_id=trace, error=error)
 
 
-def classify_response(response: httpx.Response, body: bytes) -> PlatformError:
-    """Map a non-2xx response to our exception (status, errorCode, errorMessage, traceId kept)."""
-    status = response.status_code
-    if 300 <= status < 400:
-        return _redirect(response)
-    message, code, trace, ref = f"HTTP {status}", None, None, None
-    doc, unreadable = _loads(body[:MAX_ERROR_BODY]) if body else (None, None)
-    if isinstance(doc, dict):
-        text = doc.get("errorMessage")
-        if isinstance(text, str) and text:
-            message = printable(text, max_chars=300)
-        code = _text_field(doc, "errorCode")
-        trace = _text_field(doc, "traceId")
-        ref = _text_field(doc, "reference")
-    elif body:
-        snippet = printable(body[:120].decode("utf-8", "replace").strip(), max_chars=120)
-        why = unreadable or "not a JSON object"
-        message = f"HTTP {status} (error body {why}: {snippet!r})"
-    kw: dict[str, Any] = {
-        "status": status,
-        "error_code": code,
-        "trace_id": trace,
-        "reference": ref,
-        "retry_after_s": _retry_after_s(response),
-    }
-    if status in (401, 403):
-        return AuthRejected(message, **kw)
-    if status == 404:
-        return NotFound(message, **kw)
-    if status == 409:
-        return Conflict(message, **kw)
-    if status == 429:
-        return RateLimited(message, **kw)
-    if status in (408, 425) or status >= 500:
-        return PlatformUnavailable(message, **kw)
-    return RequestRejected(message, **kw)
+async def _read_body(response: httpx.Response) -> tuple[bytes, bool]:
+    """The body up to its limit (``MAX_ERROR_BODY`` for a non-2xx, else ``MAX_BODY``), and whether there
+    was more: reading stops there; closing the stream drops the connection."""
+    limit = MAX_ERROR_BODY if response.status_code >= 300 else MAX_BODY
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], True
+    return b"".join(chunks)[:limit], False
 
 
-def _text_field(doc: dict[str, Any], key: str) -> str | None:
-    value = doc.get(key)
-    return printable(value, max_chars=200) if isinstance(value, str) else None
+def _broken_off(exc: httpx.HTTPError, status: int | None, *, writes: bool, note: str) -> tuple[int, Any, str | None]:
+    """An answer that did not complete. After a 2xx to a write the platform has accepted it: a broken
+    echo does not undo that (``note`` says what happened). Anything else is raised, classified."""
+    if writes and status is not None and 200 <= status < 300:
+        return status, None, note
+    raise classify_transport_error(exc, writes=writes) from None
 
 
-#: fixed texts for transport failures whose own text may quote the request (h11's
-#: LocalProtocolError prints the offending header value: the API key; M3, issue 14)
-_LOCAL_PROTOCOL = (
-    "the request could not be sent: a header is not valid HTTP "
-    "(check the API key for spaces, line breaks or control characters)"
-)
-_SAFE_TEXT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ReadTimeout, httpx.WriteTimeout)
-
-
-def _transport_text(exc: httpx.HTTPError) -> str:
-    name = type(exc).__name__
-    if isinstance(exc, httpx.LocalProtocolError):
-        return f"{name}: {_LOCAL_PROTOCOL}"
-    if isinstance(exc, _SAFE_TEXT) and str(exc):
-        return f"{name}: {printable(str(exc), max_chars=200)}"
-    return name
-
-
-def classify_transport_error(exc: httpx.HTTPError, *, writes: bool) -> PlatformError:
-    """A request that failed without an HTTP response. ``writes``: the request changes server state.
-
-    Connect failures and pool timeouts happen before anything is sent: safe to retry. Once the request
-    may have been sent (write/read timeouts, resets, protocol errors), a write is *ambiguous*.
-    """
-    text = _transport_text(exc)
-    if isinstance(exc, httpx.LocalProtocolError):  # refused by our own HTTP library: nothing was sent
-        return PlatformUnavailable(f"platform not asked ({text})")
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.UnsupportedProtocol):
-        return PlatformUnavailable(f"platform unreachable ({text})")
+def _interpret(response: httpx.Response, body: bytes, truncated: bool, *, writes: bool) -> tuple[int, Any, str | None]:
+    """A complete answer: (status, parsed body or None, why a 2xx write's body was unreadable or None)."""
+    if response.status_code >= 300:
+        raise classify_answer(response, body, writes=writes)
+    if truncated:
+        if writes:
+            return response.status_code, None, f"the answer is over {MAX_BODY} bytes"
+        raise PlatformUnavailable(f"HTTP {response.status_code} with a body over {MAX_BODY} bytes")
+    if not body:
+        return response.status_code, None, None
+    doc, unreadable = loads_json(body)
+    if unreadable is None:
+        return response.status_code, doc, None
     if writes:
-        return AmbiguousDelivery(f"no answer after the request was sent ({text})")
-    return PlatformUnavailable(f"no answer from the platform ({text})")
+        return response.status_code, None, f"the answer is {unreadable}"  # accepted all the same
+    raise PlatformUnavailable(f"HTTP {response.status_code} with a body that is {unreadable}")
 
 
 class PlatformClient:
@@ -320,62 +215,26 @@ class PlatformClient:
         except RecursionError:
             raise PlatformProtocolError("the platform's answer is nested too deeply to read") from None
         except (UnicodeError, ValueError) as exc:  # a header or URL our HTTP library refuses: not sent
-            raise PlatformUnavailable(f"platform not asked ({type(exc).__name__}: {_LOCAL_PROTOCOL})") from None
+            raise PlatformUnavailable(f"platform not asked ({type(exc).__name__}: {LOCAL_PROTOCOL})") from None
 
     async def _exchange_raw(self, method: str, path: str, *, writes: bool, **kw: Any) -> tuple[int, Any, str | None]:
-        truncated = False
         status: int | None = None
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.deadline_s), self._client.stream(method, path, **kw) as response:
                 status = response.status_code
-                limit = MAX_ERROR_BODY if response.status_code >= 300 else MAX_BODY
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > limit:  # stop reading; closing the stream drops the connection
-                        truncated = True
-                        break
-                body = b"".join(chunks)[:limit]
-                if self._key_bytes and self._key_bytes in body:
+                body, truncated = await _read_body(response)
+                if self._key_bytes and self._key_bytes in body:  # before anything, the debug log included, reads it
                     body = body.replace(self._key_bytes, REDACTED.encode())
+            _debug_exchange(method, path, started, response, body)
         except TimeoutError:
-            if writes and status is not None and 200 <= status < 300:
-                return status, None, "the answer did not complete within the deadline"
+            _debug_exchange(method, path, started, None, b"", error="no complete answer within the deadline")
             late = httpx.ReadTimeout(f"no complete answer within {self.deadline_s:g} s")
-            raise classify_transport_error(late, writes=writes) from None
+            return _broken_off(late, status, writes=writes, note="the answer did not complete within the deadline")
         except httpx.HTTPError as exc:
-            if writes and status is not None and 200 <= status < 300:
-                # the platform said 2xx: accepted; a broken echo does not undo that
-                return status, None, f"the answer broke off ({type(exc).__name__})"
-            raise classify_transport_error(exc, writes=writes) from None
-        if response.status_code >= 300:
-            err = classify_response(response, body)
-            if writes and response.status_code == 503:
-                # "under heavy database load" may or may not have been applied (platform-api.md,
-                # Update 2026-12-01): count it ambiguous, keep its Retry-After
-                raise AmbiguousDelivery(
-                    f"{err.message} (HTTP 503 to a write: it may have been applied)",
-                    status=err.status,
-                    error_code=err.error_code,
-                    trace_id=err.trace_id,
-                    reference=err.reference,
-                    retry_after_s=err.retry_after_s,
-                )
-            raise err
-        if truncated:
-            if writes:
-                return response.status_code, None, f"the answer is over {MAX_BODY} bytes"
-            raise PlatformUnavailable(f"HTTP {response.status_code} with a body over {MAX_BODY} bytes")
-        if not body:
-            return response.status_code, None, None
-        doc, unreadable = _loads(body)
-        if unreadable is None:
-            return response.status_code, doc, None
-        if writes:
-            return response.status_code, None, f"the answer is {unreadable}"  # accepted all the same
-        raise PlatformUnavailable(f"HTTP {response.status_code} with a body that is {unreadable}")
+            _debug_exchange(method, path, started, None, b"", error=type(exc).__name__, status=status)
+            return _broken_off(exc, status, writes=writes, note=f"the answer broke off ({type(exc).__name__})")
+        return _interpret(response, body, truncated, writes=writes)
 
     def _without_key(self, err: PlatformError) -> PlatformError:
         """The same error with the key taken out of every text the platform supplied (a header value,
@@ -473,3 +332,23 @@ class PlatformClient:
             headers={"Idempotency-Key": idempotency_key},
         )
         return WriteResult(status, note is None, note)
+
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_ERROR_BODY",
+    "MAX_ID",
+    "MAX_RETRY_AFTER_S",
+    "USER_AGENT",
+    "CrossStudioCustomer",
+    "CustomerProfile",
+    "PlatformClient",
+    "PlatformError",
+    "PlatformMoved",
+    "PlatformProtocolError",
+    "PlatformUnavailable",
+    "WriteResult",
+    "classify_response",
+    "classify_transport_error",
+    "parse_retry_after",
+]

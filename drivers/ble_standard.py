@@ -40,8 +40,16 @@ Mapping: BCM "muscle mass" / "muscle percentage" are not skeletal muscle -> ``mu
 - A Weight Measurement that repeats the weight (within 0.1 kg: its resolution may be coarser) of the
   record just emitted for the same user, within 8 frames, is the same weighing and is not emitted
   again (the platform has no dedupe).
-- A Weight Measurement that comes *before* the body composition is emitted at once; the body
-  composition that follows it is emitted on its own, without weight (not a second weighing).
+- A Weight Measurement that does not complete a held record is **held** for the body composition
+  that may follow it (Beurer sends 0x2A9D, then 0x2A9C without weight): a complete record without
+  weight for the same user and time stamp (as above) takes its weight, and the two are emitted once,
+  as one weighing. The pairing window is the cap's: the held weight is emitted on its own (a weighing,
+  weight only) after 8 further frames, when a new weight of the same user arrives, by the cap, or by
+  ``flush()`` at the end of the connection (the BLE link ends every GATT session with a
+  ``session_end`` event on which the bridge flushes the decoder; a replay and ``decode`` flush at the
+  end of their input). A held weight is never dropped: the only cost is the wait. A repeat (same
+  payload) of a held weight is not held twice. Soehnle Shape50 (composition dropped by its quirk):
+  emitted at once.
 
 ``parse`` is the stateless view of one frame: a packet with bit 12 set is returned with
 ``stable=False`` (a part of a record). The Weight Scale Feature (2A9E) and Body Composition Feature
@@ -441,6 +449,27 @@ class _Record:
         return self.last_order >= _HEIGHT_ORDER
 
 
+def _merged(weight: _Record, composition: _Record) -> _Record:
+    """A Weight Measurement and the body composition that followed it -> one record (weight first)."""
+    values = dict(composition.values)
+    for key, value in weight.values.items():
+        values.setdefault(key, value)
+    fields = dict(composition.fields)
+    for key, text in weight.fields.items():
+        fields.setdefault(f"wsm_{key}" if key in fields else key, text)
+    return _Record(
+        packets=weight.packets + composition.packets,
+        user_id=composition.user_id if composition.user_id is not None else weight.user_id,
+        time=composition.time or weight.time,
+        imperial=composition.imperial,
+        values=values,
+        fields=fields,
+        last_order=composition.last_order,
+        born=weight.born,
+        incomplete=composition.incomplete,
+    )
+
+
 def _same_user(a: int | None, b: int | None) -> bool:
     return a is None or b is None or a == b
 
@@ -597,6 +626,8 @@ class BleStandardDecoder:
         self._pending: list[_Record] = []
         #: complete records without weight, waiting for a Weight Measurement
         self._awaiting: list[_Record] = []
+        #: Weight Measurements waiting for the body composition that follows them (the Beurer order)
+        self._weights: list[_Record] = []
         #: (user id, weight kg, frame no) of the last weighing emitted from a BCM
         self._last_bcm_weight: tuple[int | None, float, int] | None = None
         #: the device's quirk, from its Device Name read (or the Mi vendor characteristic)
@@ -605,7 +636,7 @@ class BleStandardDecoder:
     @property
     def held(self) -> int:
         """How many records are held (for tests and health)."""
-        return len(self._pending) + len(self._awaiting)
+        return len(self._pending) + len(self._awaiting) + len(self._weights)
 
     def decode(self, frame: bytes, channel: str = "") -> list[Reading | DeviceReport]:
         short = _channel(channel, bytes(frame))
@@ -655,6 +686,13 @@ class BleStandardDecoder:
                 continue
             out.extend(self._emit_released(record))
         self._awaiting = keep_awaiting
+        keep_weights: list[_Record] = []
+        for record in self._weights:
+            if expired_only and self._frame_no - record.born <= MAX_HELD_FRAMES:
+                keep_weights.append(record)
+                continue
+            out.append(_reading(record))  # no composition came: the weighing, weight only
+        self._weights = keep_weights
         return out
 
     def _emit_released(self, record: _Record) -> list[Reading | DeviceReport]:
@@ -670,6 +708,17 @@ class BleStandardDecoder:
             return [_reading(record)]
         if not _has_measurement(record.values):
             return []  # unsuccessful measurement with nothing else in it
+        weight = next(
+            (
+                w
+                for w in reversed(self._weights)
+                if _same_user(w.user_id, record.user_id) and _same_time(w.time, record.time)
+            ),
+            None,
+        )
+        if weight is not None:  # the weight came first (Beurer): one weighing of both
+            self._weights.remove(weight)
+            return [_reading(_merged(weight, record))]
         out: list[Reading | DeviceReport] = []
         for old in [r for r in self._awaiting if r.user_id == record.user_id]:
             self._awaiting.remove(old)
@@ -682,7 +731,11 @@ class BleStandardDecoder:
     def _cap(self) -> list[Reading | DeviceReport]:
         out: list[Reading | DeviceReport] = []
         while self.held > MAX_HELD_RECORDS:
-            oldest = min(self._pending + self._awaiting, key=lambda r: r.born)
+            oldest = min(self._pending + self._awaiting + self._weights, key=lambda r: r.born)
+            if oldest in self._weights:
+                self._weights.remove(oldest)
+                out.append(_reading(oldest))
+                continue
             if oldest in self._pending:
                 self._pending.remove(oldest)
                 oldest.incomplete = True
@@ -763,7 +816,18 @@ class BleStandardDecoder:
         ):
             self._last_bcm_weight = None
             return out  # the same weighing, already emitted with its body composition
-        out.append(_reading(_Record.start(packet, self._frame_no)))
+        record = _Record.start(packet, self._frame_no)
+        if self.quirk is Quirk.SOEHNLE_NO_BCM:
+            out.append(_reading(record))  # its composition is dropped: nothing to wait for
+            return out
+        same_user = [w for w in self._weights if _same_user(w.user_id, packet.user_id)]
+        if any(w.packets[0].payload == packet.payload for w in same_user):
+            return out  # a repeat of the weight already held
+        for older in same_user:  # a new weight of this user: the held one got no composition
+            self._weights.remove(older)
+            out.append(_reading(older))
+        self._weights.append(record)  # held for the composition that may follow (pairing window)
+        out.extend(self._cap())
         return out
 
 

@@ -2,7 +2,7 @@
 
 Line 1 is a header ``{"format": "scale-bridge-capture", "version": 1, "driver": ..., "link": ...,
 "note": ..., "started_at": ISO-8601 (optional)}``; every further line is an event
-``{"t": seconds_from_start, "kind": "rx"|"tx"|"adv"|"notify"|"card", "hex": "...", ...}``.
+``{"t": seconds_from_start, "kind": "rx"|"tx"|"adv"|"notify"|"card"|"session_end", "hex": "...", ...}``.
 Optional event keys: ``channel`` (``service_uuid``/``characteristic`` accepted as aliases),
 ``address``, ``rssi``, ``name``, ``scale``; a card event may give ``value`` (the text the reader
 produced) instead of ``hex``. Vectors may add ``"expect"``; unknown keys are kept out of the event.

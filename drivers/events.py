@@ -14,6 +14,9 @@ class EventKind(StrEnum):
     NOTIFY = "notify"  # BLE GATT notification/indication value
     CARD = "card"  # a member card read
     HTTP = "http"  # a cloud API's answer in an envelope (drivers/inbody.py): one document per event
+    #: a BLE GATT connection ended (empty payload, ``address`` set): that device's decoder flushes what
+    #: it holds (drivers/registry.py ``flush_decoder``), e.g. a weight waiting for its composition
+    SESSION_END = "session_end"
 
 
 @dataclass(frozen=True, slots=True)

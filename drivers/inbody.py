@@ -871,6 +871,7 @@ class PollScheduler:
 
 SPEC = DriverSpec(
     name=NAME,
+    redact=redact_envelope,
     summary="InBody via LookinBody Web (cloud API, partner key): weight, SMM, fat, water, segmental",
     link=LinkKind.CLOUD,
     parse=parse,

@@ -110,8 +110,10 @@ def flush_decoder(decoder: Decoder) -> list[Reading | DeviceReport]:
     """End of a connection (BLE disconnect, end of a replay): what the decoder still holds.
 
     Decoders may offer ``flush() -> list[Reading | DeviceReport]``; those without it hold nothing.
-    A held result never carries a weighing that was not already emitted (see drivers/ble_standard.py),
-    so a link that forgets to flush loses no weighing, only a body-composition record without weight.
+    A held result may be a weighing not yet emitted (ble_standard holds a weight for the composition
+    that follows it; beurer_sanitas a stable weight no composition followed), so every consumer of a
+    decoder flushes it: the bridge on each BLE ``session_end`` event and at the end of a replay, the
+    ``decode`` command at the end of its input and on ``session_end``.
     """
     flush = getattr(decoder, "flush", None)
     return list(flush()) if callable(flush) else []
@@ -150,6 +152,12 @@ class DriverSpec:
     #: GATT scales that want writes (configuration, consent, acknowledgements, a handshake): a new
     #: sans-I/O exchange per connection (drivers/gatt.py). None: subscribe to ``ble.characteristics``.
     make_exchange: Callable[[ExchangeContext], Exchange] | None = None
+    #: Tanita-style PC mode (the host pre-sets the member's profile): the command family of
+    #: ``drivers/tanita_pc.py`` this driver speaks ("mc980", "bc418"), or None
+    pc_mode: str | None = None
+    #: For ``record --redact`` / the flight recorder: ``(frame, pseudonym) -> frame`` with every member
+    #: or card number replaced by ``pseudonym(value)`` (checksums recomputed); None: nothing to redact
+    redact: Callable[[bytes, Callable[[str], str]], bytes] | None = None
     #: ``[scale]`` settings this driver understands beyond the common ones (e.g. ``user_index``,
     #: ``consent_code``), name -> one-line meaning; the config passes them to the exchange as text.
     settings: Mapping[str, str] = field(default_factory=dict)

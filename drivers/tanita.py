@@ -342,6 +342,8 @@ def _framer() -> LineFramer:
 
 SPEC = DriverSpec(
     name=NAME,
+    pc_mode="mc980",
+    redact=redact_line,
     summary="Tanita key/value lines (MC-780/980, SC-240/330, DC-3x0, BC-420, WB-3000, BD-815, BC-601 files)",
     link=LinkKind.SERIAL,
     parse=parse,

@@ -294,6 +294,7 @@ def _framer() -> LineFramer:
 
 SPEC = DriverSpec(
     name=NAME,
+    pc_mode="bc418",
     summary="Tanita BC-418 (remote mode) and TBF-310 positional CSV lines",
     link=LinkKind.SERIAL,
     parse=parse,

@@ -20,7 +20,7 @@ def test_bench_quick_writes_its_report(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=580, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text(encoding="utf-8"))
-    assert set(report["results"]) == {"capture", "drain", "live", "parsers", "soak"}
+    assert set(report["results"]) == {"capture", "drain", "live", "parsers", "simvalidate", "soak"}
     assert report["machine"]["cores"] and report["date"] and report["table"]
     assert all({"metric", "result", "baseline", "ratio", "target", "met"} <= set(r) for r in report["table"])
     assert "| metric |" in proc.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 from bridge.outbox import Outbox, Stage
 from drivers.tanita import checksum
-from tests.helpers import REPO, run_cli, write_config
+from tests.helpers import REPO, exited, popen_logged, run_cli, wait_for, write_config
 
 
 def capture(path: Path, card: str, started_at: str | None = None) -> Path:
@@ -52,23 +51,15 @@ def components(doc: dict[str, Any]) -> dict[str, str]:
 
 class Daemon:
     def __init__(self, cfg: Path, tmp: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "run", "--config", str(cfg)],
-            cwd=REPO,
-            stdout=(tmp / "daemon.log").open("ab"),
-            stderr=subprocess.STDOUT,
+        self.proc = popen_logged(
+            [sys.executable, "-m", "bridge", "run", "--config", str(cfg)], tmp / "daemon.log", append=True, cwd=REPO
         )
         status = tmp / "state" / "status.json"
-        deadline = time.monotonic() + 30
-        while not status.exists():
-            assert time.monotonic() < deadline and self.proc.poll() is None, "daemon did not start"
-            time.sleep(0.05)
+        wait_for(status.exists, "the daemon's status file", timeout_s=30, alive=exited(self.proc))
 
     def wait_log(self, tmp: Path, text: str) -> None:
-        deadline = time.monotonic() + 30
-        while text not in (tmp / "daemon.log").read_text():
-            assert time.monotonic() < deadline, f"daemon never logged {text}"
-            time.sleep(0.05)
+        wait_for(lambda: text in (tmp / "daemon.log").read_text(), f"the daemon to log {text}", timeout_s=30,
+                 alive=exited(self.proc))
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, exited, popen_logged, wait_for, write_config
 
 MON = REPO / "monitoring"
 promtool = shutil.which("promtool")
@@ -113,24 +112,24 @@ def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         )
         modules = tmp / "modules.json"
         state.mkdir()
-        proc = subprocess.Popen(
+        proc = popen_logged(
             [sys.executable, "-c", WRAPPER, str(modules), "run", "--config", str(cfg)],
+            tmp / "daemon.log",
+            stderr_only=True,
             cwd=REPO,
             env={"PATH": "/usr/bin:/bin", "STATE_DIRECTORY": str(state)},  # as systemd sets it for the unit
             stdout=subprocess.DEVNULL,
-            stderr=(tmp / "daemon.log").open("wb"),
         )
         text, rss_kib = "", 0
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
+            def delivered() -> str | None:
                 try:
                     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
                 except httpx.HTTPError:
-                    text = ""
-                if re.search(r'scale_bridge_uploads_total\{outcome="delivered"\} [1-9]', text):
-                    break
-                time.sleep(0.2)
+                    return None
+                return text if re.search(r'scale_bridge_uploads_total\{outcome="delivered"\} [1-9]', text) else None
+
+            text = wait_for(delivered, "a delivery in /metrics", timeout_s=60, interval_s=0.2, alive=exited(proc))
             status = Path(f"/proc/{proc.pid}/status").read_text()
             rss_kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
         finally:
@@ -162,7 +161,7 @@ def test_every_metric_the_alerts_and_dashboard_use_is_exported(exporter: dict[st
 def test_the_daemon_never_imports_the_simulator_stack(exporter: dict[str, Any]) -> None:
     assert exporter["code"] == 0, exporter["log"][-2000:]
     mods = exporter["modules"]
-    assert "bridge.daemon" in mods and "bridge.uploader" in mods  # it did run the daemon
+    assert "bridge.runtime.daemon" in mods and "bridge.upload.loop" in mods  # it did run the daemon
     loaded = [m for m in mods if m.split(".")[0] in SIMULATOR_STACK or m in SIMULATOR_STACK]
     assert loaded == [], loaded
     print(f"daemon RSS while delivering: {exporter['rss_kib']} KiB")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.outbox import JobState, Outbox
+from bridge.outbox import SCHEMA_VERSION, JobState, Outbox
 
 NOW = 1_800_000_000.0
 
@@ -161,7 +161,7 @@ def test_deleted_wal_loses_what_was_not_checkpointed_but_never_looks_empty_and_v
     box, _uids = _snapshot_open(live, snap, 10)
     Path(str(snap) + "-wal").unlink()
     raw = sqlite3.connect(f"file:{snap}?mode=ro", uri=True)  # before the outbox touches it
-    assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+    assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     raw.close()
     reopened = Outbox(snap, clock=lambda: NOW)
     # SQLite cannot know the WAL existed: the captures in it are gone (documented; never delete -wal).
@@ -222,8 +222,8 @@ def test_healthy_file_is_not_touched(tmp_path: Path, n: int) -> None:
 
 def test_a_permission_problem_is_not_corruption(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """(As root ``os.access`` is always true, so the denial is simulated at that call.)"""
-    from bridge import outbox as outbox_mod
     from bridge.errors import OutboxError
+    from bridge.outbox import store as outbox_mod
 
     path = tmp_path / "outbox.db"
     uids = _fill(path, 3)

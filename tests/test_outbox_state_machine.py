@@ -14,7 +14,10 @@ Invariants, checked after every step:
   a job that is not pending;
 - attempts never go down; a dead letter exists only for a job the model refused permanently;
 - for every job, ``ambiguous`` >= the number of crashes that happened while it had a write attempt
-  in flight (after ``begin()``, before its outcome), plus the ambiguous failures reported for it.
+  in flight (after ``begin()``, before its outcome), plus the ambiguous failures reported for it;
+- every transition returns the job exactly as a fresh ``get()`` reads it after the commit;
+- a pending job waits for the reason of its last ``retry_later`` until a transition takes it up, and
+  ``release_backoff(reason)`` ends exactly the waits for that reason.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from bridge.outbox import JobState, Outbox, Stage
+from bridge.outbox import Job, JobState, Outbox, Stage, WaitReason
 
 DEDUPE_KEYS = ["tanita::a", "tanita::b", "mi::c"]
 TTL_S = 600.0
@@ -49,6 +52,7 @@ class ModelJob:
     delivered: int = 0
     killed: bool = False
     last_status: int | None = None
+    wait_reason: WaitReason | None = None
 
 
 class OutboxMachine(RuleBasedStateMachine):
@@ -82,6 +86,10 @@ class OutboxMachine(RuleBasedStateMachine):
     def _pending(self, pred=lambda j: True) -> list[ModelJob]:  # type: ignore[no-untyped-def]
         return [j for j in self.jobs.values() if j.state is JobState.PENDING and pred(j)]
 
+    def _returned(self, job: Job) -> None:
+        """A transition's result is the committed row: nobody needs to read it again."""
+        assert job == self.box.get(job.id)
+
     # ---- captures ------------------------------------------------------------------------------
 
     @rule(key=st.one_of(st.none(), st.sampled_from(DEDUPE_KEYS)), back_s=st.sampled_from([0.0, 5.0]))
@@ -105,9 +113,10 @@ class OutboxMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(j.stage is Stage.RESOLVE and j.inflight is None for j in self._pending()))
     def resolved(self, data: st.DataObject) -> None:
         job = data.draw(st.sampled_from(self._pending(lambda j: j.stage is Stage.RESOLVE and j.inflight is None)))
-        self.box.resolved(job.wid, customer_id=1001, profile=None, card_query=("42", "DECIMAL"),
-                          benefit_valid=True, now=self.now)
+        self._returned(self.box.resolved(job.wid, customer_id=1001, profile=None, card_query=("42", "DECIMAL"),
+                                         benefit_valid=True, home_studio=None, note=None, now=self.now))
         job.stage = Stage.POST
+        job.wait_reason = None
 
     @rule(data=st.data())
     @precondition(lambda self: any(j.stage in (Stage.POST, Stage.USE) and j.inflight is None
@@ -115,17 +124,19 @@ class OutboxMachine(RuleBasedStateMachine):
     def begin(self, data: st.DataObject) -> None:
         job = data.draw(st.sampled_from(self._pending(lambda j: j.stage in (Stage.POST, Stage.USE)
                                                       and j.inflight is None)))
-        self.box.begin(job.wid, job.stage, now=self.now)
+        self._returned(self.box.begin(job.wid, job.stage, now=self.now))
         job.inflight = job.stage
         job.attempts += 1
+        job.wait_reason = None
 
     @rule(data=st.data(), use=st.booleans())
     @precondition(lambda self: any(j.inflight is Stage.POST for j in self._pending()))
     def posted(self, data: st.DataObject, use: bool) -> None:
         job = data.draw(st.sampled_from(self._pending(lambda j: j.inflight is Stage.POST)))
         nxt = Stage.USE if use else Stage.DONE
-        self.box.posted(job.wid, benefit_attached=not use, next_stage=nxt, status=200, now=self.now)
+        self._returned(self.box.posted(job.wid, benefit_attached=not use, next_stage=nxt, status=200, now=self.now))
         job.inflight = None
+        job.wait_reason = None
         job.stage = nxt
         job.last_status = 200
         if nxt is Stage.DONE:
@@ -136,21 +147,25 @@ class OutboxMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(j.inflight is Stage.USE for j in self._pending()))
     def benefit_used(self, data: st.DataObject) -> None:
         job = data.draw(st.sampled_from(self._pending(lambda j: j.inflight is Stage.USE)))
-        self.box.benefit_use_recorded(job.wid, used=True, status=200, now=self.now)
+        self._returned(self.box.benefit_use_recorded(job.wid, used=True, status=200, now=self.now))
         job.inflight = None
+        job.wait_reason = None
         job.stage = Stage.DONE
         job.last_status = 200
         job.state = JobState.DELIVERED
         job.delivered += 1
 
-    @rule(data=st.data(), ambiguous=st.booleans(), delay_s=st.sampled_from([0.0, 1.0, 30.0, 900.0]))
+    @rule(data=st.data(), ambiguous=st.booleans(), delay_s=st.sampled_from([0.0, 1.0, 30.0, 900.0]),
+          reason=st.sampled_from(WaitReason))
     @precondition(lambda self: bool(self._pending()))
-    def retry_later(self, data: st.DataObject, ambiguous: bool, delay_s: float) -> None:
+    def retry_later(self, data: st.DataObject, ambiguous: bool, delay_s: float, reason: WaitReason) -> None:
         job = data.draw(st.sampled_from(self._pending()))
         # Only an attempt that was sent can be ambiguous (the uploader never says so otherwise).
         ambiguous = ambiguous and job.inflight is not None
-        self.box.retry_later(job.wid, next_attempt_at=self.now + delay_s, status=None if ambiguous else 503,
-                             error="read timeout" if ambiguous else "HTTP 503", ambiguous=ambiguous, now=self.now)
+        self._returned(self.box.retry_later(
+            job.wid, next_attempt_at=self.now + delay_s, reason=reason, status=None if ambiguous else 503,
+            error="read timeout" if ambiguous else "HTTP 503", ambiguous=ambiguous, now=self.now))
+        job.wait_reason = reason
         if job.inflight is None:
             job.attempts += 1
         job.inflight = None
@@ -163,21 +178,45 @@ class OutboxMachine(RuleBasedStateMachine):
     def kill(self, data: st.DataObject) -> None:
         """A permanent refusal (400/404/409 after retries)."""
         job = data.draw(st.sampled_from(self._pending()))
-        self.box.kill(job.wid, stage=job.stage, status=400, error_code="VALIDATION_FAILED",
-                      error_message="bad request", trace_id="t-1", now=self.now)
+        self._returned(self.box.kill(job.wid, stage=job.stage, status=400, error_code="VALIDATION_FAILED",
+                                     error_message="bad request", trace_id="t-1", now=self.now))
         job.inflight = None
+        job.wait_reason = None
         job.state = JobState.DEAD
         job.killed = True
         job.last_status = 400
 
     @rule(data=st.data())
-    @precondition(lambda self: any(j.state is JobState.DEAD for j in self.jobs.values()))
+    @precondition(lambda self: any(j.inflight is Stage.POST for j in self._pending()))
+    def benefit_refused(self, data: st.DataObject) -> None:
+        """The POST with the benefit key was refused: the job stays at POST, nothing in flight."""
+        job = data.draw(st.sampled_from(self._pending(lambda j: j.inflight is Stage.POST)))
+        got = self.box.benefit_refused(job.wid, note="platform refused benefit key", now=self.now)
+        self._returned(got)
+        assert got.benefit_valid is False
+        job.inflight = None
+        job.wait_reason = None
+
+    @rule(data=st.data(), unidentified=st.booleans())
+    @precondition(lambda self: bool(self._pending()))
+    def park(self, data: st.DataObject, unidentified: bool) -> None:
+        job = data.draw(st.sampled_from(self._pending()))
+        state = JobState.UNIDENTIFIED if unidentified else JobState.PARKED
+        self._returned(self.box.park(job.wid, "held for staff", state, now=self.now))
+        job.state = state
+        job.inflight = None
+        job.wait_reason = None
+
+    @rule(data=st.data())
+    @precondition(lambda self: any(j.state in (JobState.DEAD, JobState.PARKED) for j in self.jobs.values()))
     def operator_retry(self, data: st.DataObject) -> None:
-        job = data.draw(st.sampled_from([j for j in self.jobs.values() if j.state is JobState.DEAD]))
+        job = data.draw(st.sampled_from([j for j in self.jobs.values()
+                                         if j.state in (JobState.DEAD, JobState.PARKED)]))
         assert self.box.retry(job.wid, now=self.now)
         job.state = JobState.PENDING
         job.killed = False
         job.next_attempt_at = self.now
+        job.wait_reason = None
 
     @rule(dt=st.sampled_from([0.5, 10.0, 120.0, 700.0, 3600.0]))
     def advance_clock(self, dt: float) -> None:
@@ -192,14 +231,14 @@ class OutboxMachine(RuleBasedStateMachine):
         expected = {j.wid for j in self._pending(lambda j: j.next_attempt_at <= self.now)}
         assert [j.id for j in got] == sorted(expected)  # oldest capture first
 
-    @rule()
-    def platform_back(self) -> None:
-        """``release_backoff``: jobs waiting out a failure backoff are due now; others untouched."""
-        released = [j for j in self._pending(lambda j: j.next_attempt_at > self.now
-                                             and (j.last_status is None or j.last_status >= 500))]
-        assert self.box.release_backoff(self.now) == len(released)
+    @rule(reason=st.sampled_from(WaitReason))
+    def release_backoff(self, reason: WaitReason) -> None:
+        """``release_backoff(reason)``: the jobs still waiting for that reason are due now; others untouched."""
+        released = self._pending(lambda j: j.next_attempt_at > self.now and j.wait_reason is reason)
+        assert self.box.release_backoff(reason, now=self.now) == len(released)
         for j in released:
             j.next_attempt_at = self.now
+            j.wait_reason = None
 
     # ---- crashes -------------------------------------------------------------------------------
 
@@ -255,6 +294,7 @@ class OutboxMachine(RuleBasedStateMachine):
             self._seen_attempts[wid] = j.attempts
             assert j.ambiguous >= m.ambiguous_min
             assert j.next_attempt_at == m.next_attempt_at or j.state is not JobState.PENDING
+            assert j.wait_reason is m.wait_reason or j.state is not JobState.PENDING
             assert m.delivered <= 1
             assert (j.state is JobState.DELIVERED) == (m.delivered == 1)
             dl = self.box.dead_letter(wid)

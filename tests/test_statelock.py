@@ -59,7 +59,7 @@ def test_second_holder_is_told_the_pid_and_how_to_stop_it(tmp_path: Path) -> Non
 def test_killed_holder_leaves_no_lock(tmp_path: Path) -> None:
     p = _holder_process(tmp_path)
     p.kill()
-    p.wait()
+    p.communicate()  # waits, and closes our ends of its pipes
     with statelock.acquire(tmp_path):
         pass
 

@@ -6,7 +6,8 @@ each ``/etc/scale-bridge/NAME.toml`` (``scale-bridge@NAME.service``), components
 what only shows across instances: two configs sharing a state dir or a device (scale port, card reader).
 
 ``--json`` prints ``{"status": "OK", "code": 0, "summary": "...", "components": [{"component", "status",
-"message", "perfdata": {name: [value, warn, crit]}}]}``."""
+"message", "perfdata": {name: {"value", "warn", "crit", "uom"}}}]}``. Perfdata on the first line follows the
+plugin guidelines: ``label=value[UOM];warn;crit;min``, with ``200:`` for a lower bound (free disk)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from ..cli import add_config_arg
 from ..config import Config, load_config
 from ..errors import ConfigError
-from ..health import Finding, Status, check_daemon, check_db, check_lookinbody, check_platform, check_systemd, summarize
+from ..health import Finding, Status, evaluate, summarize
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,55 +118,17 @@ def _instance(args: argparse.Namespace, config: str, unit: str) -> tuple[list[Fi
         cfg = load_config(config, require_key=False)
     except ConfigError as exc:
         return [Finding("config", Status.CRITICAL, "config invalid: " + "; ".join(exc.lines()))], None
-    now = time.time()
-    findings = [Finding("config", Status.OK, "config valid")]
-    findings += check_db(cfg, now)
-    findings += check_daemon(cfg, now)
-    if not cfg.platform.api_key:
-        findings.append(
-            Finding(
-                "platform",
-                Status.UNKNOWN,
-                "no API key readable by this user: platform not probed "
-                "(run as root, or via systemd-run with LoadCredential, see docs/install.md)",
-            )
-        )
-    elif not args.no_platform:
-        findings.append(asyncio.run(check_platform(cfg)))
-    sd = check_systemd(unit)
-    if sd is not None:
-        findings.append(sd)
-    return findings, cfg
+    return asyncio.run(evaluate(cfg, now=time.time(), probe=not args.no_platform, unit=unit)), cfg
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    if getattr(args, "all", False):
-        return cmd_check_all(args)
+    """A plugin that cannot run says UNKNOWN (exit 3) in one line, never a traceback."""
     try:
-        cfg = load_config(args.config, require_key=False)
-    except ConfigError as exc:
-        findings = [Finding("config", Status.CRITICAL, "config invalid: " + "; ".join(exc.lines()))]
-        return _emit(args, findings)
-    now = time.time()
-    findings = [Finding("config", Status.OK, "config valid")]
-    findings += check_db(cfg, now)
-    findings += check_daemon(cfg, now)
-    if not cfg.platform.api_key:
-        findings.append(
-            Finding(
-                "platform",
-                Status.UNKNOWN,
-                "no API key readable by this user: platform not probed "
-                "(run as root, or via systemd-run with LoadCredential, see docs/install.md)",
-            )
-        )
-    elif not args.no_platform:
-        findings.append(asyncio.run(check_platform(cfg)))
-    if cfg.scale.driver == "inbody" and not cfg.scale.capture and not args.no_platform:
-        findings.append(asyncio.run(check_lookinbody(cfg)))  # InBody: LookinBody Web key and add-on
-    sd = check_systemd(args.unit)
-    if sd is not None:
-        findings.append(sd)
+        if getattr(args, "all", False):
+            return cmd_check_all(args)
+        findings, _ = _instance(args, args.config, args.unit)
+    except Exception as exc:  # noqa: BLE001 - Nagios must get UNKNOWN, not a traceback (exit 1 = WARNING)
+        findings = [Finding("check", Status.UNKNOWN, f"the check itself failed: {type(exc).__name__}: {exc}")]
     return _emit(args, findings)
 
 
@@ -183,7 +146,10 @@ def _emit(args: argparse.Namespace, findings: list[Finding]) -> int:
                             "component": f.component,
                             "status": f.status.name,
                             "message": f.message,
-                            "perfdata": {k: list(v) for k, v in f.perfdata.items()},
+                            "perfdata": {
+                                k: {"value": p.value, "warn": p.warn, "crit": p.crit, "uom": p.uom}
+                                for k, p in f.perfdata.items()
+                            },
                         }
                         for f in findings
                     ],

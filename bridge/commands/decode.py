@@ -262,6 +262,11 @@ def _decode_capture(driver: str | None, fh: BinaryIO, first: bytes, out: _Printe
         ev = ce.event
         if ev.kind in (EventKind.CARD, EventKind.TX):
             continue
+        if ev.kind is EventKind.SESSION_END:  # a GATT session ended: its decoder releases what it holds
+            ended = decoders.pop(ev.address or "", None)
+            if ended is not None:
+                out.results(flush_decoder(ended), ev.received_at)
+            continue
         frames = framer.feed(ev.payload) if ev.kind is EventKind.RX else [ev.payload]
         dec = decoders.setdefault(ev.address or "", spec.new_decoder())
         for frame in frames:
@@ -284,32 +289,44 @@ def _decode_vectors(driver: str | None, fh: BinaryIO, first: bytes, out: _Printe
         text = raw.decode("utf-8", "replace").strip()
         if not text:
             continue
-        try:
-            vec = json.loads(text)
-        except (ValueError, RecursionError):
-            raise CaptureError("vector is not JSON", n) from None
-        if not isinstance(vec, dict) or not isinstance(vec.get("driver"), str):
-            raise CaptureError('vector needs a string "driver"', n)
+        vec = _vector(text, n)
         named = vec["driver"]
         if driver and driver != named and named not in warned:
             warned.add(named)
             _err(f"warning: line {n}: the vector says driver {printable(named)!r}; decoding with --driver {driver!r}")
         spec = _spec(driver or named)
         out.tag = {"vector": printable(str(vec.get("name", f"line {n}")), max_chars=100)}
-        dec = spec.new_decoder()
-        if isinstance(vec.get("text"), str) and spec.link is LinkKind.SERIAL:
-            framer = spec.make_framer()
-            for frame in framer.feed(vec["text"].encode("latin-1", "replace") + b"\n"):
-                _decode_one(dec, frame, "", now, out, where=f" (line {n})")
-        elif isinstance(vec.get("hex"), str):
-            channel = vec.get("characteristic") or vec.get("service_uuid") or ""
-            try:
-                payload = bytes.fromhex(vec["hex"])
-            except ValueError:
-                out.error(FrameError('"hex" is not hexadecimal'), f" (line {n})")
-                continue
-            _decode_one(dec, payload, str(channel).lower(), now, out, where=f" (line {n})")
-            out.results(flush_decoder(dec), now)
-        else:
-            out.error(FrameError(f"no input for a {spec.link.value} driver in this vector"), f" (line {n})")
+        _decode_vector(vec, spec, n, now, out)
     out.tag = {}
+
+
+def _vector(text: str, n: int) -> dict[str, Any]:
+    """Line ``n`` of a vector file as a vector (a JSON object with a string ``driver``)."""
+    try:
+        vec = json.loads(text)
+    except (ValueError, RecursionError):
+        raise CaptureError("vector is not JSON", n) from None
+    if not isinstance(vec, dict) or not isinstance(vec.get("driver"), str):
+        raise CaptureError('vector needs a string "driver"', n)
+    return vec
+
+
+def _decode_vector(vec: dict[str, Any], spec: DriverSpec, n: int, now: datetime, out: _Printer) -> None:
+    """One vector through a fresh decoder: its ``text`` (serial drivers) or its ``hex`` payload."""
+    dec = spec.new_decoder()
+    where = f" (line {n})"
+    if isinstance(vec.get("text"), str) and spec.link is LinkKind.SERIAL:
+        framer = spec.make_framer()
+        for frame in framer.feed(vec["text"].encode("latin-1", "replace") + b"\n"):
+            _decode_one(dec, frame, "", now, out, where=where)
+    elif isinstance(vec.get("hex"), str):
+        channel = vec.get("characteristic") or vec.get("service_uuid") or ""
+        try:
+            payload = bytes.fromhex(vec["hex"])
+        except ValueError:
+            out.error(FrameError('"hex" is not hexadecimal'), where)
+            return
+        _decode_one(dec, payload, str(channel).lower(), now, out, where=where)
+        out.results(flush_decoder(dec), now)
+    else:
+        out.error(FrameError(f"no input for a {spec.link.value} driver in this vector"), where)

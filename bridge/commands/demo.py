@@ -26,7 +26,10 @@ from drivers.errors import CaptureError, LinkError
 from drivers.links.replay import read_header
 
 from ..config import Config, config_from_dict
-from ..logs import configure, mask_card
+from ..journeys import block as _block
+from ..journeys import simulator_answer
+from ..journeys import weight as _weight
+from ..logs import configure
 from ..outbox import Job, JobState, Outbox
 
 DEMO_CAPTURE = "demo-tanita.capture.jsonl"
@@ -84,6 +87,47 @@ def _state_dir(wanted: str | None) -> Iterator[str]:
         yield tmp
 
 
+def _demo_config(sim: Any, args: argparse.Namespace, driver: str, capture: Path, state_dir: str) -> Config:
+    return config_from_dict(
+        {
+            "platform": {
+                "base_url": sim.url,
+                "api_key": sim.api_key(1),
+                "benefit_key": "BODY_SCAN",
+                "usage": args.usage,
+                "timeout_s": 10,
+            },
+            "scale": {"name": "demo-scale", "driver": driver, "capture": str(capture)},
+            "cards": {"source": "capture"},
+            "pairing": {"window_s": 120},
+            "queue": {"backoff_base_s": 0.5, "backoff_cap_s": 2.0},
+            "state": {"dir": state_dir},
+        },
+        source="demo",
+    )
+
+
+def _print_assign_hint(jobs: list[Job], kept_dir: str | None) -> None:
+    """How to attach a member to the first unidentified weighing (``kept_dir``: ``--state-dir``)."""
+    parked = [j.id for j in jobs if j.state is JobState.UNIDENTIFIED]
+    if parked and kept_dir:
+        hint = f"scale-bridge queue assign {parked[0]} --card NUMBER --state-dir {kept_dir}"
+        _print(f"attach a member later: {hint}")
+    elif parked:
+        _print("attach a member later: run the demo with --state-dir DIR to keep its queue, then")
+        _print(f"  scale-bridge queue assign {parked[0]} --card NUMBER --state-dir DIR")
+
+
+def _verdict(code: int, st: Any, mismatches: list[str]) -> int:
+    """The exit code: 70 for a journey that differs, the daemon's (or 1) if a weighing did not arrive."""
+    if mismatches:
+        return EXIT_SELF_CHECK
+    if code != 0 or st.pending or st.dead:
+        print("demo: not every weighing reached the simulator", file=sys.stderr)
+        return code or 1
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     capture = Path(args.capture) if args.capture else demo_capture_path()
     try:
@@ -100,23 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     configure("info" if args.verbose else "critical", "console")
     with _state_dir(args.state_dir) as state_dir, SimulatorThread() as sim:
-        cfg = config_from_dict(
-            {
-                "platform": {
-                    "base_url": sim.url,
-                    "api_key": sim.api_key(1),
-                    "benefit_key": "BODY_SCAN",
-                    "usage": args.usage,
-                    "timeout_s": 10,
-                },
-                "scale": {"name": "demo-scale", "driver": driver, "capture": str(capture)},
-                "cards": {"source": "capture"},
-                "pairing": {"window_s": 120},
-                "queue": {"backoff_base_s": 0.5, "backoff_cap_s": 2.0},
-                "state": {"dir": state_dir},
-            },
-            source="demo",
-        )
+        cfg = _demo_config(sim, args, driver, capture, state_dir)
         _print(f"platform simulator on {sim.url}: studio 1, benefit BODY_SCAN, usage={args.usage}")
         _print(f"replaying {capture.name} through driver {driver} (on the capture's own clock)")
         if header.note:
@@ -126,13 +154,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         code = show.run()
         jobs, st = _final(cfg)
         show.print_settled(jobs)
-        parked = [j.id for j in jobs if j.state is JobState.UNIDENTIFIED]
-        if parked and args.state_dir:
-            hint = f"scale-bridge queue assign {parked[0]} --card NUMBER --state-dir {state_dir}"
-            _print(f"attach a member later: {hint}")
-        elif parked:
-            _print("attach a member later: run the demo with --state-dir DIR to keep its queue, then")
-            _print(f"  scale-bridge queue assign {parked[0]} --card NUMBER --state-dir DIR")
+        _print_assign_hint(jobs, state_dir if args.state_dir else None)
         uses = sim.call(lambda: sum(sim.state.usage.values()))
         _print(f"benefit uses recorded this month: {uses}")
         _print(f"frames rejected by the driver (noise, bad checksums): {show.rejected_frames}")
@@ -143,12 +165,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"\nqueue: {st.delivered} delivered, {st.pending} pending, {st.unidentified} unidentified, "
             f"{st.parked} parked, {st.dead} dead"
         )
-        if mismatches:
-            return EXIT_SELF_CHECK
-        if code != 0 or st.pending or st.dead:
-            print("demo: not every weighing reached the simulator", file=sys.stderr)
-            return code or 1
-        return 0
+        return _verdict(code, st, mismatches)
 
 
 def _final(cfg: Config) -> tuple[list[Job], Any]:
@@ -263,62 +280,7 @@ class _Show:
             _print("")
 
     def _answer(self, job: Job) -> Mapping[str, Any] | None:
-        if job.state is not JobState.DELIVERED:
-            return None
-        weighings = self.sim.call(lambda: list(self.sim.state.weighings))
-        for w in weighings:
-            if w["customerId"] == job.customer_id and w["body"].get("weight") == job.body.get("weight"):
-                return dict(w)
-        return None
-
-
-def _weight(job: Job) -> Any:
-    return job.body.get("weight", "?")
-
-
-def _block(job: Job, answer: Mapping[str, Any] | None, benefit_key: str) -> list[str]:
-    raw = _raw_results(job)
-    model = raw.get("model") or job.driver
-    device_time = raw.get("deviceTime") or "-"
-    lines = [f"weighing #{job.id}  {_weight(job)} kg on {model} (scale time {device_time})"]
-    if job.card:
-        how = "the scale's ID field" if job.card_source == "scale_id" else "a card read"
-        lines.append(f"  card      {mask_card(job.card)} from {how}")
-    else:
-        lines.append("  card      none: nobody tapped a card and the scale carried no member ID")
-    if job.state is JobState.UNIDENTIFIED:
-        lines.append(f"  member    unidentified: {job.note or 'no member'} -> parked in the queue")
-        return lines
-    if job.customer_id is not None:
-        where = f", {job.note}" if job.note and "cross-studio" in job.note else ""
-        lines.append(f"  member    {job.customer_id}{where}")
-    if job.benefit_valid is True:
-        how = "sent with the weighing (benefitKey)" if job.benefit_attached else "used via /use after the weighing"
-        lines.append(f"  benefit   {benefit_key} valid -> {how}")
-    elif job.benefit_valid is False:
-        lines.append(f"  benefit   {benefit_key} not valid for this member -> uploaded without it")
-    if job.state is JobState.DELIVERED:
-        sim = ""
-        if answer is not None:
-            sim = (
-                f": customer {answer['customerId']} (home studio {answer['homeStudioId']}) via studio "
-                f"{answer['studioId']}, benefitKey={answer.get('benefitKey') or '-'}"
-            )
-        waited = f", after {job.attempts} attempts" if job.attempts > 1 else ""
-        lines.append(f"  posted    HTTP {job.last_status} from the simulator{sim}{waited}")
-    else:
-        lines.append(f"  {job.state.value:<9} {job.last_error or job.note or ''}".rstrip())
-    return lines
-
-
-def _raw_results(job: Job) -> dict[str, Any]:
-    import json
-
-    try:
-        doc = json.loads(job.body.get("rawResults", "{}"))
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
+        return simulator_answer(self.sim, job)
 
 
 def _expected_journeys(extra: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -348,15 +310,22 @@ def _compare(expected: list[dict[str, Any]], jobs: list[Job], usage: str) -> lis
         if job is None:
             out.append(f"weighing #{wid}: expected {want.get('state', 'a weighing')}, but it was never captured")
             continue
-        for key, value in want.items():
-            getter = _CHECKS.get(key)
-            if getter is not None and getter(job) != value:
-                out.append(f"weighing #{wid}: expected {key} {value!r}, got {getter(job)!r}")
-        if want.get("benefit_valid") is True and job.state is JobState.DELIVERED:
-            used = job.benefit_attached if usage == "weighing" else job.benefit_used
-            if not used:
-                out.append(f"weighing #{wid}: the valid benefit was not used (usage={usage})")
+        out += _differences(want, job, usage)
     extra = sorted(set(by_id) - {w.get("weighing") for w in expected})
     if extra:
         out.append(f"weighings {', '.join(f'#{i}' for i in extra)} were captured but the capture declares none")
+    return out
+
+
+def _differences(want: Mapping[str, Any], job: Job, usage: str) -> list[str]:
+    """How one weighing differs from its declared journey."""
+    out: list[str] = []
+    for key, value in want.items():
+        getter = _CHECKS.get(key)
+        if getter is not None and getter(job) != value:
+            out.append(f"weighing #{job.id}: expected {key} {value!r}, got {getter(job)!r}")
+    if want.get("benefit_valid") is True and job.state is JobState.DELIVERED:
+        used = job.benefit_attached if usage == "weighing" else job.benefit_used
+        if not used:
+            out.append(f"weighing #{job.id}: the valid benefit was not used (usage={usage})")
     return out

@@ -60,6 +60,23 @@ def _options(p: argparse.ArgumentParser) -> list[str]:
     return lines
 
 
+def _command(name: str, sp: argparse.ArgumentParser, help_text: str | None) -> list[str]:
+    """One command's ``.SS`` section: its help, description, options, actions (``queue list``) and examples."""
+    out = [".SS " + _esc(f"scale-bridge {name}"), _esc(help_text or "")]
+    if sp.description:
+        out += [".PP", _esc(sp.description)]
+    out += _options(sp)
+    inner = [a for a in sp._actions if isinstance(a, argparse._SubParsersAction)]
+    if inner:
+        ihelps = {c.dest: c.help for c in inner[0]._choices_actions}
+        for action, ap in sorted(inner[0].choices.items()):
+            out += [".TP", f"\\fB{_esc(action)}\\fR", _esc(ihelps.get(action) or "")]
+            out += [".RS", *_options(ap), ".RE"]
+    if sp.epilog:
+        out += [".PP", ".nf", _esc(sp.epilog), ".fi"]
+    return out
+
+
 def manpage(parser: argparse.ArgumentParser, *, date: str | None = None) -> str:
     from .. import __version__
 
@@ -76,18 +93,7 @@ def manpage(parser: argparse.ArgumentParser, *, date: str | None = None) -> str:
     subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {c.dest: c.help for c in subs._choices_actions}
     for name, sp in sorted(subs.choices.items()):
-        out += [".SS " + _esc(f"scale-bridge {name}"), _esc(helps.get(name) or "")]
-        if sp.description:
-            out += [".PP", _esc(sp.description)]
-        out += _options(sp)
-        inner = [a for a in sp._actions if isinstance(a, argparse._SubParsersAction)]
-        if inner:
-            ihelps = {c.dest: c.help for c in inner[0]._choices_actions}
-            for action, ap in sorted(inner[0].choices.items()):
-                out += [".TP", f"\\fB{_esc(action)}\\fR", _esc(ihelps.get(action) or "")]
-                out += [".RS", *_options(ap), ".RE"]
-        if sp.epilog:
-            out += [".PP", ".nf", _esc(sp.epilog), ".fi"]
+        out += _command(name, sp, helps.get(name))
     out += [".SH EXIT STATUS"]
     for code, what in EXIT_CODES:
         out += [".TP", f"\\fB{code}\\fR", _esc(what)]

@@ -12,9 +12,7 @@ import json
 import math
 import sqlite3
 import sys
-import textwrap
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from ..config import OUTBOX_FILE, load_config
 from ..errors import EX_NOINPUT, BridgeError, InputError, UsageError
 from ..logs import mask_card
 from ..outbox import Job, JobState, Outbox
+from ._queue_views import job_summary, list_lines, show_doc, show_lines
 
 #: SQLite INTEGER is a signed 64-bit number
 MAX_ID = 2**63 - 1
@@ -197,56 +196,6 @@ def _when_daemon(args: argparse.Namespace) -> str:
     return "the daemon" + (f" (pid {pid})" if pid > 0 else "") + " picks it up shortly"
 
 
-def iso(t: float | None) -> str | None:
-    """ISO 8601 UTC (``2026-12-01T19:12:06Z``); ``None`` for no time or one that cannot be a date."""
-    if t is None or not math.isfinite(t):
-        return None
-    try:
-        return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    except (OverflowError, ValueError, OSError):
-        return None
-
-
-def _ts(t: float | None) -> str:
-    """For the text view: ``2026-12-01 19:12:06Z`` or ``-``."""
-    s = iso(t)
-    return "-" if s is None else s.replace("T", " ")
-
-
-def job_summary(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "state": job.state.value,
-        "stage": job.stage.value,
-        "captured_at": iso(job.captured_at),
-        "scale": job.scale,
-        "driver": job.driver,
-        "weight_kg": job.body.get("weight"),
-        "card": mask_card(job.card) if job.card else None,
-        "customer_id": job.customer_id,
-        "benefit_valid": job.benefit_valid,
-        "benefit_attached": job.benefit_attached,
-        "benefit_used": job.benefit_used,
-        "attempts": job.attempts,
-        "ambiguous": job.ambiguous,
-        "next_attempt_at": iso(job.next_attempt_at) if job.state is JobState.PENDING else None,
-        "last_status": job.last_status,
-        "last_error": job.last_error,
-        "note": job.note,
-    }
-
-
-def human(value: Any) -> str:
-    """A value in words for the text views: None -> '-', booleans -> yes/no, lists comma-separated."""
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list | tuple):
-        return ", ".join(human(v) for v in value) or "-"
-    return str(value)
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     ob = _open(args)
     try:
@@ -268,18 +217,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         else:
             print(f"no weighings in state {args.state}")
         return 0
-    print(
-        f"{'ID':>6}  {'STATE':<12} {'STAGE':<8} {'CAPTURED':<20} {'KG':>6}  {'CARD':<16} {'TRIES':>5} {'AMB':>3}  NOTE"
-    )
-    for j in jobs:
-        s = job_summary(j)
-        note = textwrap.shorten(j.note or j.last_error or "", 60, placeholder=" ...")
-        stage = "-" if j.state in (JobState.UNIDENTIFIED, JobState.DELIVERED) else j.stage.value
-        print(
-            f"{j.id:>6}  {j.state.value:<12} {stage:<8} {_ts(j.captured_at):<20} "
-            f"{human(s['weight_kg']):>6}  {s['card'] or '-':<16} "
-            f"{j.attempts:>5} {j.ambiguous:>3}  {note or '-'}"
-        )
+    for line in list_lines(jobs):
+        print(line)
     return 0
 
 
@@ -293,42 +232,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         history = ob.history(args.id)
     finally:
         ob.close()
-    doc = job_summary(job)
-    doc["idempotency_key"] = job.uid
-    doc["card_query_format"] = job.card_query[1] if job.card_query else None
-    doc["home_studio"] = job.home_studio
-    doc["measured_fields"] = sorted(k for k in job.body if k != "rawResults")
-    if dead is not None:
-        doc["dead_letter"] = {
-            "at": iso(dead.at),
-            "stage": dead.stage,
-            "status": dead.status,
-            "errorCode": dead.error_code,
-            "errorMessage": dead.error_message,
-            "traceId": dead.trace_id,
-        }
-    doc["history"] = [{"at": iso(at), "event": ev, "detail": detail} for at, ev, detail in history]
-    if job.ambiguous:
-        doc["warning"] = (
-            f"{job.ambiguous} attempt(s) may have reached the platform without an answer: "
-            "this weighing may exist twice there"
-        )
+    doc = show_doc(job, dead, history)
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
-    for key, value in doc.items():
-        if key == "history":
-            print("history:")
-            for h in value:
-                print(f"  {_ts(job.captured_at) if h['at'] is None else h['at'].replace('T', ' ')}  "
-                      f"{h['event']:<20} {h['detail'] or ''}".rstrip())
-        elif isinstance(value, dict):
-            print(f"{key}:")
-            for k, v in value.items():
-                print(f"  {k}: {human(v)}")
-        else:
-            shown = value.replace("T", " ") if key in ("captured_at", "next_attempt_at") and value else value
-            print(f"{key}: {human(shown)}")
+    for line in show_lines(doc, job):
+        print(line)
     return 0
 
 

@@ -8,6 +8,11 @@ recording, as the daemon does), ``adv`` / ``notify`` for BLE drivers (``--addres
 Every event is flushed when written, so a crash leaves a valid file (at worst without its last line);
 the file is fsynced when the recording ends. Stops on Ctrl-C / SIGTERM or after ``--seconds``.
 
+``--cards SRC`` (``evdev:/dev/input/...``, ``serial:URL``, ``socket:PATH``, ``stdin``; as ``scan
+--cards --source``) records the card reader beside the scale: its taps are ``card`` events in the same
+file, on the same host clock, so ``replay`` pairs them as the daemon did (``[cards] source =
+"capture"``). The header names the reader (``cards``).
+
 ``--redact``: for sending to support. Tanita ``ID`` / ``CC`` / ``SN`` values become pseudonyms of the
 same length (keyed with a random per-recording key: stable within the file, not reversible by trying
 card numbers) and the checksum is recomputed, so the capture still decodes; ``card`` events are
@@ -57,6 +62,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--parity", choices=("N", "E", "O", "M", "S"), help="serial: parity")
     p.add_argument("--stopbits", type=float, choices=(1, 1.5, 2), help="serial: stop bits")
     p.add_argument("--config", help="inbody: the config file with the [lookinbody] section (docs/inbody.md)")
+    p.add_argument(
+        "--cards",
+        metavar="SRC",
+        help="also record the card reader: evdev:/dev/input/..., serial:URL, socket:PATH or stdin",
+    )
+    p.add_argument("--cards-protocol", choices=("rdm6300", "binary"), help="--cards serial: reader protocol")
+    p.add_argument("--cards-baudrate", type=int, help="--cards serial: baud rate (default 9600)")
     p.set_defaults(func=cmd_record)
 
 
@@ -228,6 +240,30 @@ def _is_device(path: Path) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
+def build_card_link(args: argparse.Namespace) -> Any:
+    """The card reader of ``--cards SRC`` (None without it); the source syntax is ``scan --cards``'s.
+    A reader that does not exist is 66, one the daemon holds 69 (before anything is written)."""
+    if not args.cards:
+        return None
+    from drivers.links.cards import from_config
+
+    from .scan import _card_source_spec
+
+    spec = argparse.Namespace(
+        source=args.cards, protocol=args.cards_protocol, baudrate=args.cards_baudrate, config=None
+    )
+    source, device, protocol, baudrate = _card_source_spec(spec)
+    if source == "serial":
+        from ..portcheck import check_port
+
+        check_port(device)
+
+    def on_state(state: str, detail: str) -> None:
+        _say(f"card reader {state}" + (f": {detail}" if detail else ""))
+
+    return from_config(source, device, protocol=protocol, baudrate=baudrate, on_state=on_state)
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     try:
         spec = get(args.driver)
@@ -242,6 +278,57 @@ def cmd_record(args: argparse.Namespace) -> int:
     return asyncio.run(_record(spec, args, out, redactor))
 
 
+def _stop_on_signals() -> asyncio.Event:
+    """Set on SIGINT/SIGTERM (where the loop supports signal handlers)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _announcement(spec: DriverSpec, link: Any, cards: Any, out: Path, seconds: float) -> str:
+    return (
+        f"recording {link.name} ({spec.name})"
+        + (f" and the card reader {cards.name}" if cards is not None else "")
+        + f" to {out}"
+        + (f" for {seconds:g} s" if seconds else "")
+        + " (Ctrl-C to stop)"
+    )
+
+
+async def _pump(link: Any, emit: Callable[[LinkEvent], None]) -> None:
+    async for ev in link.events():
+        emit(ev)
+
+
+async def _close(link: Any, cards: Any, tasks: list[asyncio.Task[Any]]) -> list[Any]:
+    """Close the links, end the tasks; what each task ended with."""
+    await link.close()
+    if cards is not None:
+        await cards.close()
+    for t in tasks:
+        t.cancel()
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _finish_file(fh: IO[str], writer: CaptureWriter, redactor: Redactor | None) -> None:
+    """The redactor's held-back events written, the file flushed to disk."""
+    if redactor is not None:
+        for ev in redactor.flush(datetime.now(UTC)):
+            writer.write(ev)
+    fh.flush()
+    with contextlib.suppress(OSError):
+        os.fsync(fh.fileno())
+
+
+def _raise_failure(results: list[Any]) -> None:
+    for failure in results:
+        if isinstance(failure, BaseException) and not isinstance(failure, asyncio.CancelledError):
+            raise failure
+
+
 async def _record(spec: DriverSpec, args: argparse.Namespace, out: Path, redactor: Redactor | None) -> int:
     started_at = datetime.now(UTC)
     writer: CaptureWriter | None = None
@@ -252,48 +339,29 @@ async def _record(spec: DriverSpec, args: argparse.Namespace, out: Path, redacto
             writer.write(e)
 
     link = build_link(spec, args, emit)
+    cards = build_card_link(args)
     extra: dict[str, Any] = {"redacted": True} if redactor is not None else {}
+    if cards is not None:
+        extra["cards"] = cards.name
     header = CaptureHeader(spec.name, link.name, args.note, started_at, extra)
     fh = open_output(out)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     began = time.monotonic()
     with fh:
         fh.write(header.to_json() + "\n")
         fh.flush()
         writer = CaptureWriter(fh, started_at)
-        _say(
-            f"recording {link.name} ({spec.name}) to {out}"
-            + (f" for {args.seconds:g} s" if args.seconds else "")
-            + " (Ctrl-C to stop)"
-        )
-
-        async def pump() -> None:
-            async for ev in link.events():
-                emit(ev)
-
-        task = asyncio.create_task(pump())
-        waiter = asyncio.create_task(stop.wait())
-        timeout = args.seconds or None
+        _say(_announcement(spec, link, cards, out, args.seconds))
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_pump(link, emit))]
+        if cards is not None:
+            tasks.append(asyncio.create_task(_pump(cards, emit)))
+        tasks.append(asyncio.create_task(stop.wait()))
         try:
-            await asyncio.wait({task, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(set(tasks), timeout=args.seconds or None, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await link.close()
-            for t in (task, waiter):
-                t.cancel()
-            results = await asyncio.gather(task, waiter, return_exceptions=True)
-            if redactor is not None:
-                for ev in redactor.flush(datetime.now(UTC)):
-                    writer.write(ev)
-            fh.flush()
-            with contextlib.suppress(OSError):
-                os.fsync(fh.fileno())
-        failure = results[0]
-        if isinstance(failure, BaseException) and not isinstance(failure, asyncio.CancelledError):
-            raise failure
+            results = await _close(link, cards, tasks)
+            _finish_file(fh, writer, redactor)
+        _raise_failure(results[:-1])  # the scale's pump, then the card reader's
     counts = ", ".join(f"{n} {k} ({writer.bytes[k]} bytes)" for k, n in sorted(writer.counts.items())) or "no events"
     _say(f"stopped after {time.monotonic() - began:.1f} s: {counts}")
     return 0

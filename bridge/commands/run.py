@@ -2,7 +2,12 @@
 
 Problems that would only repeat on a restart exit 78 (systemd's ``RestartPreventExitStatus``): a bad
 config, a missing optional package, a state dir that cannot be created or written. A state dir that
-another scale-bridge holds exits 75."""
+another scale-bridge holds exits 75.
+
+``run --once``: read one weighing from the configured link (the live scale and card reader, or the
+``[scale] capture``), print what would be posted (the body, the masked card, the plausibility
+verdict) and exit 0; nothing is queued or uploaded and the state dir is not touched. 66 if the device
+(or capture) does not exist, 69 if a daemon reads it, 1 if no weighing arrived within ``--timeout``."""
 
 from __future__ import annotations
 
@@ -20,12 +25,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run the daemon (systemd: Type=notify)",
         description="Run the bridge: read the scale and the card reader, queue each weighing durably, upload it. "
         "SIGTERM stops cleanly, SIGHUP reloads the config.",
-        epilog=examples("scale-bridge run -c /etc/scale-bridge/config.toml")
+        epilog=examples(
+            "scale-bridge run -c /etc/scale-bridge/config.toml",
+            "scale-bridge run --once --timeout 300   # step on the scale: what would be posted?",
+        )
         + "\n\nexit codes: 0 stopped, 69 unavailable, 74 I/O error, 75 another scale-bridge holds the state dir,"
-        "\n78 configuration error (also: a missing optional package, an unusable state dir)",
+        "\n78 configuration error (also: a missing optional package, an unusable state dir)"
+        "\n--once: 0 a weighing was read, 1 none within --timeout, 66 no such device or capture, 69 in use",
         formatter_class=HELP_FORMATTER,
     )
     add_config_arg(p)
+    once = p.add_argument_group("one weighing (a test of the set-up)")
+    once.add_argument(
+        "--once", action="store_true", help="read one weighing, print what would be posted, exit (nothing is sent)"
+    )
+    once.add_argument(
+        "--timeout", type=float, default=120.0, metavar="S", help="--once: give up after S seconds (default 120)"
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -78,6 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if problems := missing_dependencies(cfg):
         raise ConfigError(problems, args.config)
+    if args.once:
+        from ..once import run_once
+
+        return run_once(cfg, timeout_s=args.timeout)
     prepare_state_dir(cfg.state.dir, args.config)
     if problems := state_dir_problems(cfg):
         raise ConfigError(problems, args.config)

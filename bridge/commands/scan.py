@@ -406,25 +406,36 @@ def format_serial(rows: list[dict[str, Any]]) -> list[str]:
         return ["no serial ports found (USB adapter plugged in? `dmesg | tail` shows it; docs/serial.md)"]
     lines = []
     for r in rows:
-        ids = f"{r['vid']}:{r['pid']}" if r.get("vid") else ""
-        names = " ".join(x for x in (r.get("manufacturer"), r.get("product") or r.get("description")) if x)
-        parts = [r["device"]]
-        if r.get("by_id"):
-            parts.append(f"by-id {r['by_id']}")
-        parts += [x for x in (ids, names) if x]
-        if r.get("serial_number"):
-            parts.append(f"serial {r['serial_number']}")
         probe = r.get("probe")
-        if probe is not None and probe["error"]:
-            parts.append(f"probe: {probe['error']}")
-        lines.append("  ".join(parts))
-        if probe is None or probe["error"]:
-            continue
-        for group in probe["settings"]:
-            counts = "; ".join(_count_text(name, probe["drivers"][name]) for name in group["drivers"])
-            lines.append(f"    {group['settings']}: {counts}")
-        verdict = probe["driver"] or "none (no valid frame: wrong settings, or the scale sent nothing)"
-        lines.append(f"    -> recognised: {verdict}")
+        lines.append(_port_line(r, probe))
+        if probe is not None and not probe["error"]:
+            lines += _probe_lines(probe)
+    return lines
+
+
+def _port_line(r: dict[str, Any], probe: dict[str, Any] | None) -> str:
+    """The port: device, by-id link, USB ids, names, serial number, a probe's error."""
+    ids = f"{r['vid']}:{r['pid']}" if r.get("vid") else ""
+    names = " ".join(x for x in (r.get("manufacturer"), r.get("product") or r.get("description")) if x)
+    parts = [r["device"]]
+    if r.get("by_id"):
+        parts.append(f"by-id {r['by_id']}")
+    parts += [x for x in (ids, names) if x]
+    if r.get("serial_number"):
+        parts.append(f"serial {r['serial_number']}")
+    if probe is not None and probe["error"]:
+        parts.append(f"probe: {probe['error']}")
+    return "  ".join(parts)
+
+
+def _probe_lines(probe: dict[str, Any]) -> list[str]:
+    """What each group of port settings decoded, and the verdict."""
+    lines = []
+    for group in probe["settings"]:
+        counts = "; ".join(_count_text(name, probe["drivers"][name]) for name in group["drivers"])
+        lines.append(f"    {group['settings']}: {counts}")
+    verdict = probe["driver"] or "none (no valid frame: wrong settings, or the scale sent nothing)"
+    lines.append(f"    -> recognised: {verdict}")
     return lines
 
 

@@ -200,37 +200,32 @@ class RequestValidator:
         for k, v in query:
             query_values.setdefault(k, []).append(v)
         for p in op.params:
-            if p.location == "path":
-                raws = [path_values[p.name]] if p.name in path_values else []
-            elif p.location == "query":
-                raws = query_values.get(p.name, [])
-            else:
-                raws = [headers[p.name]] if p.name in headers else []
+            raws = _raw_values(p, path_values, query_values, headers)
             if not raws:
                 if p.required:
                     problems.append(f"missing required {p.location} parameter {p.name!r}")
                 continue
-            if p.kind == "array":
-                values: list[Any] = []
-                for raw in raws:
-                    ok, value = _coerce(raw, p.item_kind)
-                    if not ok:
-                        problems.append(f"{p.location} parameter {p.name!r}: {value}")
-                        break
-                    values.append(value)
-                else:
-                    problems += self._errors(p.validator, values, f"{p.location} parameter {p.name!r}")
-                continue
-            if len(raws) > 1:
-                problems.append(f"{p.location} parameter {p.name!r} given {len(raws)} times")
-                continue
-            ok, value = _coerce(raws[0], p.kind)
-            if not ok:
-                problems.append(f"{p.location} parameter {p.name!r}: {value}")
-                continue
-            problems += self._errors(p.validator, value, f"{p.location} parameter {p.name!r}")
+            problems += self._param(p, raws)
         problems += self._body(op, content_type, body)
         return problems
+
+    def _param(self, p: _Param, raws: list[str]) -> list[str]:
+        """The problems of one parameter given (``raws``: its values as sent, at least one)."""
+        where = f"{p.location} parameter {p.name!r}"
+        if p.kind == "array":
+            values: list[Any] = []
+            for raw in raws:
+                ok, value = _coerce(raw, p.item_kind)
+                if not ok:
+                    return [f"{where}: {value}"]
+                values.append(value)
+            return self._errors(p.validator, values, where)
+        if len(raws) > 1:
+            return [f"{where} given {len(raws)} times"]
+        ok, value = _coerce(raws[0], p.kind)
+        if not ok:
+            return [f"{where}: {value}"]
+        return self._errors(p.validator, value, where)
 
     @staticmethod
     def _errors(validator: Any, value: Any, where: str) -> list[str]:
@@ -256,3 +251,14 @@ class RequestValidator:
         if validator is None:
             return []
         return self._errors(validator, doc, "request body")
+
+
+def _raw_values(
+    p: _Param, path_values: Mapping[str, str], query_values: Mapping[str, list[str]], headers: Mapping[str, str]
+) -> list[str]:
+    """The values sent for ``p``, as text (empty: not given)."""
+    if p.location == "path":
+        return [path_values[p.name]] if p.name in path_values else []
+    if p.location == "query":
+        return query_values.get(p.name, [])
+    return [headers[p.name]] if p.name in headers else []

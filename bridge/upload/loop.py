@@ -1,9 +1,8 @@
 """The uploader: drains the outbox. The one awaiting shell of the upload path.
 
-It schedules due jobs (``concurrency`` at a time, in capture order), runs each job's journey
-(``bridge/upload/journey.py``: resolve -> post -> use, sans-I/O conversations) by performing their
-requests through the pacer, stores each outcome in the outbox (every transition returns the new
-``Job``), and applies what ``bridge/upload/policy.py`` decides about a failure:
+It schedules due jobs (``concurrency`` at a time, in capture order) and runs each job's pass through
+its steps (``steps.py``: resolve -> post -> use, each a sans-I/O conversation from ``journey.py``
+performed by ``calls.py``). A failure goes to ``policy.decide``; ``decisions.py`` applies the decision:
 
 * ``Retry`` - stored with its reason; an outage opens the ``OutageBreaker`` (no new job starts
   before its pause ends: one probe per backoff instead of every queued job failing). The first answer
@@ -19,40 +18,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..body import with_estimate
-from ..cardquery import platform_queries
-from ..config import Config, NotEligible, PlatformConfig, Usage
-from ..errors import AuthRejected, PlatformError, RateLimited, StorageError
+from ..config import Config, PlatformConfig
+from ..errors import AuthRejected, PlatformError, StorageError
 from ..logs import get_logger
 from ..outbox import Job, JobState, Outbox, Stage, WaitReason
-from ..pacing import Pacer, retry_delay
+from ..pacing import Pacer
 from ..platform import PlatformClient
-from . import journey as j
-from .policy import DeadLetter, Decision, Park, PauseEndpoint, Retry, Rules, StopAll, decide, retry_after_s
+from ..status import BenefitFigures
+from . import decisions
+from .calls import PlatformCalls
+from .decisions import AuthHalt, DecisionApplier, OutageBreaker, UploadCounters
+from .policy import Rules, decide
+from .steps import JourneySteps
 
 RESOLVE_MAX_AGE_S = 15 * 60.0
-AUTH_PROBE_INTERVAL_S = 60.0
+#: how many of the latest benefit checks health looks at
+BENEFIT_WINDOW = 25
+AUTH_PROBE_INTERVAL_S = decisions.AUTH_PROBE_INTERVAL_S
 IDLE_POLL_S = 2.0
-#: outbox meta key of the persisted 429 pauses: {endpoint: until (epoch s)}
-RATE_LIMIT_META = "rate_limit_pauses"
 
-
-@dataclass
-class UploadCounters:
-    delivered: int = 0
-    retries: int = 0
-    ambiguous: int = 0
-    rate_limited: int = 0
-    dead_letters: int = 0
-    auth_failures: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
+__all__ = ["AUTH_PROBE_INTERVAL_S", "OutageBreaker", "UploadCounters", "Uploader", "pool_size"]
 
 
 def pool_size(concurrency: int) -> int:
@@ -63,36 +54,6 @@ def pool_size(concurrency: int) -> int:
 def rules_of(cfg: Config) -> Rules:
     q = cfg.queue
     return Rules(q.backoff_base_s, q.backoff_cap_s, q.rate_limit_pause_s, q.max_conflict_retries)
-
-
-@dataclass
-class OutageBreaker:
-    """While the platform as a whole looks down, no new job starts before ``down_until`` (wall s)."""
-
-    down_until: float = 0.0
-    since: float | None = None
-    failures: int = 0  # consecutive: the pause grows with them (full jitter, capped)
-
-    def holds(self, now: float) -> bool:
-        return now < self.down_until
-
-    def open(self, now: float, rules: Rules, hint_s: float | None, rng: random.Random) -> bool:
-        """Record one more outage failure; True if this starts an outage."""
-        pause = retry_delay(self.failures, rules.backoff_base_s, rules.backoff_cap_s, hint_s, rng)
-        self.failures += 1
-        self.down_until = max(self.down_until, now + pause)
-        started = self.since is None
-        if started:
-            self.since = now
-        return started
-
-    def close(self, now: float) -> float | None:
-        """The platform answered: the outage's length if one was open."""
-        if self.since is None:
-            return None
-        length = now - self.since
-        self.since, self.failures, self.down_until = None, 0, 0.0
-        return length
 
 
 class Uploader:
@@ -117,25 +78,67 @@ class Uploader:
         self.monotonic = monotonic
         self.rng = rng or random.Random()
         self.sleep = sleep  # pacing waits (tests pass one that advances a fake clock)
-        self.breaker = OutageBreaker()
-        self.pacer = Pacer(per_minute=cfg.platform.rate_limit_per_min)
-        self.counters = UploadCounters()
         self.log = get_logger(component="uploader")
-        self.auth_error: AuthRejected | None = None
+        self.counters = UploadCounters()
+        self.breaker = OutageBreaker()
+        self.halt = AuthHalt()
+        self.pacer = Pacer(per_minute=cfg.platform.rate_limit_per_min)
         self.last_progress_at = monotonic()
+        self.on_delivered: Callable[[Job], None] | None = None
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
         self._inflight: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.on_delivered: Callable[[Job], None] | None = None
-        self._restore_rate_limits()
+        self.calls = PlatformCalls(
+            client,
+            outbox,
+            self.pacer,
+            rules=lambda: self.rules,
+            clock=lambda: self.clock(),  # noqa: PLW0108 - late binding: tests swap the clock and wrap _call
+            monotonic=lambda: self.monotonic(),  # noqa: PLW0108 - late binding: tests swap the clock and wrap _call
+            sleep=lambda s: self.sleep(s),  # noqa: PLW0108 - late binding: tests swap the clock and wrap _call
+            answered=self._platform_answered,
+            log=self.log,
+            via=lambda endpoint, fn: self._call(endpoint, fn),  # noqa: PLW0108 - late binding: tests swap the clock and wrap _call
+        )
+        self.steps = JourneySteps(
+            outbox,
+            self.calls,
+            counters=self.counters,
+            benefit_results=deque(maxlen=BENEFIT_WINDOW),
+            on_delivered=lambda: self.on_delivered,
+            log=self.log,
+        )
+        self.decisions = DecisionApplier(
+            outbox,
+            counters=self.counters,
+            breaker=self.breaker,
+            halt=self.halt,
+            rules=lambda: self.rules,
+            clock=lambda: self.clock(),  # noqa: PLW0108 - late binding: tests swap the clock and wrap _call
+            rng=lambda: self.rng,
+            log=self.log,
+        )
+        self.calls.restore_rate_limits()
 
-    # ---- control -------------------------------------------------------------------------------------
+    @property
+    def auth_error(self) -> AuthRejected | None:
+        return self.halt.error
+
+    @auth_error.setter
+    def auth_error(self, value: AuthRejected | None) -> None:
+        self.halt.error = value
+
+    def benefit_figures(self) -> BenefitFigures:
+        results = self.steps.benefit_results
+        return BenefitFigures(key=self.platform.benefit_key, checked=len(results), valid=sum(results))
 
     @property
     def platform_down_until(self) -> float:
         return self.breaker.down_until
+
+    # ---- control -------------------------------------------------------------------------------------
 
     def apply(self, cfg: Config) -> None:
         """A reload: swap the frozen sub-configs a job reads (each job snapshots them when it starts)."""
@@ -227,7 +230,7 @@ class Uploader:
         """Halted by 401/403: wait one probe interval (new weighings do not shorten it), then try one
         due job for real. Its journey lifts the halt only if the platform accepts its calls."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=AUTH_PROBE_INTERVAL_S)
+            await asyncio.wait_for(self._stop.wait(), timeout=decisions.AUTH_PROBE_INTERVAL_S)
         if self._stopping or self._inflight:
             return
         due = self.outbox.due(self.clock(), limit=1)
@@ -253,30 +256,31 @@ class Uploader:
 
     async def process(self, job: Job) -> None:
         """One pass of a job's journey from its stored stage; a failure goes to the policy."""
-        platform, halted = self.platform, self.auth_error is not None
+        platform, cards, estimate = self.platform, self.cards, self.estimate  # this pass's snapshot
+        halted = self.auth_error is not None
         stage = job.stage
         try:
             if stage is Stage.POST and self._benefit_check_stale(job, platform):
                 job = self.outbox.reresolve(job.id, "benefit check is older than 15 min")
                 stage = job.stage
             if stage is Stage.RESOLVE:
-                job = await self._resolve(job, platform)
+                job = await self.steps.resolve(job, platform, cards)
                 stage = job.stage
             if job.state is JobState.PENDING and stage is Stage.POST:
-                job = await self._post(job, platform)
+                job = await self.steps.post(job, platform, estimate=estimate)
                 stage = job.stage
             if job.state is JobState.PENDING and stage is Stage.USE:
-                job = await self._use(job, platform)
+                job = await self.steps.use(job, platform)
         except (asyncio.CancelledError, StorageError):
             raise
         except Exception as exc:  # a platform failure, or a bug / hostile answer: the policy decides
             current = self.outbox.get(job.id) or job
             if not isinstance(exc, PlatformError):
                 self.log.exception("upload_crashed", weighing=job.id, stage=stage.value, error=str(exc))
-            self._apply(decide(exc, stage, current, self.rules, now=self.clock(), rng=self.rng), current, exc)
+            self.decisions.apply(decide(exc, stage, current, self.rules, now=self.clock(), rng=self.rng), current, exc)
             return
         if halted and self.auth_error is not None:
-            self._lift_auth_halt()
+            self.halt.lift(self.outbox)
 
     def _benefit_check_stale(self, job: Job, platform: PlatformConfig) -> bool:
         return (
@@ -285,208 +289,9 @@ class Uploader:
             and self.clock() - job.resolved_at > RESOLVE_MAX_AGE_S
         )
 
-    # ---- the journey's steps: conversations performed, outcomes stored -------------------------------
-
-    async def _resolve(self, job: Job, platform: PlatformConfig) -> Job:
-        if not job.card:
-            return self.outbox.park(job.id, "no member card", JobState.UNIDENTIFIED)
-        conv = j.ResolveMember(
-            platform_queries(job.card, self.cards), benefit_key=platform.benefit_key, cross_studio=platform.cross_studio
-        )
-        outcome = await self._converse(conv)
-        if isinstance(outcome, j.NoMember):
-            last = outcome.last
-            self.counters.dead_letters += 1
-            job = self.outbox.kill(
-                job.id,
-                stage=Stage.RESOLVE,
-                status=last.status if last else None,
-                error_code=last.error_code if last else None,
-                error_message=outcome.message,
-                trace_id=last.trace_id if last else None,
-            )
-            self.log.error(
-                "weighing_dead_lettered",
-                weighing=job.id,
-                stage="resolve",
-                reason="member_not_found",
-                error=outcome.message,
-                error_code=last.error_code if last else None,
-                trace_id=last.trace_id if last else None,
-            )
-            return job
-        assert isinstance(outcome, j.Resolved)
-        park = outcome.benefit_valid is False and platform.not_eligible is NotEligible.PARK
-        job = self.outbox.resolved(
-            job.id,
-            customer_id=outcome.customer_id,
-            profile=outcome.profile,
-            card_query=outcome.card_query,
-            benefit_valid=outcome.benefit_valid,
-            home_studio=outcome.home_studio,
-            note=outcome.note,
-            begin_post=not park,  # going straight on to POST: mark the attempt in the same commit
-        )
-        self.log.info(
-            "member_resolved",
-            weighing=job.id,
-            customer_id=outcome.customer_id,
-            benefit_valid=outcome.benefit_valid,
-            cross_studio=outcome.cross_studio,
-        )
-        if park:
-            self.log.warning("weighing_parked", weighing=job.id, reason="benefit_not_valid")
-            return self.outbox.park(job.id, f"benefit {platform.benefit_key} not valid for this member (policy: park)")
-        return job
-
-    async def _post(self, job: Job, platform: PlatformConfig) -> Job:
-        customer_id = job.customer_id
-        assert customer_id is not None
-        attach = bool(platform.benefit_key) and job.benefit_valid is True and platform.usage is Usage.WEIGHING
-        then_use = platform.usage is Usage.ENDPOINT and bool(job.benefit_valid) and bool(platform.benefit_key)
-        body = job.body
-        if self.estimate:
-            body, why_not = with_estimate(body, job.profile)
-            if why_not is not None:
-                self.log.info("body_composition_not_estimated", weighing=job.id, reason=why_not)
-        if job.inflight != Stage.POST.value:  # not already begun by the resolve that just ran
-            job = self.outbox.begin(job.id, Stage.POST)
-        request = j.PostWeighing(customer_id, body, platform.benefit_key if attach else None, job.uid)
-        outcome = await self._converse(j.PostTheWeighing(request, then_use=then_use))
-        if isinstance(outcome, j.BenefitRefused):
-            self.log.warning("benefit_refused", weighing=job.id, error=outcome.note)
-            job = self.outbox.benefit_refused(job.id, note=outcome.note)
-            if platform.not_eligible is NotEligible.PARK:
-                return self.outbox.park(job.id, outcome.note)
-            return job
-        assert isinstance(outcome, j.Posted)
-        job = self.outbox.posted(
-            job.id, benefit_attached=outcome.benefit_attached, next_stage=outcome.next_stage, status=outcome.status
-        )
-        self.log.info(
-            "weighing_posted",
-            weighing=job.id,
-            customer_id=job.customer_id,
-            benefit_attached=outcome.benefit_attached,
-            status=outcome.status,
-            idempotency_key=job.uid,
-        )
-        if outcome.next_stage is Stage.DONE:
-            self._delivered(job)
-        return job
-
-    async def _use(self, job: Job, platform: PlatformConfig) -> Job:
-        customer_id = job.customer_id
-        assert customer_id is not None
-        job = self.outbox.begin(job.id, Stage.USE)
-        request = j.UseBenefit(customer_id, platform.benefit_key, f"{job.uid}:use")
-        outcome = await self._converse(j.UseTheBenefit(request))
-        if isinstance(outcome, j.UseRefused):
-            self.log.warning("benefit_use_refused", weighing=job.id, error=outcome.note)
-            if platform.not_eligible is NotEligible.PARK:
-                return self.outbox.park(job.id, outcome.note)
-            job = self.outbox.benefit_use_recorded(job.id, used=False, status=400, note=outcome.note)
-            self._delivered(job)
-            return job
-        assert isinstance(outcome, j.Used)
-        job = self.outbox.benefit_use_recorded(job.id, used=True, status=outcome.status)
-        self.log.info("benefit_used", weighing=job.id, customer_id=job.customer_id)
-        self._delivered(job)
-        return job
-
-    def _delivered(self, job: Job) -> None:
-        self.counters.delivered += 1
-        if self.on_delivered is not None:
-            self.on_delivered(job)
-
-    # ---- performing requests ---------------------------------------------------------------------------
-
-    async def _converse(self, conv: j.Conversation) -> j.Step:
-        step = conv.start()
-        while isinstance(step, j.Requests):
-            answers = await self._perform_all(step.requests)
-            step = conv.advance(list(zip(step.requests, answers, strict=True)))
-        if isinstance(step, j.Failed):
-            raise step.error
-        return step
-
-    async def _perform_all(self, requests: Sequence[j.Request]) -> list[Any]:
-        """Requests made together; each ends with a value or a PlatformError. All of them are waited
-        for (a 429 on one that is no longer needed still pauses its endpoint; nothing is left running
-        unretrieved). Anything else (a bug) is raised once all have ended."""
-        if len(requests) == 1:
-            return [await self._answer(requests[0])]
-        results = await asyncio.gather(*(self._answer(r) for r in requests), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, PlatformError):
-                raise result
-        return list(results)
-
-    async def _answer(self, request: j.Request) -> Any:
-        try:
-            return await self._call(request.endpoint, lambda: self._send(request))
-        except PlatformError as exc:
-            return exc
-
-    def _send(self, r: j.Request) -> Awaitable[Any]:
-        c = self.client
-        if isinstance(r, j.MemberByCard):
-            return c.customer_by_card(r.number, r.card_format)
-        if isinstance(r, j.CrossStudioByCard):
-            return c.cross_studio_customer(r.number, r.card_format)
-        if isinstance(r, j.BenefitByCard):
-            return c.benefit_valid_by_card(r.number, r.card_format, r.key)
-        if isinstance(r, j.BenefitById):
-            return c.benefit_valid(r.customer_id, r.key)
-        if isinstance(r, j.PostWeighing):
-            return c.post_weighing(r.customer_id, r.body, benefit_key=r.benefit_key, idempotency_key=r.idempotency_key)
-        return c.use_benefit(r.customer_id, r.key, idempotency_key=r.idempotency_key)
-
     async def _call(self, endpoint: str, coro_fn: Callable[[], Any]) -> Any:
-        """One paced request. Any answer from the platform (a refusal too) closes the outage breaker;
-        a 429 pauses its endpoint at once (persisted: a restart does not walk into the lock-out)."""
-        while True:
-            wait = self.pacer.delay(endpoint, self.monotonic())
-            if wait <= 0:
-                break
-            await self.sleep(wait)
-        self.pacer.take(endpoint, self.monotonic())
-        try:
-            result = await coro_fn()
-        except RateLimited as exc:
-            self._pause_endpoint(endpoint, exc)
-            self._platform_answered()
-            raise
-        except PlatformError as exc:
-            if exc.status is not None and exc.status < 500:
-                self._platform_answered()  # a refusal is an answer: the platform is up
-            raise
-        self._platform_answered()
-        return result
-
-    def _pause_endpoint(self, endpoint: str, exc: RateLimited) -> None:
-        pause_s = max(self.rules.rate_limit_pause_s, retry_after_s(exc.retry_after_s) or 0.0)
-        self.pacer.pause(endpoint, self.monotonic() + pause_s)
-        pauses = self._rate_limit_pauses()
-        pauses[endpoint] = self.clock() + pause_s
-        with contextlib.suppress(StorageError):
-            self.outbox.set_meta(RATE_LIMIT_META, json.dumps(pauses))
-
-    def _rate_limit_pauses(self) -> dict[str, float]:
-        try:
-            doc = json.loads(self.outbox.meta(RATE_LIMIT_META) or "{}")
-        except ValueError:
-            return {}
-        now = self.clock()
-        if not isinstance(doc, dict):
-            return {}
-        return {str(k): float(v) for k, v in doc.items() if isinstance(v, int | float) and v > now}
-
-    def _restore_rate_limits(self) -> None:
-        now, mono = self.clock(), self.monotonic()
-        for endpoint, until in self._rate_limit_pauses().items():
-            self.pacer.pause(endpoint, mono + (retry_after_s(until - now) or 0.0))
-            self.log.info("rate_limit_pause_restored", endpoint=endpoint, remaining_s=round(until - now, 1))
+        """One paced request (``PlatformCalls.call``); kept here so that tests can wrap it."""
+        return await self.calls.call(endpoint, coro_fn)
 
     def _platform_answered(self) -> None:
         now = self.clock()
@@ -495,91 +300,3 @@ class Uploader:
             return
         released = self.outbox.release_backoff(WaitReason.OUTAGE, now=now)
         self.log.info("platform_available_again", outage_s=round(outage_s, 1), jobs_due_now=released)
-
-    # ---- decisions ---------------------------------------------------------------------------------------
-
-    def _apply(self, decision: Decision, job: Job, exc: BaseException) -> None:
-        key = str(exc.status or type(exc).__name__) if isinstance(exc, PlatformError) else type(exc).__name__
-        self.counters.by_status[key] = self.counters.by_status.get(key, 0) + 1
-        if isinstance(decision, StopAll):
-            assert isinstance(exc, AuthRejected)
-            already = self.auth_error is not None  # a probe, or a job that was in flight: one halt
-            self.auth_error = exc
-            self._retry(job, decision.retry)
-            if already:
-                return
-            self.counters.auth_failures += 1
-            self.outbox.set_meta(
-                "auth_failure", json.dumps({"at": self.clock(), "status": decision.status, "message": decision.message})
-            )
-            self.log.critical(
-                "platform_key_rejected",
-                status=decision.status,
-                error=decision.message,
-                action=f"uploads stopped; queue kept; one weighing retried every {AUTH_PROBE_INTERVAL_S:g} s",
-            )
-        elif isinstance(decision, PauseEndpoint):
-            self.counters.rate_limited += 1
-            self._retry(job, decision.retry)
-            pause_s = round(decision.until - self.clock())
-            self.log.warning("upload_rate_limited", weighing=job.id, stage=job.stage.value, pause_s=pause_s)
-        elif isinstance(decision, DeadLetter):
-            self.counters.dead_letters += 1
-            self.outbox.kill(
-                job.id,
-                stage=decision.stage,
-                status=decision.status,
-                error_code=decision.error_code,
-                error_message=decision.message,
-                trace_id=decision.trace_id,
-            )
-            self.log.error(
-                "weighing_dead_lettered",
-                weighing=job.id,
-                stage=decision.stage.value,
-                status=decision.status,
-                error_code=decision.error_code,
-                error=decision.message,
-                trace_id=decision.trace_id,
-            )
-        elif isinstance(decision, Park):
-            self.outbox.park(job.id, decision.reason)
-            self.log.warning("weighing_parked", weighing=job.id, reason=decision.reason)
-        else:
-            self.counters.retries += 1
-            if decision.outage:
-                hint = exc.retry_after_s if isinstance(exc, PlatformError) else None
-                if self.breaker.open(self.clock(), self.rules, retry_after_s(hint), self.rng):
-                    self.log.warning(
-                        "platform_unavailable",
-                        status=decision.status,
-                        error=decision.message,
-                        action="one probe per backoff until it answers; then the backlog drains in order",
-                    )
-            self._retry(job, decision)
-            self.log.warning(
-                "upload_retry_scheduled",
-                weighing=job.id,
-                stage=job.stage.value,
-                status=decision.status,
-                error=decision.message,
-                ambiguous=decision.ambiguous,
-                delay_s=round(max(0.0, decision.at - self.clock()), 1),
-            )
-
-    def _retry(self, job: Job, retry: Retry) -> None:
-        if retry.ambiguous:
-            self.counters.ambiguous += 1
-        self.outbox.retry_later(
-            job.id,
-            next_attempt_at=retry.at,
-            reason=retry.reason,
-            status=retry.status,
-            error=retry.message,
-            ambiguous=retry.ambiguous,
-        )
-
-    def _lift_auth_halt(self) -> None:
-        self.auth_error = None
-        with contextlib.suppress(StorageError):
-            self.outbox.set_meta("auth_failure", None)

@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import traceback
 from collections.abc import AsyncIterator, Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from ..errors import DriverError, LinkError
 from ..events import LinkEvent
+
+
+class LinkState(StrEnum):
+    """The one word a link reports for its state: what STATUS=, `check` and the metrics show."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"  # a BLE link that scans is connected (to its adapter)
+    DISCONNECTED = "disconnected"  # transient: the link retries by itself
+    UNAUTHORIZED = "unauthorized"  # a cloud source whose credentials are refused
+    REPLAYING = "replaying"
+    FINISHED = "finished"  # a replay reached the end of its capture
+    CLOSED = "closed"
+
+    @property
+    def healthy(self) -> bool:
+        return self in _HEALTHY
+
+    @classmethod
+    def of(cls, word: str) -> LinkState:
+        """A state word from a link or a status file; an unknown word counts as disconnected."""
+        try:
+            return cls(word)
+        except ValueError:
+            return cls.DISCONNECTED
+
+
+_HEALTHY = frozenset({LinkState.CONNECTED, LinkState.REPLAYING, LinkState.FINISHED})
 
 
 class Link(Protocol):
@@ -28,8 +57,17 @@ class Link(Protocol):
 
     @property
     def state(self) -> str:
-        """One word for STATUS= and health: connecting | connected | disconnected | closed."""
+        """One ``LinkState`` word for STATUS= and health."""
         ...
+
+
+@runtime_checkable
+class FiniteLink(Protocol):
+    """A link whose events end by themselves (a replayed capture, a benchmark's synthetic scale):
+    ``finished`` is set when the last event has been read."""
+
+    name: str
+    finished: asyncio.Event
 
 
 StateCallback = Callable[[str, str], None]

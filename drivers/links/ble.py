@@ -10,6 +10,8 @@ matcher's characteristics; see drivers/gatt.py for the rules): subscriptions (Bl
 writes, reads (ble_standard reads the Weight Scale Feature 0x2A9E this way), its deadline. Every
 notification/indication value and every read value is one ``notify`` event (the decoder downstream
 sees them all) and is handed to the exchange too. An ``ExchangeError`` is logged and ends the session.
+Every session that connected ends with one ``session_end`` event for that address (after the
+disconnect), on which the bridge flushes that device's decoder.
 On disconnect the scanner, which never stopped, sees the scale again
 when it wakes and the link reconnects.
 
@@ -384,7 +386,7 @@ class BleLink:
             raise
         except Exception as exc:  # noqa: BLE001 - the boundary: translated and handed to the consumer
             error = translate_error(exc)
-            log.error("ble_link_failed error=%r", str(error))
+            log.error("ble_link_failed", extra={"error": str(error)})
             self._set_state("disconnected", str(error))
             self._put_control(LinkError(str(error), transient=False) if error.transient else error)
 
@@ -410,7 +412,10 @@ class BleLink:
                         f"BLE scanning failed {failures} times in a row, giving up: {error}", transient=False
                     ) from exc
                 delay = self._backoff(failures)
-                log.warning("ble_scanner_start_failed error=%r retry_in_s=%.2f", str(error), delay)
+                # the first failure of a run is a warning; its retries are debug (the link state says the rest)
+                (log.warning if failures == 1 else log.debug)(
+                    "ble_scanner_start_failed", extra={"error": str(error), "retry_in_s": round(delay, 2)}
+                )
                 reason = f"retrying after: {error}"
                 await asyncio.sleep(delay)
                 continue
@@ -438,7 +443,7 @@ class BleLink:
                         transient=False,
                     )
             self._count("scanner_restarts")
-            log.warning("ble_scanner_restart reason=%s consecutive_failures=%d", reason, failures)
+            log.warning("ble_scanner_restart", extra={"reason": reason, "consecutive_failures": failures})
             reason = f"scanner restart ({reason})"
 
     async def _end_gatt_sessions(self) -> None:
@@ -467,7 +472,7 @@ class BleLink:
         mode = "passive" if self._scanning_mode == "passive" else "active"
         scanner = BleakScanner(self._on_advert, scanning_mode=mode, bluez=bluez)  # type: ignore[arg-type]
         await scanner.start()
-        log.info("ble_scanning adapter=%s mode=%s", adapter_path, mode)
+        log.info("ble_scanning", extra={"adapter": adapter_path, "mode": mode})
         return scanner, manager, adapter_path
 
     async def _stop_scanner(self, scanner: BleakScanner) -> None:
@@ -476,7 +481,7 @@ class BleLink:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - bluetoothd gone or restarted: its discovery session went with it
-            log.info("ble_scanner_stop_failed error=%r", str(translate_error(exc)))
+            log.info("ble_scanner_stop_failed", extra={"error": str(translate_error(exc))})
 
     async def _watch(self, manager: BlueZManager, adapter_path: str) -> tuple[str, bool]:
         """Sleep while scanning is healthy; return why it needs a restart and whether anything was heard."""
@@ -607,7 +612,7 @@ class BleLink:
             raise
         except Exception as exc:  # noqa: BLE001 - one failed session must not stop the scanner
             error = translate_error(exc)
-            log.warning("ble_gatt_failed address=%s error=%r", address, str(error))
+            log.warning("ble_gatt_failed", extra={"address": address, "error": str(error)})
             self._count("gatt_failures")
         finally:
             self._gatt_connected.discard(address)
@@ -633,7 +638,7 @@ class BleLink:
         def on_disconnect(_client: Any) -> None:
             disconnected.set()
 
-        log.info("ble_gatt_connecting address=%s driver=%s", address, spec.name)
+        log.info("ble_gatt_connecting", extra={"address": address, "driver": spec.name})
         client = await establish_connection(
             BleakClientWithServiceCache,
             device,
@@ -648,12 +653,16 @@ class BleLink:
             try:
                 return await session.run()
             except ExchangeError as exc:
-                log.warning("ble_gatt_exchange_failed address=%s driver=%s error=%r", address, spec.name, str(exc))
+                log.warning(
+                    "ble_gatt_exchange_failed", extra={"address": address, "driver": spec.name, "error": str(exc)}
+                )
                 self._count("gatt_exchange_errors")
                 return False
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), 10.0)
+            # end of the session: the decoder downstream releases what it holds (drivers/events.py)
+            self._put(self._event(EventKind.SESSION_END, b"", channel="", address=address, name=name))
 
 
 class _GattSession:
@@ -730,8 +739,8 @@ class _GattSession:
             why = f" (refused: {'; '.join(self.refused)})" if self.refused else ""
             raise LinkError(f"{address} offers none of the characteristics {self.spec.name} reads ({wanted}){why}")
         if self.refused:
-            log.warning("ble_gatt_subscribe_refused address=%s refused=%s", address, "; ".join(self.refused))
-        log.info("ble_gatt_subscribed address=%s characteristics=%s", address, ",".join(self.subscribed))
+            log.warning("ble_gatt_subscribe_refused", extra={"address": address, "refused": "; ".join(self.refused)})
+        log.info("ble_gatt_subscribed", extra={"address": address, "characteristics": ",".join(self.subscribed)})
         session_end = started + link._max_session_s
         while reason is None:
             now = time.monotonic()
@@ -741,11 +750,11 @@ class _GattSession:
             now = time.monotonic()
             if item is None:
                 if self.disconnected.is_set():
-                    log.info("ble_gatt_disconnected address=%s", address)
+                    log.info("ble_gatt_disconnected", extra={"address": address})
                     return True
                 if now >= session_end:
                     # a scale stays connected for seconds; a session this long is a lost disconnect signal
-                    log.warning("ble_gatt_session_too_long address=%s limit_s=%g", address, link._max_session_s)
+                    log.warning("ble_gatt_session_too_long", extra={"address": address, "limit_s": link._max_session_s})
                     return True
                 if deadline is None or now < deadline:
                     continue
@@ -757,7 +766,7 @@ class _GattSession:
                 else:
                     actions = exchange.on_notify(uuid, value, now_s=now)
             reason = await self._perform(actions)
-        log.info("ble_gatt_exchange_done address=%s reason=%r", address, reason)
+        log.info("ble_gatt_exchange_done", extra={"address": address, "reason": reason})
         return True
 
     async def _next(self, timeout_s: float) -> tuple[str, str, bytes] | None:
@@ -793,7 +802,7 @@ class _GattSession:
             char = services.get_characteristic(action.uuid)
             if isinstance(action, Subscribe):
                 if char is None:
-                    log.debug("ble_gatt_no_characteristic address=%s uuid=%s", self.address, action.uuid)
+                    log.debug("ble_gatt_no_characteristic", extra={"address": self.address, "uuid": action.uuid})
                     continue
                 try:
                     await self.client.start_notify(char, self._on_value)
@@ -804,7 +813,9 @@ class _GattSession:
             elif isinstance(action, Write):
                 if char is None:
                     raise LinkError(f"{self.address} has no characteristic {action.uuid} to write")
-                log.debug("ble_gatt_write address=%s uuid=%s bytes=%d", self.address, action.uuid, len(action.data))
+                log.debug(
+                    "ble_gatt_write", extra={"address": self.address, "uuid": action.uuid, "bytes": len(action.data)}
+                )
                 await self.client.write_gatt_char(char, action.data, response=action.with_response)
                 self.link._count("gatt_writes")
             elif isinstance(action, Read):
@@ -812,14 +823,15 @@ class _GattSession:
                 if char is None and action.uuid == DEVICE_NAME:
                     value = (self.name or "").encode()
                 elif char is None or "read" not in char.properties:
-                    log.info("ble_gatt_unreadable address=%s uuid=%s", self.address, action.uuid)
+                    log.info("ble_gatt_unreadable", extra={"address": self.address, "uuid": action.uuid})
                     continue
                 else:
                     try:
                         value = bytes(await self.client.read_gatt_char(char))
                     except (BleakError, TimeoutError) as exc:  # informative reads: the session goes on
                         log.info(
-                            "ble_gatt_read_failed address=%s uuid=%s error=%r", self.address, action.uuid, str(exc)
+                            "ble_gatt_read_failed",
+                            extra={"address": self.address, "uuid": action.uuid, "error": str(exc)},
                         )
                         continue
                 self.link._put(self._notify_event(action.uuid, value))

@@ -69,3 +69,18 @@ def lefu_weight(grams: int) -> bytes:
 
 def lefu_impedance(ohm: int) -> bytes:
     return b"\xab\x2a\x01\x00" + struct.pack(">H", ohm)
+
+
+def beurer_weight(start: int, flag: int, weight_raw: int) -> bytes:
+    """Beurer/Sanitas 0x58: start byte, 0x58, flag, weight in 50 g steps big-endian."""
+    return bytes([start, 0x58, flag]) + struct.pack(">H", weight_raw)
+
+
+def beurer_measurement(
+    start: int, *, user_id: int, clock_s: int, weight_raw: int, impedance: int, fat: int, water: int, muscle: int
+) -> list[bytes]:
+    """Beurer/Sanitas 0x59 in three parts as the real SBF70 frames are cut: part 1 names the user
+    (byte 4 = 01, then the 64-bit id), parts 2 and 3 carry 11 bytes each of the 22-byte block."""
+    part1 = bytes([start, 0x59, 3, 1, 0x01]) + struct.pack(">Q", user_id)
+    block = struct.pack(">IHHHHHH", clock_s, weight_raw, impedance, fat, water, muscle, 0) + bytes(6)
+    return [part1, bytes([start, 0x59, 3, 2]) + block[:11], bytes([start, 0x59, 3, 3]) + block[11:]]

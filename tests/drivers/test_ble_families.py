@@ -1,5 +1,5 @@
 """The consumer BLE vendor families (qn_scale, qn_broadcast, eufy_1byone, yunmai, medisana_bs44x,
-lefu_ffb0): project vectors (real frames where our sources have them, labelled REAL / DERIVED), the
+lefu_ffb0, beurer_sanitas): project vectors (real frames where our sources have them, labelled REAL / DERIVED), the
 framers fed whole / byte by byte / five joined, round trips through literal-byte builders, random
 input, and the exchanges as pure state machines (exact bytes written, in order)."""
 
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from props import HEAVY, robust
 
 from drivers import FrameError, Reading, qn_broadcast, qn_scale
+from drivers import beurer_sanitas as beurer
 from drivers import eufy_1byone as eufy
 from drivers import medisana_bs44x as medisana
 from drivers import yunmai as ym
@@ -24,8 +25,8 @@ from drivers.gatt import Disconnect, ExchangeContext, Subscribe, Write
 from drivers.model import DeviceReport
 from drivers.registry import BleMode, get
 
-FAMILIES = ("qn_scale", "qn_broadcast", "eufy_1byone", "yunmai", "medisana_bs44x", "lefu_ffb0")
-FRAMED = ("qn_scale", "eufy_1byone", "yunmai")  # self-delimiting frames: a real stream framer
+FAMILIES = ("qn_scale", "qn_broadcast", "eufy_1byone", "yunmai", "medisana_bs44x", "lefu_ffb0", "beurer_sanitas")
+FRAMED = ("qn_scale", "eufy_1byone", "yunmai", "beurer_sanitas")  # self-delimiting frames: a real stream framer
 FAST = settings(max_examples=150, deadline=None)
 
 
@@ -127,6 +128,9 @@ def test_framer_resyncs_after_garbage() -> None:
     assert _framed("eufy_1byone", b"\xcf\x01\x02" + real + real[:5], "whole") == [real]
     yun = bytes.fromhex("0d1f0b0159c6152f269503")
     assert _framed("yunmai", b"\x0d\x00\x00" + yun, "bytewise") == [yun]
+    part1, part2 = bytes.fromhex("e7590301010000000000000065"), bytes.fromhex("e75903026a21f4c6068701b500df02")
+    junk = b"\x00\xe7\x00\xe7\x59\x03\x09"  # a start byte, then a 0x59 "part 9 of 3": both skipped
+    assert _framed("beurer_sanitas", junk + part1 + b"\x42" + part2, "bytewise") == [part1, part2]
 
 
 # --------------------------------------------------------------------------- round trips
@@ -232,6 +236,54 @@ def test_lefu_round_trip(grams: int, ohm: int) -> None:
     if masked:
         assert reading.measurement.weight_kg == masked / 1000
         assert reading.measurement.impedance_ohm == float(ohm)
+
+
+@FAST
+@given(
+    start=st.sampled_from([0xE7, 0xF7]),
+    user=st.integers(0, 2**64 - 1),
+    clock=st.integers(0, 0xFFFFFFFF),
+    raw=st.integers(1, 0xFFFF),
+    imp=st.integers(1, 0xFFFF),
+    fat=st.integers(0, 0xFFFF),
+    water=st.integers(0, 0xFFFF),
+    muscle=st.integers(0, 0xFFFF),
+)
+def test_beurer_round_trip(
+    *, start: int, user: int, clock: int, raw: int, imp: int, fat: int, water: int, muscle: int
+) -> None:
+    parts = B.beurer_measurement(
+        start, user_id=user, clock_s=clock, weight_raw=raw, impedance=imp, fat=fat, water=water, muscle=muscle
+    )
+    framed = _framed("beurer_sanitas", b"".join(parts), "whole")
+    assert framed == parts  # the framer cuts the parts back out of the joined stream
+    decoder = beurer.BeurerDecoder()
+    out = [r for p in framed for r in decoder.decode(p, beurer.CHARACTERISTIC)] + decoder.flush()
+    weighings = [r for r in out if isinstance(r, Reading) and r.is_weighing]
+    [w] = weighings
+    assert w.measurement.weight_kg == round(raw * 0.05, 2)
+    assert w.measurement.impedance_ohm == float(imp)
+    assert w.measurement.fat_percent == (fat / 10 if fat else None)
+    assert w.measurement.total_body_water_percent == (water / 10 if water else None)
+    assert w.measurement.muscle_percent == (muscle / 10 if muscle else None)
+    assert w.fields["scale_user_id"] == str(user)
+    assert w.fields["timestamp_raw"] == str(clock)
+
+
+@FAST
+@given(start=st.sampled_from([0xE7, 0xF7]), flag=st.integers(0, 255), raw=st.integers(0, 0xFFFF))
+def test_beurer_live_weight_round_trip(start: int, flag: int, raw: int) -> None:
+    decoder = beurer.BeurerDecoder()
+    [live] = decoder.decode(B.beurer_weight(start, flag, raw), beurer.CHARACTERISTIC)
+    assert isinstance(live, Reading) and not live.is_weighing
+    assert live.fields["weight_raw"] == str(raw)
+    held = decoder.flush()  # a stable 0x58 no 0x59 followed is the weighing at the end of the connection
+    if flag == 0 and raw > 0:
+        [w] = held
+        assert isinstance(w, Reading) and w.is_weighing and w.measurement.weight_kg == round(raw * 0.05, 2)
+    else:
+        assert held == []
+    assert decoder.flush() == []
 
 
 # --------------------------------------------------------------------------- robustness
@@ -360,3 +412,62 @@ def test_qn_parse_is_stateless_and_never_weighs() -> None:
     r = qn_scale.parse(bytes.fromhex("100eff0102025801fd01fb0033a7"), "")
     assert isinstance(r, Reading) and not r.is_weighing
     assert isinstance(qn_scale.parse(bytes.fromhex("2105ff0126"), ""), DeviceReport)
+
+
+# --------------------------------------------------------------------------- Beurer/Sanitas exchange
+
+PART1, PART2, PART3 = (
+    bytes.fromhex("e7590301010000000000000065"),
+    bytes.fromhex("e75903026a21f4c6068701b500df02"),
+    bytes.fromhex("e759030309018d00e907170aa20108"),
+)
+
+
+def test_beurer_exchange_exact_bytes() -> None:
+    """INIT, the clock on its answer, one acknowledgement per 0x58/0x59 frame (bytes 1-3 echoed), then
+    disconnect after the last part: the writes of the SBF70 snoop (ble-scale-sync#211)."""
+    ex = beurer.make_exchange(ExchangeContext("AA:BB", "SANITAS SBF70", wall_time_s=WALL))
+    c = beurer.CHARACTERISTIC
+    assert ex.start(now_s=0) == [Subscribe(c), Write(c, bytes.fromhex("e601"))]
+    assert ex.deadline_s == beurer.INIT_RETRY_S
+    assert ex.on_notify(c, bytes.fromhex("e600"), now_s=1) == [Write(c, b"\xe9" + int(WALL).to_bytes(4, "big"))]
+    assert ex.deadline_s is None
+    assert ex.on_notify(c, bytes.fromhex("e600"), now_s=1) == []  # the clock once
+    assert ex.on_notify(c, bytes.fromhex("e758010686"), now_s=2) == [Write(c, bytes.fromhex("e7f1580106"))]
+    assert ex.on_notify(c, PART1, now_s=3) == [Write(c, bytes.fromhex("e7f1590301"))]
+    assert ex.on_notify(c, PART2, now_s=4) == [Write(c, bytes.fromhex("e7f1590302"))]
+    assert ex.on_notify(c, PART3, now_s=5) == [
+        Write(c, bytes.fromhex("e7f1590303")),
+        Disconnect("measurement received"),
+    ]
+    assert ex.on_notify(c, PART3, now_s=6) == []
+
+
+def test_beurer_exchange_start_byte_by_name_and_by_frame() -> None:
+    c = beurer.CHARACTERISTIC
+    ex = beurer.make_exchange(ExchangeContext("AA:BB", "BEURER BF700"))
+    assert ex.start(now_s=0) == [Subscribe(c), Write(c, bytes.fromhex("f601"))]
+    assert ex.on_notify(c, bytes.fromhex("f600"), now_s=1) == []  # no host clock: no SET_TIME
+    ex = beurer.make_exchange(ExchangeContext("AA:BB", None))  # unknown name: 0xE7, openScale's default
+    assert ex.start(now_s=0)[1] == Write(c, bytes.fromhex("e601"))
+    # the scale's frames carry its start byte: acknowledgements follow them
+    assert ex.on_notify(c, bytes.fromhex("f758010686"), now_s=1) == [Write(c, bytes.fromhex("f7f1580106"))]
+
+
+def test_beurer_exchange_retries_init_then_waits() -> None:
+    c = beurer.CHARACTERISTIC
+    ex = beurer.make_exchange(ExchangeContext("AA:BB", "SBF75"))
+    ex.start(now_s=0)
+    assert ex.on_timeout(now_s=5) == [Write(c, bytes.fromhex("e601"))]
+    assert ex.deadline_s == 10
+    assert ex.on_timeout(now_s=10) == [Write(c, bytes.fromhex("e601"))]
+    assert ex.deadline_s is None  # three INITs in all, then the session waits for frames anyway
+    assert ex.on_timeout(now_s=15) == []
+
+
+def test_beurer_acknowledgements_and_init_answer() -> None:
+    assert beurer.acknowledgement(bytes.fromhex("e7f0590000")) is None  # the scale's own acks: none
+    assert beurer.acknowledgement(bytes.fromhex("e758")) is None
+    [report] = beurer.BeurerDecoder().decode(bytes.fromhex("e600"), beurer.CHARACTERISTIC)
+    assert isinstance(report, DeviceReport) and report.code == "init" and not report.is_error
+    assert isinstance(beurer.parse(PART3, ""), DeviceReport)  # parse is stateless: a part is no weighing

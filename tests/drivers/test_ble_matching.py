@@ -64,6 +64,15 @@ SAMPLES = [
     Adv(None, frozenset({FFE0}), connectable=True, expect=None, note="nameless FFE0: nobody's"),
     Adv(None, frozenset({FFF0}), connectable=True, expect=None, note="nameless FFF0: nobody's"),
     Adv("eufy T9146", frozenset({FFF0}), connectable=False, expect=None, note="Eufy not connectable"),
+    # Beurer/Sanitas vendor family (drivers/beurer_sanitas.py): 0xFFE0 like QN and Yunmai, so by name only
+    Adv("SANITAS SBF70", frozenset({FFE0}), connectable=True, expect="beurer_sanitas", note="Sanitas SBF70"),
+    Adv("BEURER BF710", frozenset({FFE0}), connectable=True, expect="beurer_sanitas", note="Beurer BF710"),
+    Adv("BF700", frozenset({FFE0}), connectable=True, expect="beurer_sanitas", note="Beurer BF700, short name"),
+    Adv("RT-Libra-W", frozenset({FFE0}), connectable=None, expect="beurer_sanitas", note="Runtastic Libra"),
+    Adv("SBF75", frozenset({FFE0}), connectable=True, expect="beurer_sanitas", note="Sanitas SBF75 short name"),
+    Adv("SANITAS SBF72", frozenset({WSS, BCS, UDS}), connectable=True, expect="ble_standard", note="SBF72 is SIG"),
+    Adv("BF720", frozenset({WSS, BCS, UDS}), connectable=True, expect="ble_standard", note="BF720 is SIG"),
+    Adv("SANITAS SBF70", frozenset({FFE0}), connectable=False, expect=None, note="SBF70 not connectable"),
 ]
 
 

@@ -158,6 +158,9 @@ def test_decoder_cap_releases_a_lost_record() -> None:
     released = [r for r in out if isinstance(r, Reading) and r.user_index == 1]
     assert len(released) == 1 and released[0].fields["incomplete"] == "1"
     assert released[0].measurement.weight_kg == 80.0
+    assert decoder.held == 1  # user 7's weight (its repeats not held twice), waiting for a composition
+    [weight] = flush_decoder(decoder)
+    assert isinstance(weight, Reading) and weight.is_weighing and weight.user_index == 7
     assert decoder.held == 0
 
 
@@ -183,12 +186,12 @@ def test_frame_error_leaves_state_untouched() -> None:
 def test_wsm_for_another_user_does_not_merge() -> None:
     decoder = bs.BleStandardDecoder()
     decoder.decode(B.bcm(B.BcmRecord(215, {"impedance": 5123}, user=1)), "2a9c")
-    out = decoder.decode(B.wsm(16000, user=2), "2a9d")
-    assert len(out) == 1 and isinstance(out[0], Reading)
-    assert out[0].measurement.impedance_ohm is None and out[0].user_index == 2
-    rest = flush_decoder(decoder)
-    assert len(rest) == 1 and isinstance(rest[0], Reading)
-    assert rest[0].user_index == 1 and rest[0].measurement.weight_kg is None
+    assert decoder.decode(B.wsm(16000, user=2), "2a9d") == []  # held for a composition of user 2
+    composition, weight = flush_decoder(decoder)
+    assert isinstance(weight, Reading) and weight.is_weighing
+    assert weight.measurement.impedance_ohm is None and weight.user_index == 2
+    assert isinstance(composition, Reading)
+    assert composition.user_index == 1 and composition.measurement.weight_kg is None
 
 
 def test_new_record_closes_a_pending_one() -> None:
@@ -475,3 +478,58 @@ def test_long_profile(request: pytest.FixtureRequest) -> None:
     frames()
     streams()
     merge()
+
+
+# --------------------------------------------------------------------------- weight first (Beurer order)
+
+
+def _weighings(results: list[Reading | DeviceReport]) -> list[Reading]:
+    return [r for r in results if isinstance(r, Reading) and r.is_weighing]
+
+
+def test_wsm_then_bcm_is_one_weighing() -> None:
+    decoder = bs.BleStandardDecoder()
+    assert decoder.decode(B.wsm(16700, user=1), "2a9d") == []  # held, not posted alone
+    assert decoder.held == 1
+    [one] = decoder.decode(B.bcm(B.BcmRecord(223, {"impedance": 4370}, user=1)), "2a9c")
+    assert isinstance(one, Reading) and one.is_weighing
+    assert one.measurement.weight_kg == 83.5 and one.measurement.fat_percent == 22.3
+    assert one.measurement.impedance_ohm == 437.0 and one.user_index == 1
+    assert one.fields["characteristic"] == "2a9d+2a9c"
+    assert decoder.held == 0 and flush_decoder(decoder) == []
+
+
+def test_held_weight_is_never_lost() -> None:
+    # the connection ends with no composition: the weight alone is the weighing
+    decoder = bs.BleStandardDecoder()
+    assert decoder.decode(B.wsm(16700, user=1), "2a9d") == []
+    [alone] = flush_decoder(decoder)
+    assert isinstance(alone, Reading) and alone.is_weighing and alone.measurement.fat_percent is None
+    # the pairing window (8 further frames) passes: released as it stands, once
+    decoder = bs.BleStandardDecoder()
+    decoder.decode(B.wsm(16700, user=1), "2a9d")
+    out: list[Reading | DeviceReport] = []
+    for _ in range(bs.MAX_HELD_FRAMES + 1):
+        out += decoder.decode(B.bcm(B.BcmRecord(0xFFFF, {}, user=1)), "2a9c")  # unsuccessful: nothing
+    assert [w.measurement.weight_kg for w in _weighings(out)] == [83.5]
+    assert flush_decoder(decoder) == []
+
+
+def test_second_weight_of_a_user_releases_the_first() -> None:
+    decoder = bs.BleStandardDecoder()
+    decoder.decode(B.wsm(16700, user=1), "2a9d")
+    assert decoder.decode(B.wsm(16700, user=1), "2a9d") == []  # a repeat: not held twice
+    [first] = decoder.decode(B.wsm(16800, user=1), "2a9d")
+    assert isinstance(first, Reading) and first.measurement.weight_kg == 83.5
+    [second] = decoder.decode(B.bcm(B.BcmRecord(223, {}, user=1)), "2a9c")
+    assert isinstance(second, Reading) and second.measurement.weight_kg == 84.0
+    assert second.measurement.fat_percent == 22.3
+
+
+def test_wsm_then_bcm_of_another_user_stay_apart() -> None:
+    decoder = bs.BleStandardDecoder()
+    decoder.decode(B.wsm(16700, user=1), "2a9d")
+    decoder.decode(B.bcm(B.BcmRecord(223, {}, user=2)), "2a9c")
+    out = flush_decoder(decoder)
+    assert len(out) == 2 and len(_weighings(out)) == 1
+    assert {r.user_index for r in out if isinstance(r, Reading)} == {1, 2}

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vectorlib import Vector, check_vector, vector_params
 
-from bridge.body import measured_fields, weighing_body
 from drivers import DeviceReport, FrameError, Reading, Segment
 from drivers import inbody as ib
+from drivers.model import Measurement, SegmentValues
 from drivers.registry import LinkKind, get
 
 SPEC = get("inbody")
@@ -53,16 +53,19 @@ def test_spec_is_a_cloud_source() -> None:
 
 def test_smm_is_skeletal_muscle_and_raw_keeps_the_whole_answer() -> None:
     answer = [{"Weight": 80.5, "SMM(SkeletalMuscleMass)": 36.2, "SLM(SoftLeanMass)": 61.8, "ECW": 17.3}]
-    r = reading(env(answer))
-    assert r.measurement.skeletal_muscle_mass_kg == 36.2 and r.measurement.muscle_mass_kg is None
-    assert r.measurement.soft_lean_mass_kg == 61.8
-    body = weighing_body(r, received_at=datetime(2026, 11, 22, 15, 31, tzinfo=UTC))
-    assert body["skeletalMuscleMass"] == 36.2 and "muscleMass" not in body
-    raw = json.loads(body["rawResults"])
-    assert raw["unmapped"]["soft_lean_mass_kg"] == 61.8
-    inner = json.loads(raw["raw"])["answers"][ib.ENDPOINT_FULL_BY_ID]
-    assert json.loads(inner) == answer  # the answer verbatim, ECW included
-    assert raw["deviceTime"] == "2026-11-22T10:30:00"
+    frame = env(answer)
+    assert reading(frame) == Reading(
+        driver="inbody",
+        measurement=Measurement(weight_kg=80.5, skeletal_muscle_mass_kg=36.2, soft_lean_mass_kg=61.8),
+        stable=True,
+        raw=frame.decode(),  # the envelope verbatim: the whole answer, ECW included
+        device_id="3220338716",
+        device_time="2026-11-22T10:30:00",
+        model="InBody (LookinBody Web)",
+        fields={"Weight": "80.5", "SMM(SkeletalMuscleMass)": "36.2", "SLM(SoftLeanMass)": "61.8", "ECW": "17.3",
+                "account": "gym", "mass_unit": "kg"},
+    )
+    assert json.loads(json.loads(frame)["answers"][ib.ENDPOINT_FULL_BY_ID]) == answer
 
 
 def test_full_answer_wins_over_abbreviated() -> None:
@@ -78,11 +81,13 @@ def test_full_answer_wins_over_abbreviated() -> None:
 def test_segmental_lean_and_fat_kg_map_percent_relative_to_ideal_does_not() -> None:
     answer = {"WT": 80.5, "LMRA": 3.5, "RA_BFM": 0.9, "PLMRA": 104.0, "LeanPercentOfTrunk": 99.0, "FatOfLeftLeg": 2.1}
     r = reading(env(answer))
-    seg = r.measurement.segments
-    assert seg[Segment.RIGHT_ARM].fat_free_mass_kg == 3.5 and seg[Segment.RIGHT_ARM].fat_mass_kg == 0.9
-    assert seg[Segment.LEFT_LEG].fat_mass_kg == 2.1
-    body = measured_fields(r.measurement)
-    assert not any(k.startswith(("ffmPercent", "bfmPercent")) for k in body)
+    assert r.measurement == Measurement(  # no segment percent at all: PLMRA is % of the ideal, not of the segment
+        weight_kg=80.5,
+        segments={
+            Segment.RIGHT_ARM: SegmentValues(fat_free_mass_kg=3.5, fat_mass_kg=0.9),
+            Segment.LEFT_LEG: SegmentValues(fat_mass_kg=2.1),
+        },
+    )
     assert r.fields["PLMRA"] == "104" and r.fields["LeanPercentOfTrunk"] == "99"
 
 
@@ -225,7 +230,6 @@ def test_random_answers_raise_only_frame_error(answer: dict[str, Any], unit: ib.
     for attr in ("fat_mass_kg", "skeletal_muscle_mass_kg", "total_body_water_kg", "fat_free_mass_kg"):
         value = getattr(m, attr)
         assert value is None or 0 <= value <= m.weight_kg
-    measured_fields(m)  # the platform body can always be built
 
 
 @FAST

@@ -48,6 +48,7 @@ class PrivateBus:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(5)
+        _close_pipes(self.proc)
         self.proc = None
 
 
@@ -78,6 +79,7 @@ class FakeBluezProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(5)
+        _close_pipes(self.proc)
         self.proc = None
 
     def stop(self) -> None:
@@ -88,6 +90,7 @@ class FakeBluezProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        _close_pipes(self.proc)
         self.proc = None
 
     def restart(self) -> None:
@@ -151,3 +154,12 @@ def fake_bluez(private_bus: PrivateBus) -> Iterator[FakeBluezProcess]:
         yield fake
     finally:
         fake.stop()
+
+
+def _close_pipes(proc: subprocess.Popen[bytes] | None) -> None:
+    """The parent's ends of a stopped child's pipes (no unclosed file when warnings are errors)."""
+    if proc is None:
+        return
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()

@@ -26,9 +26,14 @@ def tanita_line(
     serial_no: str = "",
 ) -> bytes:
     sn = f'SN,"{serial_no}",' if serial_no else ""
+    # the masses follow from the weight and fat %, as on a real analyser (a plausibility check would
+    # park a fat-free mass above the weight)
+    fat_kg = round(weight_kg * fat_pct / 100, 1)
+    ffm_kg = round(weight_kg - fat_kg, 1)
     fields = (
         f'MO,"MC-780",{sn}ID,"{member_id}",St,0,Da,"22/11/2026",TI,"{time_hhmm}",Bt,0,GE,1,AG,36,'
-        f"Hm,181.0,Wk,{weight_kg:.1f},FW,{fat_pct:.1f},fW,18.0,MW,66.3,mW,63.0,wW,48.5,MI,25.7,IF,9,"
+        f"Hm,181.0,Wk,{weight_kg:.1f},FW,{fat_pct:.1f},fW,{fat_kg:.1f},MW,{ffm_kg:.1f},mW,{ffm_kg * 0.95:.1f},"
+        f"wW,{ffm_kg * 0.73:.1f},MI,25.7,IF,9,"
     )
     body = "{0,16,~0,1,~1,1,~2,1," + fields
     return (body + "CS," + checksum(body.encode()) + "\r\n").encode()

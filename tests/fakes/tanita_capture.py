@@ -20,10 +20,13 @@ def tanita_line(i: int, card: str) -> bytes:
     weight = 45.0 + (i % 700) / 10
     minute, hour = i % 60, (i // 60) % 24
     day, month = 1 + (i // 1440) % 28, 1 + (i // 40320) % 12
+    fat_kg = round(weight * 0.214, 1)  # the masses follow from the weight, as on a real analyser
+    ffm_kg = round(weight - fat_kg, 1)
     body = (
         f'{{0,16,~0,1,~1,1,~2,1,MO,"MC-780",ID,"{int(card):016d}",St,0,Da,"{day:02d}/{month:02d}/2026",'
-        f'TI,"{hour:02d}:{minute:02d}",Bt,0,GE,1,AG,36,Hm,181.0,Pt,1.0,Wk,{weight:.1f},FW,21.4,fW,18.0,MW,66.3,'
-        f"mW,63.0,sW,1,bW,3.2,wW,48.5,ww,57.5,MI,25.7,IF,9,rB,{1000 + i},rA,35,"
+        f'TI,"{hour:02d}:{minute:02d}",Bt,0,GE,1,AG,36,Hm,181.0,Pt,1.0,Wk,{weight:.1f},FW,21.4,fW,{fat_kg:.1f},'
+        f"MW,{ffm_kg:.1f},mW,{ffm_kg * 0.95:.1f},sW,1,bW,3.2,wW,{ffm_kg * 0.73:.1f},ww,57.5,MI,25.7,IF,9,"
+        f"rB,{1000 + i % 5000},rA,35,"
     )
     return (body + f"CS,{checksum(body.encode())}\r\n").encode()
 

@@ -131,3 +131,48 @@ def test_refused_consent_is_logged_and_nothing_is_posted(
     writes = fake_bluez.call("writes", address=ADDR)["writes"]
     assert [x["hex"] for x in writes if x["char"][4:8] == "2a9f"] == ["0201d204"]
     assert daemon.stop() == 0
+
+
+# the Beurer order: the weight (0x2A9D), then its composition (0x2A9C, no weight), same user and time
+WSM_FIRST = "06803ee8070511081e0001"  # 80.00 kg, 2024-05-17 08:30:00, user 1
+BCM_AFTER = "0600ea00e8070511081e0001"  # fat 23.4 %, same time and user, no weight
+PLAIN_SERVICES = [
+    {"uuid": "181d", "characteristics": [{"uuid": "2a9d", "flags": ["indicate"]}]},
+    {"uuid": "181b", "characteristics": [{"uuid": "2a9c", "flags": ["indicate"]}]},
+]
+
+
+@pytest.mark.parametrize(
+    ("frames", "fat"),
+    [
+        pytest.param([("2a9d", WSM_FIRST), ("2a9c", BCM_AFTER)], 23.4, id="weight_then_composition"),
+        pytest.param([("2a9d", WSM_FIRST)], None, id="weight_alone_released_at_session_end"),
+    ],
+)
+def test_weight_then_composition_is_one_weighing(
+    frames: list[tuple[str, str]],
+    fat: float | None,
+    fake_bluez: FakeBluezProcess,
+    simulator: SimulatorThread,
+    make_daemon: Callable[..., DaemonProcess],
+) -> None:
+    """A weight held for its composition is posted once with it; a weight no composition follows is
+    posted when the scale disconnects (the link's session_end event flushes the decoder)."""
+    daemon = make_daemon("ble_standard", ADDR)
+    daemon.start()
+    wait_discovering(fake_bluez)
+    fake_bluez.call(
+        "gatt_device",
+        address=ADDR,
+        services=PLAIN_SERVICES,
+        indicate=[{"char": c, "hex": h} for c, h in frames],
+    )
+    daemon.tap(CARD)
+    connect(fake_bluez, daemon)
+    until(lambda: len(weighings(simulator)) >= 1, "the weighing at the simulator", daemon)
+    assert fake_bluez.call("wait", key="disconnects", at_least=1, timeout_s=GUARD_S)["reached"]
+    assert daemon.stop() == 0  # a clean stop: everything the daemon holds is committed by now
+    [w] = weighings(simulator)
+    assert w["customerId"] == 1001
+    assert w["body"]["weight"] == 80.0
+    assert w["body"].get("percentBodyFat") == fat

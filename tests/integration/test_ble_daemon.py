@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from bridge.outbox import Outbox
 from bridge.simulator import SimulatorThread
 from tests.fakes import bluez_fixture
 from tests.fakes.bluez_fixture import FakeBluezProcess, PrivateBus
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, wait_for, write_config
 
 pytestmark = pytest.mark.ble
 
@@ -139,16 +138,22 @@ class DaemonProcess:
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
+    def gone(self) -> str | None:
+        """An ``alive`` for ``wait_for``: set once the started daemon has exited."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        return f"the daemon exited ({self.proc.returncode})"
+
 
 def until(predicate: Callable[[], bool], what: str, daemon: DaemonProcess | None = None) -> None:
-    deadline = time.monotonic() + GUARD_S
-    while not predicate():
-        if daemon is not None and daemon.proc is not None and daemon.proc.poll() is not None:
-            raise AssertionError(f"the daemon exited ({daemon.proc.returncode}) waiting for {what}:\n{daemon.tail()}")
-        if time.monotonic() > deadline:
-            tail = daemon.tail() if daemon is not None else ""
-            raise AssertionError(f"guard timeout waiting for {what}\n{tail}")
-        time.sleep(0.05)
+    """``wait_for`` with this file's guard, failing at once (with the log's tail) if the daemon exits."""
+    if daemon is None:
+        wait_for(predicate, what, timeout_s=GUARD_S)
+        return
+    try:
+        wait_for(predicate, what, timeout_s=GUARD_S, alive=daemon.gone)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{daemon.tail()}") from None
 
 
 def weighings(sim: SimulatorThread) -> list[dict[str, Any]]:

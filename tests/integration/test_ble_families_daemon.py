@@ -28,9 +28,39 @@ pytestmark = pytest.mark.ble
 
 EUFY_REAL = "cf920e9c271d135f0000b9"  # openScale PR #1468: 101.40 kg, sent twice
 QN_INFO = "120f153dacc238c1a43801380000ef"  # ES-CS20M 0x12 (openScale#291): protocol 0x15, weight / 100
-QN_STABLE = "100a151b58011f400002"  # 0x10, 10-byte form: 70.00 kg, stable, R1 8000
+QN_STABLE = "100a151b580101f40098"  # 0x10, 10-byte form: 70.00 kg, stable, R1 500 ohm (plausible)
+
+BEURER_PARTS = (  # ble-scale-sync#211 (Sanitas SBF70): 83.55 kg, 437 ohm, fat 22.3 %
+    "e7590301010000000000000065",
+    "e75903026a21f4c6068701b500df02",
+    "e759030309018d00e907170aa20108",
+)
 
 CASES: dict[str, dict[str, Any]] = {
+    "beurer_sanitas": {
+        # the scale streams each 0x59 part only after the acknowledgement of the one before
+        "address": "D0:B5:C2:00:00:06",
+        "name": "SANITAS SBF70",
+        "services": [{"uuid": "ffe0", "characteristics": [{"uuid": "ffe1", "flags": ["notify", "write"]}]}],
+        "respond": [
+            {"char": "ffe1", "hex": "e601", "once": True, "push": [{"char": "ffe1", "hex": "e600"}]},
+            {
+                "char": "ffe1",
+                "prefix": "e9",
+                "once": True,
+                "push": [
+                    {"char": "ffe1", "hex": "e75801012b"},
+                    {"char": "ffe1", "hex": "e75801085e"},
+                    {"char": "ffe1", "hex": BEURER_PARTS[0]},
+                ],
+            },
+            {"char": "ffe1", "hex": "e7f1590301", "once": True, "push": [{"char": "ffe1", "hex": BEURER_PARTS[1]}]},
+            {"char": "ffe1", "hex": "e7f1590302", "once": True, "push": [{"char": "ffe1", "hex": BEURER_PARTS[2]}]},
+        ],
+        "weight": 83.55,
+        "first_write": "e601",
+        "writes_in_order": ["e601", "e9*", "e7f1580101", "e7f1580108", "e7f1590301", "e7f1590302", "e7f1590303"],
+    },
     "eufy_1byone": {
         "address": "C8:B2:1E:00:00:03",
         "name": "eufy T9146",
@@ -135,5 +165,11 @@ def test_vendor_exchange_delivers_one_weighing(
     assert writes, "the exchange wrote nothing"
     if case["first_write"] is not None:
         assert writes[0]["hex"] == case["first_write"]
+    if "writes_in_order" in case:
+        got = [
+            w["hex"][:2] + "*" if want.endswith("*") else w["hex"]
+            for w, want in zip(writes, case["writes_in_order"], strict=True)
+        ]
+        assert got == case["writes_in_order"], writes
     assert fake_bluez.call("wait", key="disconnects", at_least=1, timeout_s=GUARD_S)["reached"]
     assert daemon.stop() == 0

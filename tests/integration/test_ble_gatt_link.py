@@ -9,7 +9,6 @@ failure guards only.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 import pytest
@@ -30,6 +29,7 @@ from drivers.links.ble import BleLink
 from drivers.registry import BleMatcher, BleMode, DriverSpec, LinkKind
 from tests.fakes import bluez_fixture
 from tests.fakes.bluez_fixture import FakeBluezProcess
+from tests.helpers import wait_for_async
 from tests.integration.test_ble_link import GUARD_S, Pump, run, uuid16, wait_discovering
 
 private_bus = bluez_fixture.private_bus
@@ -112,12 +112,13 @@ def spec_for(script: Script) -> DriverSpec:
 
 
 async def connect(fake: FakeBluezProcess) -> None:
-    async def loop() -> None:
-        while (await fake.acall("stats"))["stats"].get("connects", 0) < 1:
-            await fake.acall("advertise", address=ADDR, name="PROBE-1", uuids=["ffe0"])
-            await asyncio.sleep(0.1)
+    async def connected() -> bool:  # advertises again each round until the link has connected
+        if (await fake.acall("stats"))["stats"].get("connects", 0) >= 1:
+            return True
+        await fake.acall("advertise", address=ADDR, name="PROBE-1", uuids=["ffe0"])
+        return False
 
-    await asyncio.wait_for(loop(), GUARD_S)
+    await wait_for_async(connected, "the link to connect to the probe", timeout_s=GUARD_S, interval_s=0.1)
 
 
 def test_writes_answers_reads_and_the_exchange_disconnect(fake_bluez: FakeBluezProcess) -> None:
@@ -215,11 +216,8 @@ def test_exchange_error_ends_the_session_and_the_link_keeps_scanning(fake_bluez:
         await connect(fake_bluez)
         assert (await fake_bluez.acall("wait", key="disconnect_calls", at_least=1, timeout_s=GUARD_S))["reached"]
 
-        async def counted() -> None:
-            while link.stats.get("gatt_exchange_errors", 0) < 1:
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(counted(), GUARD_S)
+        await wait_for_async(lambda: link.stats.get("gatt_exchange_errors", 0) >= 1, "the exchange error counted",
+                             timeout_s=GUARD_S, interval_s=0.02)
         assert pump.error is None and link.state == "connected"  # scanning goes on
         assert len((await fake_bluez.acall("writes", address=ADDR))["writes"]) == 1
         await pump.close()

@@ -22,6 +22,7 @@ from drivers.links.ble import WEIGHT_SCALE_FEATURE, BleLink, scan_ble, translate
 from drivers.registry import get
 from tests.fakes import bluez_fixture
 from tests.fakes.bluez_fixture import FakeBluezProcess, PrivateBus
+from tests.helpers import wait_for_async
 
 private_bus = bluez_fixture.private_bus
 fake_bluez = bluez_fixture.fake_bluez
@@ -61,30 +62,21 @@ class Pump:
         self.link = link
         self.events: list[LinkEvent] = []
         self.error: BaseException | None = None
-        self._changed = asyncio.Event()
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
         try:
             async for event in self.link.events():
                 self.events.append(event)
-                self._changed.set()
         except Exception as exc:  # noqa: BLE001 - kept for the test to assert on
             self.error = exc
-            self._changed.set()
 
     async def until(self, predicate: Callable[[], bool], what: str) -> None:
-        async def wait() -> None:
-            while not predicate():
-                if self.error is not None:
-                    raise AssertionError(f"link failed while waiting for {what}: {self.error!r}")
-                self._changed.clear()
-                await self._changed.wait()
+        await wait_for_async(predicate, what, timeout_s=GUARD_S, interval_s=0.01, alive=self.failed)
 
-        try:
-            await asyncio.wait_for(wait(), GUARD_S)
-        except TimeoutError:
-            raise AssertionError(f"guard timeout waiting for {what}; got {len(self.events)} events") from None
+    def failed(self) -> str | None:
+        """An ``alive`` for ``wait_for_async``: set once the link's event stream raised."""
+        return None if self.error is None else f"the link failed: {self.error!r}"
 
     def of(self, kind: EventKind, address: str | None = None) -> list[LinkEvent]:
         return [e for e in self.events if e.kind is kind and (address is None or e.address == address)]
@@ -208,12 +200,7 @@ def test_standard_scale_indications_then_disconnect_then_reconnect(fake_bluez: F
             "gatt_device", address=STD_ADDR, services=services, indicate=[{"char": "2a9d", "hex": WEIGHT_2A9D.hex()}]
         )
 
-        async def advertise_until_connected() -> None:
-            while (await fake_bluez.acall("stats"))["stats"].get("connects", 0) < 2:
-                await fake_bluez.acall("advertise", address=STD_ADDR, name="BF105", uuids=["181d", "181b"])
-                await asyncio.sleep(0.1)
-
-        await asyncio.wait_for(advertise_until_connected(), GUARD_S)
+        await advertise_until_connected(fake_bluez, 2)
         await pump.until(lambda: len(pump.of(EventKind.NOTIFY)) >= 7, "second session")
         assert [(e.channel, e.payload) for e in pump.of(EventKind.NOTIFY)[4:]] == [
             (DEVICE_NAME, b"BF105"),
@@ -264,12 +251,13 @@ STD_SERVICES = [
 
 
 async def advertise_until_connected(fake: FakeBluezProcess, connects: int) -> None:
-    async def loop() -> None:
-        while (await fake.acall("stats"))["stats"].get("connects", 0) < connects:
-            await fake.acall("advertise", address=STD_ADDR, name="BF105", uuids=["181d", "181b"])
-            await asyncio.sleep(0.1)
+    async def connected() -> bool:  # advertises again each round until the link has connected
+        if (await fake.acall("stats"))["stats"].get("connects", 0) >= connects:
+            return True
+        await fake.acall("advertise", address=STD_ADDR, name="BF105", uuids=["181d", "181b"])
+        return False
 
-    await asyncio.wait_for(loop(), GUARD_S)
+    await wait_for_async(connected, f"connect {connects} to the standard scale", timeout_s=GUARD_S, interval_s=0.1)
 
 
 def test_gatt_session_survives_a_bluez_crash_while_connected(fake_bluez: FakeBluezProcess) -> None:

@@ -92,3 +92,25 @@ def test_scan_ble_adapter_without_central_role_is_one_line_and_69(private_bus: P
         assert "'central' role" in line
     finally:
         fake.stop()
+
+
+# one advertisement per consumer vendor family, shaped like what each family's scale sends
+FAMILY_ADVERTS = [
+    ("beurer_sanitas", {"address": "D0:B5:C2:00:00:11", "name": "SANITAS SBF70", "uuids": ["ffe0"]}),
+    ("qn_scale", {"address": "ED:67:37:00:00:12", "name": "QN-Scale", "uuids": ["ffe0"]}),
+    ("qn_broadcast", {"address": "ED:67:37:00:00:13", "manufacturer_data": {"65535": "aabb" + "00" * 21}}),
+    ("eufy_1byone", {"address": "C8:B2:1E:00:00:14", "name": "eufy T9146", "uuids": ["fff0"]}),
+    ("yunmai", {"address": "0C:B2:B7:00:00:15", "name": "YUNMAI-ISM", "uuids": ["ffe0", "ffe5"]}),
+    ("medisana_bs44x", {"address": "E4:54:EB:00:00:16", "name": "013197", "uuids": ["78b2"]}),
+    ("lefu_ffb0", {"address": "A4:C1:38:00:00:17", "name": "1byone scale", "uuids": ["ffb0"]}),
+]
+
+
+def test_scan_ble_recognises_every_vendor_family(fake_bluez: FakeBluezProcess, private_bus: PrivateBus) -> None:
+    proc = scan("--duration", "2.5", "--json", bus=private_bus.address)
+    for _driver, adv in FAMILY_ADVERTS:
+        fake_bluez.call("advertise", rssi=-60, **adv)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    found = {row["address"]: row["driver"] for row in json.loads(out)["ble"]}
+    assert found == {adv["address"]: driver for driver, adv in FAMILY_ADVERTS}

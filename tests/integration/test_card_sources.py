@@ -32,6 +32,7 @@ from drivers.cards.keymap import EV_KEY, KEY_DOWN, KEY_ENTER, KEY_UP, KEYMAP
 from drivers.errors import LinkError
 from drivers.events import EventKind, LinkEvent
 from drivers.links.cards import EvdevCardSource, LineCardSource, SerialCardSource
+from tests.helpers import wait_for_async
 
 GUARD_S = 20.0
 T = TypeVar("T")
@@ -250,8 +251,7 @@ def test_evdev_source_grabs_maps_scancodes_and_reopens_after_unplug() -> None:
         assert first.grabbed
         first.type_card("3220338716")
         first.queue.put_nowait(OSError(errno.ENODEV, "No such device"))  # unplugged
-        while len(devices) < 2:
-            await asyncio.sleep(0.01)
+        await wait_for_async(lambda: len(devices) >= 2, "the reopened device", timeout_s=GUARD_S, interval_s=0.01)
         devices[1].type_card("1C78F2BF")
         got = await reader
         assert first.closed and not first.grabbed
@@ -312,8 +312,7 @@ def test_evdev_close_ends_events_even_if_the_read_loop_never_wakes() -> None:
         task = asyncio.create_task(collect())
         await watch.event("connected").wait()
         dev.type_card("123")
-        while source.cards_read < 1:
-            await asyncio.sleep(0.01)
+        await wait_for_async(lambda: source.cards_read >= 1, "the card read", timeout_s=GUARD_S, interval_s=0.01)
         await source.close()
         got = await task
         assert dev.closed and not dev.grabbed

@@ -30,22 +30,12 @@ import pytest
 from bridge.errors import StorageError
 from bridge.outbox import Outbox
 from drivers.tanita import checksum
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, popen_logged, wait_for, write_config
 
 
 def _line(card: str, weight: float) -> bytes:
     body = "{0,16,~0,1,~1,1,~2,1," f'MO,"MC-780",ID,"{card.zfill(16)}",Wk,{weight:.1f},FW,20.0,'
     return (body + "CS," + checksum(body.encode()) + "\r\n").encode()
-
-
-def _wait(pred: Any, what: str, guard_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + guard_s  # a failure guard, not a timed assertion
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"never: {what}")
 
 
 def _status(state: Path) -> dict[str, Any] | None:
@@ -97,16 +87,15 @@ def test_disk_full_daemon_holds_the_weighing_in_memory_and_commits_it_when_space
     })
     log = tmp_path / "daemon.log"
     before = len(simulator.call(lambda: list(simulator.state.weighings)))
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "run", "--config", str(cfg)], cwd=REPO,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = popen_logged([sys.executable, "-m", "bridge", "run", "--config", str(cfg)], log, cwd=REPO)
     filler: Path | None = None
     try:
-        _wait(lambda: "link_connected" in log.read_text(), "serial link connected")
-        _wait(lambda: _status(state), "first status file")
+        wait_for(lambda: "link_connected" in log.read_text(), "serial link connected")
+        wait_for(lambda: _status(state), "first status file")
         filler = _fill(state)
         os.write(master, _line("3220338716", 81.5))
-        st = _wait(lambda: (s := _status(state)) and s.get("storage_error") and s, "status reports the failure")
-        assert st["unsaved_in_memory"] == 1 and st["weighings_captured"] == 0
+        st = wait_for(lambda: (s := _status(state)) and s.get("storage_error") and s, "status reports the failure")
+        assert st["unsaved_in_memory"] == 1 and st["intake"]["weighings_captured"] == 0
         assert "outbox_commit_failed" in log.read_text()
         crit = [json.loads(x) for x in log.read_text().splitlines() if '"outbox_commit_failed"' in x]
         assert crit and crit[0]["level"] == "critical"
@@ -115,10 +104,10 @@ def test_disk_full_daemon_holds_the_weighing_in_memory_and_commits_it_when_space
         assert len(simulator.call(lambda: list(simulator.state.weighings))) == before  # nothing acknowledged
         filler.unlink()
         filler = None
-        st = _wait(lambda: (s := _status(state)) and not s.get("storage_error") and s.get("weighings_captured") == 1
-                   and s, "commit after space returned")
+        st = wait_for(lambda: (s := _status(state)) and not s.get("storage_error")
+                   and s["intake"]["weighings_captured"] == 1 and s, "commit after space returned")
         assert st["unsaved_in_memory"] == 0
-        got = _wait(lambda: [w for w in simulator.call(lambda: list(simulator.state.weighings))[before:]
+        got = wait_for(lambda: [w for w in simulator.call(lambda: list(simulator.state.weighings))[before:]
                              if w["body"].get("weight") == 81.5], "upload after recovery")
         assert len(got) == 1
         assert "outbox_commit_recovered" in log.read_text()

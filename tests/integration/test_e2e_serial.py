@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from drivers.tanita import checksum
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, popen_logged, wait_for, write_config
 
 
 def tanita_line(card_id: str, weight_kg: float, fat_pct: float, time_hhmm: str) -> bytes:
@@ -28,16 +28,6 @@ def tanita_line(card_id: str, weight_kg: float, fat_pct: float, time_hhmm: str) 
     )
     body = "{0,16,~0,1,~1,1,~2,1," + fields
     return (body + "CS," + checksum(body.encode()) + "\r\n").encode()
-
-
-def wait_for(predicate, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -52,12 +42,10 @@ def pty_pair():  # type: ignore[no-untyped-def]
 
 
 def start_daemon(cfg_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    log = log_path.open("wb")
-    return subprocess.Popen(
+    return popen_logged(
         [sys.executable, "-m", "bridge", "run", "--config", str(cfg_path)],
+        log_path,
         cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
     )
 
 
@@ -80,7 +68,10 @@ def test_pty_weighing_reaches_simulator_with_benefit_key(tmp_path: Path, simulat
     proc = start_daemon(cfg, tmp_path / "daemon.log")
     try:
         status = tmp_path / "state" / "status.json"
-        wait_for(lambda: status.exists() and "connected" in status.read_text(), 30, "the daemon to open the pty")
+        wait_for(
+            lambda: status.exists() and "connected" in status.read_text(),
+            "the daemon to open the pty", timeout_s=30,
+        )
         line = tanita_line("0000003220338716", 84.3, 21.4, "09:15")
         rng = random.Random(7)
         pos = 0
@@ -89,7 +80,10 @@ def test_pty_weighing_reaches_simulator_with_benefit_key(tmp_path: Path, simulat
             os.write(master, line[pos : pos + n])
             pos += n
             time.sleep(rng.choice((0, 0, 0.01)))
-        got = wait_for(lambda: simulator.call(lambda: list(simulator.state.weighings)), 30, "the weighing upload")
+        got = wait_for(
+            lambda: simulator.call(lambda: list(simulator.state.weighings)),
+            "the weighing upload", timeout_s=30,
+        )
     finally:
         code = stop(proc)
     log_text = (tmp_path / "daemon.log").read_text()
@@ -131,16 +125,22 @@ def test_restart_continues_with_pending_weighings(tmp_path: Path, simulator, pty
     proc = start_daemon(cfg, tmp_path / "d1.log")
     try:
         status = tmp_path / "state" / "status.json"
-        wait_for(lambda: status.exists() and "connected" in status.read_text(), 30, "the daemon to open the pty")
+        wait_for(
+            lambda: status.exists() and "connected" in status.read_text(),
+            "the daemon to open the pty", timeout_s=30,
+        )
         os.write(master, tanita_line("0000003220338716", 80.0, 20.0, "10:00"))
-        wait_for(lambda: "weighing_captured" in (tmp_path / "d1.log").read_text(), 30, "the capture")
+        wait_for(lambda: "weighing_captured" in (tmp_path / "d1.log").read_text(), "the capture", timeout_s=30)
     finally:
         assert stop(proc) == 0
     sections["platform"]["base_url"] = simulator.url
     write_config(cfg, sections)
     proc = start_daemon(cfg, tmp_path / "d2.log")
     try:
-        got = wait_for(lambda: simulator.call(lambda: list(simulator.state.weighings)), 30, "the upload after restart")
+        got = wait_for(
+            lambda: simulator.call(lambda: list(simulator.state.weighings)),
+            "the upload after restart", timeout_s=30,
+        )
     finally:
         assert stop(proc) == 0
     assert [w["body"]["weight"] for w in got] == [80.0]

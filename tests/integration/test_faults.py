@@ -29,7 +29,7 @@ from bridge.pacing import retry_delay
 from bridge.platform import MAX_ERROR_BODY, PlatformClient
 from bridge.simulator import SimulatorThread
 from bridge.simulator.model import Faults
-from bridge.upload import loop as uploader_mod
+from bridge.upload import decisions as uploader_mod
 from bridge.uploader import Uploader
 from drivers.cards.numbers import ReaderFormat
 from tests.fakes.proxy import TcpProxy

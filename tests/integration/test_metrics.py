@@ -8,14 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from drivers.tanita import checksum
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, exited, wait_for, write_config
 
 
 def free_port() -> int:
@@ -45,17 +44,17 @@ def test_metrics_endpoint(tmp_path: Path, simulator: Any) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "bridge", "run", "--config", str(cfg)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        text = ""
-        while time.monotonic() < deadline:
+        def both_outcomes() -> str | None:
             try:
                 text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
             except httpx.HTTPError:
-                text = ""
-            if 'scale_bridge_uploads_total{outcome="delivered"} 1.0' in text and \
-                    'scale_bridge_uploads_total{outcome="dead_letters"} 1.0' in text:
-                break
-            time.sleep(0.2)
+                return None
+            done = 'scale_bridge_uploads_total{outcome="delivered"} 1.0' in text and \
+                'scale_bridge_uploads_total{outcome="dead_letters"} 1.0' in text
+            return text if done else None
+
+        text = wait_for(both_outcomes, "one delivery and one dead letter in /metrics", timeout_s=30, interval_s=0.2,
+                        alive=exited(proc))
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0

@@ -12,10 +12,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, exited, wait_for, write_config
 
 
 def test_ready_watchdog_status_stopping(tmp_path: Path, simulator: Any) -> None:
@@ -42,18 +43,23 @@ def test_ready_watchdog_status_stopping(tmp_path: Path, simulator: Any) -> None:
         stderr=subprocess.DEVNULL,
     )
     messages: list[tuple[float, str]] = []
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sum("WATCHDOG=1" in m for _, m in messages) < 4:
+
+    def received(enough: Callable[[], bool]) -> Callable[[], bool]:
+        def step() -> bool:  # one datagram (or the socket's 0.2 s timeout) per round
             with contextlib.suppress(TimeoutError):
                 messages.append((time.monotonic(), sock.recv(4096).decode()))
+            return enough()
+
+        return step
+
+    try:
+        wait_for(received(lambda: sum("WATCHDOG=1" in m for _, m in messages) >= 4), "four WATCHDOG=1 pings",
+                 timeout_s=30, interval_s=0, alive=exited(proc))
         ready_at = next(t for t, m in messages if "READY=1" in m)
         assert (tmp_path / "state" / "outbox.db").exists()  # READY came after the outbox was opened
         proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any("STOPPING=1" in m for _, m in messages):
-            with contextlib.suppress(TimeoutError):
-                messages.append((time.monotonic(), sock.recv(4096).decode()))
+        wait_for(received(lambda: any("STOPPING=1" in m for _, m in messages)), "STOPPING=1", timeout_s=30,
+                 interval_s=0)
         assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:

@@ -20,12 +20,15 @@ import os
 import socket
 import threading
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from bridge.config import CardsConfig
 from bridge.errors import NotFound, PlatformUnavailable
@@ -35,19 +38,13 @@ from drivers.model import DeviceReport
 from drivers.tanita import parse
 from drivers.tanita_pc import MIN_COMMAND_GAP_S, Family
 from tests.fakes.serial_fakes import PtyDevice, tanita_line
-from tests.helpers import write_config
-from tests.integration.test_e2e_serial import start_daemon, stop, wait_for
+from tests.helpers import wait_for, wait_for_async, write_config
+from tests.integration.test_e2e_serial import start_daemon, stop
 
 
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def __getattr__(self, level: str) -> Any:
-        return lambda event, **kw: self.lines.append((level, event, kw))
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [kw for _, ev, kw in self.lines if ev == name]
+def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
+    """The ``name`` events among those ``structlog.testing.capture_logs`` caught."""
+    return [e for e in logs if e["event"] == name]
 
 
 @dataclass
@@ -94,18 +91,19 @@ MALE_181 = CustomerProfile(id=1001, age=36, gender="MALE", height_cm=181.0)
 
 def run_pc(
     family: Family, unit: FakeUnit, client: Any, card: str = "3220338716", cards: CardsConfig | None = None, **kw: Any
-) -> Log:
-    log = Log()
+) -> list[MutableMapping[str, Any]]:
+    """One conversation on a structlog logger, as the daemon builds it; returns the events it logged."""
 
     async def main() -> None:
-        pc = PcMode(family, unit, client, cards or CardsConfig(), log, **kw)
+        pc = PcMode(family, unit, client, cards or CardsConfig(), structlog.get_logger("pc_mode"), **kw)
         unit.pc = pc
         pc.card(card)
         await asyncio.wait_for(pc.wait_idle(), 20)
         assert not pc.active
 
-    asyncio.run(main())
-    return log
+    with capture_logs() as logs:
+        asyncio.run(main())
+    return logs
 
 
 def gaps(unit: FakeUnit) -> list[float]:
@@ -115,7 +113,7 @@ def gaps(unit: FakeUnit) -> list[float]:
 
 def test_bc418_sequence_exact_bytes_paced_and_ends_with_g1() -> None:
     unit = FakeUnit()
-    log = run_pc(Family.BC418, unit, FakeClient({"3220338716": MALE_181}))
+    logs = run_pc(Family.BC418, unit, FakeClient({"3220338716": MALE_181}))
     assert [d for _, d in unit.sent] == [
         b"U0\r\n",
         b"D0000.0\r\n",
@@ -126,18 +124,18 @@ def test_bc418_sequence_exact_bytes_paced_and_ends_with_g1() -> None:
         b"G1\r\n",
     ]
     assert min(gaps(unit)) >= MIN_COMMAND_GAP_S - 0.002  # >= 100 ms between real writes (timer slack)
-    (done,) = log.events("pc_mode_done")
+    (done,) = events(logs, "pc_mode_done")
     assert done["commands"] == ["U0", "D0", "D1", "D2", "D3", "D4", "G1"] and done["next"] == "measuring"
-    assert not log.events("pc_mode_failed")
+    assert not events(logs, "pc_mode_failed")
     assert done["card"] == "******8716"  # masked
 
 
 def test_mc980_sequence_enters_pc_mode_and_waits_for_the_member() -> None:
     unit = FakeUnit()
     female = CustomerProfile(id=1004, age=48, gender="FEMALE", height_cm=162.0)
-    log = run_pc(Family.MC980, unit, FakeClient({"1234567890123456": female}), card="1234567890123456")
+    logs = run_pc(Family.MC980, unit, FakeClient({"1234567890123456": female}), card="1234567890123456")
     assert [d for _, d in unit.sent] == [b"M1\r\n", b"D000.0\r\n", b"D12\r\n", b"D20\r\n", b"D3162.0\r\n", b"D448\r\n"]
-    assert log.events("pc_mode_done")[0]["next"] == "waiting for the member to step on"
+    assert events(logs, "pc_mode_done")[0]["next"] == "waiting for the member to step on"
 
 
 @pytest.mark.parametrize(
@@ -150,27 +148,27 @@ def test_mc980_sequence_enters_pc_mode_and_waits_for_the_member() -> None:
 )
 def test_unit_errors_end_the_conversation_with_its_code(prefix: str, reply: str, code: str, words: str) -> None:
     unit = FakeUnit(answer={prefix: reply})
-    log = run_pc(Family.BC418, unit, FakeClient({"3220338716": MALE_181}))
-    (failed,) = log.events("pc_mode_failed")
+    logs = run_pc(Family.BC418, unit, FakeClient({"3220338716": MALE_181}))
+    (failed,) = events(logs, "pc_mode_failed")
     assert failed["stage"] == "conversation" and failed["code"] == code and words in failed["reason"]
     assert "181" not in failed["reason"]  # the value sent is not logged, only the command prefix
     assert unit.sent[-1][1].startswith(prefix.encode())  # nothing sent after the error
-    assert not log.events("pc_mode_done")
+    assert not events(logs, "pc_mode_done")
 
 
 def test_silent_unit_is_retried_then_reported() -> None:
     unit = FakeUnit(answer={"U0": ""})
-    log = run_pc(Family.BC418, unit, FakeClient({"3220338716": MALE_181}), reply_timeout_s=0.15)
+    logs = run_pc(Family.BC418, unit, FakeClient({"3220338716": MALE_181}), reply_timeout_s=0.15)
     assert [d for _, d in unit.sent] == [b"U0\r\n"] * 3
-    (failed,) = log.events("pc_mode_failed")
+    (failed,) = events(logs, "pc_mode_failed")
     assert "no reply after 3 attempts" in failed["reason"]
 
 
 def test_out_of_step_echo_is_not_taken_for_the_answer() -> None:
     unit = FakeUnit(answer={"D2": "D1"})  # a stale echo: counted as noise, then timeouts
-    log = run_pc(Family.BC418, unit, FakeClient({"3220338716": MALE_181}), reply_timeout_s=0.1)
-    assert not log.events("pc_mode_done")
-    assert log.events("pc_mode_failed")[0]["reason"].startswith("D2")
+    logs = run_pc(Family.BC418, unit, FakeClient({"3220338716": MALE_181}), reply_timeout_s=0.1)
+    assert not events(logs, "pc_mode_done")
+    assert events(logs, "pc_mode_failed")[0]["reason"].startswith("D2")
 
 
 def test_profile_problems_send_nothing() -> None:
@@ -179,8 +177,8 @@ def test_profile_problems_send_nothing() -> None:
     client = FakeClient({"6547886": unisex, "42": no_height})
     for card, words in (("6547886", "profile not sendable"), ("42", "no height"), ("999", "member not found")):
         unit = FakeUnit()
-        log = run_pc(Family.BC418, unit, client, card=card)
-        (failed,) = log.events("pc_mode_failed")
+        logs = run_pc(Family.BC418, unit, client, card=card)
+        (failed,) = events(logs, "pc_mode_failed")
         assert words in failed["reason"], failed
         assert unit.sent == []
 
@@ -188,9 +186,9 @@ def test_profile_problems_send_nothing() -> None:
 def test_hanging_profile_fetch_is_bounded() -> None:
     unit = FakeUnit()
     started = time.monotonic()
-    log = run_pc(Family.BC418, unit, FakeClient({"3220338716": MALE_181}, hang_s=30), profile_timeout_s=0.3)
+    logs = run_pc(Family.BC418, unit, FakeClient({"3220338716": MALE_181}, hang_s=30), profile_timeout_s=0.3)
     assert time.monotonic() - started < 10  # failure guard: the 30 s hang is cut short
-    (failed,) = log.events("pc_mode_failed")
+    (failed,) = events(logs, "pc_mode_failed")
     assert failed["stage"] == "profile" and "timed out" in failed["reason"]
     assert unit.sent == []
 
@@ -202,9 +200,9 @@ def test_fallback_card_queries_are_tried_after_404() -> None:
     queries = platform_queries("C00FF8BF", cards)
     assert len(queries) >= 2
     client = FakeClient({queries[-1][0]: MALE_181})
-    log = run_pc(Family.BC418, FakeUnit(), client, card="C00FF8BF", cards=cards)
+    logs = run_pc(Family.BC418, FakeUnit(), client, card="C00FF8BF", cards=cards)
     assert client.calls == queries
-    assert log.events("pc_mode_done")
+    assert events(logs, "pc_mode_done")
 
 
 def test_platform_failure_is_reported_not_raised() -> None:
@@ -212,27 +210,27 @@ def test_platform_failure_is_reported_not_raised() -> None:
         async def customer_by_card(self, number: str, fmt: str = "DECIMAL") -> CustomerProfile:
             raise PlatformUnavailable("503 from the platform", status=503)
 
-    log = run_pc(Family.BC418, FakeUnit(), Broken({}))
-    assert "profile fetch failed" in log.events("pc_mode_failed")[0]["reason"]
+    logs = run_pc(Family.BC418, FakeUnit(), Broken({}))
+    assert "profile fetch failed" in events(logs, "pc_mode_failed")[0]["reason"]
 
 
 def test_new_card_supersedes_a_running_conversation() -> None:
-    log = Log()
     unit = FakeUnit(answer={"U0": ""})
 
     async def main() -> None:
         client = FakeClient({"3220338716": MALE_181, "1234567890123456": CustomerProfile(1004, 48, "FEMALE", 162.0)})
-        pc = PcMode(Family.BC418, unit, client, CardsConfig(), log, reply_timeout_s=5)
+        pc = PcMode(Family.BC418, unit, client, CardsConfig(), structlog.get_logger("pc_mode"), reply_timeout_s=5)
         unit.pc = pc
         pc.card("3220338716")
-        await asyncio.sleep(0.2)
+        await wait_for_async(lambda: unit.sent, "the first conversation's U0", timeout_s=10, interval_s=0.01)
         unit.answer.clear()
         pc.card("1234567890123456")
         await asyncio.wait_for(pc.wait_idle(), 10)
 
-    asyncio.run(main())
-    assert log.events("pc_mode_superseded")
-    assert len(log.events("pc_mode_done")) == 1
+    with capture_logs() as logs:
+        asyncio.run(main())
+    assert events(logs, "pc_mode_superseded")
+    assert len(events(logs, "pc_mode_done")) == 1
     # the first member's exchange stopped at its unanswered U0; the second one ran in full
     assert [d for _, d in unit.sent] == [
         b"U0\r\n",
@@ -244,7 +242,7 @@ def test_new_card_supersedes_a_running_conversation() -> None:
         b"D448\r\n",
         b"G1\r\n",
     ]
-    assert log.events("pc_mode_done")[0]["card"].endswith("3456")
+    assert events(logs, "pc_mode_done")[0]["card"].endswith("3456")
 
 
 # ---------------------------------------------------------------------------------------------- end to end
@@ -305,12 +303,18 @@ def test_daemon_pc_mode_end_to_end(tmp_path: Path, simulator: Any) -> None:
     proc = start_daemon(cfg, log_path)
     try:
         status = tmp_path / "state" / "status.json"
-        wait_for(lambda: status.exists() and "connected" in status.read_text() and sock.exists(), 30, "daemon ready")
+        wait_for(
+            lambda: status.exists() and "connected" in status.read_text() and sock.exists(),
+            "daemon ready", timeout_s=30,
+        )
         # 1. card -> profile -> PC-mode exchange -> the member steps on -> weighing for 1001
         tap(sock, "3220338716")
-        wait_for(lambda: any(e["event"] == "pc_mode_done" for e in log_events(log_path)), 20, "pc_mode_done")
+        wait_for(lambda: any(e["event"] == "pc_mode_done" for e in log_events(log_path)), "pc_mode_done", timeout_s=20)
         dev.write(tanita_line(weight_kg=84.3))
-        wait_for(lambda: simulator.call(lambda: len(simulator.state.weighings)) == 1, 30, "weighing 1 uploaded")
+        wait_for(
+            lambda: simulator.call(lambda: len(simulator.state.weighings)) == 1,
+            "weighing 1 uploaded", timeout_s=30,
+        )
         sent = [c for _, c in analyser.commands]
         assert sent == ["M1", "D000.0", "D11", "D20", "D3181.0", "D436"]
         # (the 100 ms pacing is asserted on the real write times in the in-process tests above)
@@ -324,8 +328,8 @@ def test_daemon_pc_mode_end_to_end(tmp_path: Path, simulator: Any) -> None:
             lambda: any(
                 e["event"] == "pc_mode_started" and e.get("card", "").endswith("3456") for e in log_events(log_path)
             ),
-            20,
             "the second conversation to start",
+            timeout_s=20,
         )
         dev.write(tanita_line(weight_kg=61.7, time_hhmm="10:05"))
         got = wait_for(
@@ -334,10 +338,13 @@ def test_daemon_pc_mode_end_to_end(tmp_path: Path, simulator: Any) -> None:
                 if simulator.call(lambda: len(simulator.state.weighings)) == 2
                 else None
             ),
-            30,
             "weighing 2",
+            timeout_s=30,
         )
-        wait_for(lambda: any(e["event"] == "pc_mode_failed" for e in log_events(log_path)), 20, "pc_mode_failed")
+        wait_for(
+            lambda: any(e["event"] == "pc_mode_failed" for e in log_events(log_path)),
+            "pc_mode_failed", timeout_s=20,
+        )
     finally:
         code = stop(proc)
         analyser.stop.set()

@@ -9,11 +9,10 @@ import os
 import pty
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from bridge.portcheck import daemons_holding
-from tests.helpers import REPO, run_cli, write_config
+from tests.helpers import REPO, exited, run_cli, wait_for, write_config
 
 
 def test_record_on_a_missing_port_is_66_and_writes_nothing(tmp_path: Path) -> None:
@@ -54,11 +53,7 @@ def test_record_refuses_the_port_of_a_running_daemon(tmp_path: Path) -> None:
     daemon = subprocess.Popen([sys.executable, "-m", "bridge", "run", "-c", str(cfg)], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while daemon.pid not in daemons_holding(name):
-            assert daemon.poll() is None, "the daemon exited"
-            assert time.monotonic() < deadline, "the daemon never opened the port"
-            time.sleep(0.05)
+        wait_for(lambda: daemon.pid in daemons_holding(name), "the daemon to open the port", alive=exited(daemon))
         r = run_cli("record", "--port", name, "--driver", "tanita", "--seconds", "30", str(tmp_path / "r.jsonl"))
         assert r.returncode == 69, r.stderr
         assert f"in use by scale-bridge (pid {daemon.pid})".encode() in r.stderr

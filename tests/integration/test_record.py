@@ -26,7 +26,7 @@ from drivers.tanita import checksum, parse, redact_line
 from tests.fakes import bluez_fixture
 from tests.fakes.bluez_fixture import FakeBluezProcess, PrivateBus
 from tests.fakes.serial_fakes import PtyDevice, mt_sics_line, tanita_line
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, exited, run_cli, wait_for
 
 MEMBER = "0000003220338716"
 SERIAL_NO = "A1234567"
@@ -53,11 +53,8 @@ class Recorder:
         return self.err_path.read_text()
 
     def wait_connected(self) -> None:
-        deadline = time.monotonic() + 30
-        while "link connected" not in self.stderr():
-            assert self.proc.poll() is None, self.stderr()
-            assert time.monotonic() < deadline, "recorder never connected: " + self.stderr()
-            time.sleep(0.02)
+        wait_for(lambda: "link connected" in self.stderr(), "the recorder to connect", timeout_s=30, interval_s=0.02,
+                 alive=exited(self.proc, self.stderr))
 
     def wait(self) -> int:
         try:
@@ -76,16 +73,13 @@ def rx_bytes(events: list[Any]) -> bytes:
 
 
 def wait_for_rx(path: Path, n_bytes: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def recorded() -> bool:
         try:
-            if len(rx_bytes(capture_events(path)[1])) >= n_bytes:
-                return
+            return len(rx_bytes(capture_events(path)[1])) >= n_bytes
         except (FileNotFoundError, CaptureError):  # not written yet
-            time.sleep(0.05)
-            continue
-        time.sleep(0.05)
-    raise AssertionError("the recording never got the bytes")
+            return False
+
+    wait_for(recorded, f"{n_bytes} bytes in the recording", timeout_s=20)
 
 
 def decoded_weights(path: Path) -> list[float]:
@@ -95,7 +89,7 @@ def decoded_weights(path: Path) -> list[float]:
 
 
 def replayed(path: Path) -> list[dict[str, Any]]:
-    res = run_cli("replay", "--quiet", str(path))
+    res = run_cli("replay", "--quiet", "--json", str(path))
     assert res.returncode == 0, res.stderr.decode()
     return [json.loads(x) for x in res.stdout.decode().splitlines() if x.startswith("{")]
 

@@ -27,7 +27,7 @@ def journeys(stdout: str) -> list[tuple[str, str | None, float]]:
 
 @pytest.mark.parametrize("started_at", DATES, ids=["past", "today-10min", "now", "future"])
 def test_replay_keeps_every_card_pairing_at_any_date(tmp_path: Path, started_at: datetime) -> None:
-    r = run_cli("replay", "--quiet", str(redated(tmp_path, started_at)), timeout=120)
+    r = run_cli("replay", "--quiet", "--json", str(redated(tmp_path, started_at)), timeout=120)
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
     assert journeys(r.stdout.decode()) == [
         ("pending", "************8716", 84.3),  # the scale's own ID field
@@ -59,7 +59,7 @@ def test_a_card_nobody_stood_on_expires_on_the_capture_clock(tmp_path: Path) -> 
         '[cards]\nsource = "capture"\n[pairing]\nwindow_s = 120\n',
         encoding="utf-8",
     )
-    r = run_cli("replay", "--quiet", "--config", str(config), str(path), timeout=120)
+    r = run_cli("replay", "--quiet", "--json", "--config", str(config), str(path), timeout=120)
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
     assert journeys(r.stdout.decode()) == [("unidentified", None, 70.0), ("pending", "***0002", 71.0)]
 

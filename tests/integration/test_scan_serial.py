@@ -80,7 +80,8 @@ def test_probe_polls_and_recognises_mt_sics(
 
 
 def test_probe_of_a_port_that_cannot_be_opened_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["scan", "--serial", "--port", "/dev/does-not-exist", "--seconds", "0.2"]) == 69
+    # a device that is not there is missing input (66, README), not an unavailable service
+    assert main(["scan", "--serial", "--port", "/dev/does-not-exist", "--seconds", "0.2"]) == 66
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "cannot open" in err
 
@@ -114,7 +115,7 @@ def test_listing_shows_by_id_links_usb_ids_and_unopenable_ports(
         assert main(["scan", "--serial", "--probe", "--seconds", "0.2"]) == 0
         out = capsys.readouterr().out.splitlines()
         gone_line = next(line for line in out if line.startswith("/dev/ttyUSB-gone"))
-        assert "probe: cannot open" in gone_line
+        assert "probe: /dev/ttyUSB-gone: no such device" in gone_line
         first = next(line for line in out if line.startswith(dev.slave_path))
         assert f"by-id {link}" in first and "0403:6001" in first and "serial A50285BI" in first
         assert any("-> recognised: none" in line for line in out)  # nothing was sent on the pty

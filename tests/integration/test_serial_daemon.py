@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.serial_fakes import PtyDevice, mt_sics_line, tanita_line
-from tests.helpers import write_config
-from tests.integration.test_e2e_serial import start_daemon, stop, wait_for
+from tests.helpers import wait_for, write_config
+from tests.integration.test_e2e_serial import start_daemon, stop
 
 #: failure guard for the reconnect (the link's backoff is capped at [scale] reconnect_max_s = 5 s)
 RECONNECT_DEADLINE_S = 20.0
@@ -43,22 +43,25 @@ def test_daemon_survives_unplug_and_replug(tmp_path: Path, simulator: Any) -> No
     log = tmp_path / "daemon.log"
     proc = start_daemon(cfg, log)
     try:
-        wait_for(lambda: connects(log), 30, "the daemon to open the port")
+        wait_for(lambda: connects(log), "the daemon to open the port", timeout_s=30)
         dev.write(tanita_line("0000003220338716", 80.4, time_hhmm="08:00"))
-        wait_for(lambda: simulator.call(lambda: len(simulator.state.weighings)) == 1, 30, "weighing 1")
+        wait_for(lambda: simulator.call(lambda: len(simulator.state.weighings)) == 1, "weighing 1", timeout_s=30)
 
         dev.unplug()
-        wait_for(lambda: any(e["event"] == "link_disconnected" for e in log_events(log)), 10, "the unplug")
+        wait_for(lambda: any(e["event"] == "link_disconnected" for e in log_events(log)), "the unplug", timeout_s=10)
         time.sleep(1.5)  # the adapter stays away: the daemon retries with growing backoff
         assert len(connects(log)) == 1
         assert proc.poll() is None  # an unplugged scale is not a reason to exit
 
         dev.replug()
         back = time.monotonic()
-        wait_for(lambda: len(connects(log)) == 2, RECONNECT_DEADLINE_S, "the reconnect after replug")
+        wait_for(lambda: len(connects(log)) == 2, "the reconnect after replug", timeout_s=RECONNECT_DEADLINE_S)
         seen_after_s = time.monotonic() - back
         dev.write(tanita_line("0000003220338716", 80.9, time_hhmm="08:05"))
-        wait_for(lambda: simulator.call(lambda: len(simulator.state.weighings)) == 2, 30, "weighing 2 after replug")
+        wait_for(
+            lambda: simulator.call(lambda: len(simulator.state.weighings)) == 2,
+            "weighing 2 after replug", timeout_s=30,
+        )
     finally:
         code = stop(proc)
         dev.close()
@@ -104,8 +107,11 @@ def test_daemon_polls_mt_sics_balance(tmp_path: Path, simulator: Any) -> None:
     log = tmp_path / "daemon.log"
     proc = start_daemon(cfg, log)
     try:
-        wait_for(lambda: any(e["event"] == "weighing_captured" for e in log_events(log)), 30, "the polled weighing")
-        wait_for(lambda: len(polls) >= 2, 10, "a second poll")
+        wait_for(
+            lambda: any(e["event"] == "weighing_captured" for e in log_events(log)),
+            "the polled weighing", timeout_s=30,
+        )
+        wait_for(lambda: len(polls) >= 2, "a second poll", timeout_s=10)
     finally:
         code = stop(proc)
         stop_balance.set()

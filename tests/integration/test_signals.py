@@ -6,26 +6,24 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 import tty
 from pathlib import Path
 from typing import Any
 
 from bridge.outbox import Outbox
 from drivers.tanita import checksum
-from tests.helpers import REPO, write_config
+from tests.helpers import REPO, popen_logged, wait_for, write_config
 
 
 def wait_log(path: Path, text: str, timeout_s: float = 30) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """The log's text once ``text`` is in it (a subprocess's JSON lines)."""
+
+    def logged() -> str | None:
         content = path.read_text() if path.exists() else ""
-        if text in content:
-            return content
-        time.sleep(0.05)
-    raise AssertionError(f"never logged {text!r}")
+        return content if text in content else None
+
+    return wait_for(logged, f"the log to show {text!r}", timeout_s=timeout_s)  # type: ignore[no-any-return]
 
 
 def line(card: str, weight: float) -> bytes:
@@ -44,12 +42,7 @@ def test_sighup_reload_and_sigterm_commit(tmp_path: Path, simulator: Any) -> Non
     }
     cfg = write_config(tmp_path / "config.toml", sections)
     log = tmp_path / "daemon.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "run", "--config", str(cfg)],
-        cwd=REPO,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = popen_logged([sys.executable, "-m", "bridge", "run", "--config", str(cfg)], log, cwd=REPO)
     try:
         wait_log(log, "link_connected")
         sections["pairing"] = {"window_s": 15}

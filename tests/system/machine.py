@@ -279,31 +279,16 @@ class Machine:
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise MachineError(f"systemd-nspawn exited with {self.proc.returncode}:\n{self.console()}")
-            pid = self._find_init()
-            if pid is not None:
-                self.init_pid = pid
-                break
-            time.sleep(0.1)
-        else:
-            raise MachineError(f"no init process in the container after {timeout_s}s:\n{self.console()}")
-        # Two "not yet" answers come before --wait can wait: until PID 1 listens on its private bus,
-        # systemctl fails at once ("Failed to connect to bus", empty stdout); and until PID 1 has
-        # created /run/systemd/system, sd_booted() is false and systemctl prints "offline" (seen on a
-        # fast CI machine that entered the container a few milliseconds after exec).
-        state = ""
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise MachineError(f"systemd-nspawn exited with {self.proc.returncode}:\n{self.console()}")
-            res = self.run(
-                ["systemctl", "is-system-running", "--wait"], check=False, timeout=max(5.0, deadline - time.monotonic())
-            )
-            state = res.stdout.strip()
-            if state and state != "offline":
-                break
-            time.sleep(0.2)
+        try:
+            self.init_pid = self.wait_for("the container's init process", self._find_init, timeout_s, 0.1)
+            # Two "not yet" answers come before --wait can wait: until PID 1 listens on its private bus,
+            # systemctl fails at once ("Failed to connect to bus", empty stdout); and until PID 1 has
+            # created /run/systemd/system, sd_booted() is false and systemctl prints "offline" (seen on a
+            # fast CI machine that entered the container a few milliseconds after exec).
+            state = self.wait_for("systemd to finish booting", lambda: self._system_state(deadline),
+                                  max(1.0, deadline - time.monotonic()), 0.2)
+        except MachineError as exc:
+            raise MachineError(f"{exc}:\n{self.console()}") from None
         if state not in ("running", "degraded"):
             raise MachineError(f"container did not boot: is-system-running={state!r}\n{self.console()}")
         if state == "degraded":
@@ -389,14 +374,26 @@ class Machine:
         return self.run(args, check=False).stdout
 
     def wait_for(self, what: str, predicate, timeout_s: float, every_s: float = 0.2):  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout_s
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise MachineError(f"timed out after {timeout_s}s waiting for {what}")
-            time.sleep(every_s)
+        """``tests.helpers.wait_for`` in this machine: fails at once if the container is gone, and as a
+        ``MachineError`` (the tests catch it to add the journal)."""
+        from tests.helpers import wait_for  # here, not at the top: ``python machine.py build`` runs alone
+
+        try:
+            return wait_for(predicate, what, timeout_s=timeout_s, interval_s=every_s, alive=self._gone)
+        except AssertionError as exc:
+            raise MachineError(str(exc)) from None
+
+    def _system_state(self, deadline: float) -> str | None:
+        """``systemctl is-system-running --wait``'s answer, or None while it is one of the "not yet"s."""
+        remaining_s = max(5.0, deadline - time.monotonic())
+        res = self.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=remaining_s)
+        state = res.stdout.strip()
+        return state if state and state != "offline" else None
+
+    def _gone(self) -> str | None:
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        return f"systemd-nspawn exited with {self.proc.returncode}"
 
 
 def _main(argv: Sequence[str]) -> int:

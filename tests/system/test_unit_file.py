@@ -263,3 +263,17 @@ def test_template_is_the_plain_unit_with_per_instance_paths() -> None:
     # never started without its config (the package's postinst relies on it too)
     assert tpl["ConditionPathExists"] == ["/etc/scale-bridge/%i.toml"]
     assert plain["ConditionPathExists"] == ["/etc/scale-bridge/config.toml"]
+
+
+@pytest.mark.parametrize("unit", ["scale-bridge.service", "scale-bridge@.service"])
+def test_the_daemons_stop_deadline_is_below_timeout_stop_sec(unit: str) -> None:
+    """One shutdown deadline (architecture review D8): the daemon's own, from the unit, ends a few
+    seconds before systemd would SIGKILL it."""
+    from bridge.runtime.shutdown import STOP_TIMEOUT_ENV, stop_timeout_s
+
+    text = (SYSTEMD_DIR / unit).read_text(encoding="utf-8")
+    stop_sec = re.search(r"^TimeoutStopSec=(\d+)s$", text, re.M)
+    env = dict(m.groups() for m in re.finditer(r"^Environment=.*?\b(" + STOP_TIMEOUT_ENV + r")=(\S+)", text, re.M))
+    assert stop_sec is not None and STOP_TIMEOUT_ENV in env
+    deadline_s = stop_timeout_s({STOP_TIMEOUT_ENV: env[STOP_TIMEOUT_ENV]})
+    assert 3 <= int(stop_sec.group(1)) - deadline_s <= 10

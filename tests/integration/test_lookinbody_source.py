@@ -20,7 +20,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +36,7 @@ from drivers.capture import read_capture
 from drivers.events import EventKind, LinkEvent
 from drivers.links.lookinbody import LookinBodyLink, LookinBodySettings
 from tests.fakes.fake_lookinbody import FakeLookinBody, FakeTest, sample_values
+from tests.helpers import exited, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
@@ -51,20 +51,6 @@ def today_utc(hhmmss: str = "103000") -> str:
     """A test time on the current UTC day (the listings use lookback_days = 1, so a run across
     midnight still finds it)."""
     return datetime.now(UTC).strftime("%Y%m%d") + hhmmss
-
-
-def wait_for(
-    cond: Callable[[], Any], what: str, guard_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None
-) -> Any:
-    deadline = time.monotonic() + guard_s
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        if proc is not None:
-            assert proc.poll() is None, f"daemon exited with {proc.returncode} while waiting for {what}"
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 @pytest.fixture
@@ -265,7 +251,9 @@ def test_daemon_posts_one_inbody_test_with_the_benefit_and_a_restart_never_twice
         log = tmp_path / "daemon.log"
         proc = spawn(cfg, log)
         try:
-            weighings = wait_for(lambda: sim.call(lambda: list(sim.state.weighings)), "the weighing", proc=proc)
+            weighings = wait_for(
+                lambda: sim.call(lambda: list(sim.state.weighings)), "the weighing", alive=exited(proc)
+            )
             (w,) = weighings
             assert w["customerId"] == 1001 and w["benefitKey"] == "BODY_SCAN"
             body = w["body"]
@@ -275,7 +263,9 @@ def test_daemon_posts_one_inbody_test_with_the_benefit_and_a_restart_never_twice
             assert raw["driver"] == "inbody" and raw["deviceTime"].endswith("T10:30:00")
             assert ib.ENDPOINT_FULL_BY_ID in json.loads(raw["raw"])["answers"]
             # several polls with the test listed twice each: still one weighing
-            wait_for(lambda: fake.call(lambda: fake.state.count(ib.ENDPOINT_TODAY)) >= 4, "more polls", proc=proc)
+            wait_for(
+                lambda: fake.call(lambda: fake.state.count(ib.ENDPOINT_TODAY)) >= 4, "more polls", alive=exited(proc)
+            )
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
             fetched_before = fake.call(lambda: fake.state.count(ib.ENDPOINT_FULL_BY_ID))
@@ -284,12 +274,13 @@ def test_daemon_posts_one_inbody_test_with_the_benefit_and_a_restart_never_twice
             wait_for(
                 lambda: fake.call(lambda: fake.state.count(ib.ENDPOINT_FULL_BY_ID)) > fetched_before,
                 "the re-fetch after the restart",
-                proc=proc,
+                alive=exited(proc),
             )
             wait_for(
-                lambda: status(tmp_path).get("pid") == proc.pid and status(tmp_path).get("duplicates", 0) >= 1,
+                lambda: status(tmp_path).get("pid") == proc.pid
+                and status(tmp_path).get("intake", {}).get("duplicates", 0) >= 1,
                 "the duplicate counted by the restarted daemon",
-                proc=proc,
+                alive=exited(proc),
             )
             assert len(sim.call(lambda: list(sim.state.weighings))) == 1
         finally:

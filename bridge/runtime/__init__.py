@@ -1,0 +1,1 @@
+"""The daemon at run time: composition root, pump, housekeeping, links."""
