@@ -65,10 +65,18 @@ class TcpProxy:
         async def _stop() -> None:
             if self._server is not None:
                 self._server.close()
+            # connection handlers still running: cancelled and let finish, on the proxy's own loop
+            me = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()  # its self-pipe sockets too (no unclosed loop when warnings are errors)
 
     def __enter__(self) -> TcpProxy:
         return self.start()
@@ -157,3 +165,6 @@ class TcpProxy:
         finally:
             with contextlib.suppress(RuntimeError):  # closed at exit with the loop already closed
                 deliverer.cancel()
+            # both sides closed whatever ended the exchange (a stop cancels running handlers)
+            for w in (writer, up_writer):
+                w.close()
