@@ -272,10 +272,11 @@ class SerialLink(StateReporter):
                 continue
             self._writer = writer
             self.connects += 1
-            self._set_state("connected", self.url)
             delay = self._min
-            poller = self._start_poller()
-            try:
+            poller = None
+            try:  # from here on the port is ours: whatever happens, it is closed (its lock released)
+                self._set_state("connected", self.url)
+                poller = self._start_poller()
                 while not self._closed:
                     data = await reader.read(READ_CHUNK)
                     if not data:
@@ -308,9 +309,10 @@ class SerialLink(StateReporter):
         ser = await self._in_executor(open_rfc2217)
         self._thread_serial = ser
         self.connects += 1
-        self._set_state("connected", self.url)
-        poller = self._start_poller()
+        poller = None
         try:
+            self._set_state("connected", self.url)
+            poller = self._start_poller()
             while not self._closed:
                 data = await loop.run_in_executor(None, lambda: ser.read(max(1, ser.in_waiting)))
                 if data:

@@ -391,7 +391,10 @@ def test_a_port_held_by_another_process_is_not_shared_and_the_error_names_it(clo
     finally:
         if holder.poll() is None:
             holder.kill()
-            holder.wait(5)
+        holder.wait(5)
+        for pipe in (holder.stdin, holder.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def test_two_links_on_one_port_the_second_waits_naming_this_process(closed_pty: ClosedPty) -> None:
@@ -433,6 +436,9 @@ def test_an_unexpected_error_inside_events_ends_as_a_link_error_with_the_cause(c
         assert str(err).startswith(f"serial:{closed_pty.path}: stopped by an unexpected RuntimeError at test_")
         assert str(err).endswith(": callback broke")
         assert isinstance(err.__cause__, RuntimeError)
+        again = SerialLink(closed_pty.path, _tanita_settings())  # the dead link closed the port: it is free
+        async with Run(again):
+            await wait_until(lambda: again.state == "connected", 10, "the port to be free again")
 
     run(main)
 
