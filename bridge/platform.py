@@ -34,6 +34,8 @@ from .platform_errors import (
 USER_AGENT = f"scale-bridge/{__version__}"
 #: at most this much of a success body (the largest answer the bridge uses is a small JSON object)
 MAX_BODY = 1024 * 1024
+#: what stands for the API key where the platform's answer quoted it
+REDACTED = "<redacted>"
 #: member ids are int64 on the platform (and in the outbox's SQLite INTEGER)
 MAX_ID = 2**63 - 1
 
@@ -167,6 +169,9 @@ class PlatformClient:
         #: key itself is never quoted); config validation should have refused it first
         self._key_problem: str | None = None
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        #: what the platform's answers are cleaned of before anything reads them: a platform (or a proxy's
+        #: error page) that echoes the request headers must not get the key into the outbox or the logs
+        self._key_bytes = api_key.encode("ascii") if len(api_key) >= 6 and api_key.isascii() else b""
         if api_key.isascii() and api_key.isprintable() and api_key == api_key.strip():
             headers["X-API-KEY"] = api_key
         else:
@@ -205,8 +210,8 @@ class PlatformClient:
             raise PlatformUnavailable(self._key_problem)
         try:
             return await self._exchange_raw(method, path, writes=writes, **kw)
-        except PlatformError:
-            raise
+        except PlatformError as err:
+            raise self._without_key(err) from None
         except RecursionError:
             raise PlatformProtocolError("the platform's answer is nested too deeply to read") from None
         except (UnicodeError, ValueError) as exc:  # a header or URL our HTTP library refuses: not sent
@@ -219,6 +224,8 @@ class PlatformClient:
             async with asyncio.timeout(self.deadline_s), self._client.stream(method, path, **kw) as response:
                 status = response.status_code
                 body, truncated = await _read_body(response)
+                if self._key_bytes and self._key_bytes in body:  # before anything, the debug log included, reads it
+                    body = body.replace(self._key_bytes, REDACTED.encode())
             _debug_exchange(method, path, started, response, body)
         except TimeoutError:
             _debug_exchange(method, path, started, None, b"", error="no complete answer within the deadline")
@@ -228,6 +235,19 @@ class PlatformClient:
             _debug_exchange(method, path, started, None, b"", error=type(exc).__name__, status=status)
             return _broken_off(exc, status, writes=writes, note=f"the answer broke off ({type(exc).__name__})")
         return _interpret(response, body, truncated, writes=writes)
+
+    def _without_key(self, err: PlatformError) -> PlatformError:
+        """The same error with the key taken out of every text the platform supplied (a header value,
+        a Location host): the second net behind the body cleaning in ``_exchange_raw``."""
+        key = self._key_bytes.decode("ascii")
+        if not key:
+            return err
+        for attr in ("message", "error_code", "trace_id", "reference"):
+            value = getattr(err, attr)
+            if isinstance(value, str) and key in value:
+                setattr(err, attr, value.replace(key, REDACTED))
+        err.args = (err.message,)
+        return err
 
     @staticmethod
     def _card_params(card_number: str, card_format: str) -> dict[str, str]:

@@ -253,6 +253,8 @@ def _reject_constant(name: str) -> Any:
 
 
 def _envelope(frame: bytes) -> dict[str, Any]:
+    if not frame.isascii():  # the link writes ASCII only (_dump); the raw text below relies on it
+        raise FrameError("not a LookinBody envelope (non-ASCII bytes)", frame[:64])
     doc = _json(frame)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise FrameError(f'not a LookinBody envelope (no "format": "{FORMAT}")', frame[:64])
@@ -370,7 +372,10 @@ def _number(value: Any) -> tuple[float, str] | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        v, unit = float(value), ""
+        try:
+            v, unit = float(value), ""
+        except OverflowError:  # a JSON integer of hundreds of digits
+            return None
     elif isinstance(value, str):
         m = _VALUE.match(value.strip())
         if m is None:
@@ -504,9 +509,12 @@ def _bmi_unit_check(values: Mapping[str, float], declared: MassUnit) -> None:
     w, h, bmi = values.get("weight_kg"), values.get("height_cm"), values.get("bmi")
     if w is None or h is None or bmi is None or h <= 0 or bmi <= 0:
         return
+    area_m2 = (h / 100) * (h / 100)  # "**" would raise OverflowError for a height of 1e308
+    if not (area_m2 > 0 and math.isfinite(area_m2)):  # an absurd height: plausibility rejects it later
+        return
 
     def close(weight: float) -> bool:
-        return abs(weight / (h / 100) ** 2 - bmi) <= 0.05 * bmi
+        return abs(weight / area_m2 - bmi) <= 0.05 * bmi
 
     if close(w):
         return

@@ -203,6 +203,43 @@ def build_link(spec: DriverSpec, args: argparse.Namespace, on_tx: Callable[[Link
     return BleLink([spec], adapter=args.adapter, address=args.address, on_state=on_state)
 
 
+def open_output(out: Path) -> IO[str]:
+    """The capture file, opened by us (L3, issue 14): a new one with O_EXCL, an existing regular file
+    truncated with O_NOFOLLOW, both at most 0640 (a capture can hold card numbers). A symbolic link is
+    never followed to a file (a dangling one would create its target); a device or a pipe (/dev/null,
+    /dev/stdout) is opened as it is, nothing to clobber there."""
+    import stat
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+    try:
+        here = out.lstat()
+    except FileNotFoundError:
+        here = None
+    try:
+        if here is None:
+            flags |= os.O_EXCL | os.O_NOFOLLOW
+        elif stat.S_ISREG(here.st_mode):
+            flags |= os.O_TRUNC | os.O_NOFOLLOW
+        elif stat.S_ISLNK(here.st_mode) and not _is_device(out):
+            raise UsageError(f"{out} is a symbolic link: not followed (give the file's real path)")
+        fd = os.open(out, flags, 0o640)
+    except FileExistsError:
+        raise UsageError(f"{out} appeared while opening it (not overwritten; use --force)") from None
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot write ({exc.strerror})") from None
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+def _is_device(path: Path) -> bool:
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 def build_card_link(args: argparse.Namespace) -> Any:
     """The card reader of ``--cards SRC`` (None without it); the source syntax is ``scan --cards``'s.
     A reader that does not exist is 66, one the daemon holds 69 (before anything is written)."""
@@ -307,10 +344,7 @@ async def _record(spec: DriverSpec, args: argparse.Namespace, out: Path, redacto
     if cards is not None:
         extra["cards"] = cards.name
     header = CaptureHeader(spec.name, link.name, args.note, started_at, extra)
-    try:
-        fh = out.open("w", encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{out}: cannot write ({exc.strerror})") from None
+    fh = open_output(out)
     stop = _stop_on_signals()
     began = time.monotonic()
     with fh:

@@ -45,8 +45,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_run)
 
 
+#: what the daemon never grants group-write or others anything on (L2, issue 14): outside systemd the
+#: umask is usually 022, and the outbox holds health data and card numbers
+PRIVATE_UMASK = 0o027
+
+
+def keep_private() -> None:
+    """From here on the daemon creates files at most 0640 and directories at most 0750 (it only adds
+    to the umask: systemd's ``UMask=0027`` or a stricter one stays as it is)."""
+    import os
+
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
+
+
 def prepare_state_dir(cfg_state_dir: str, source: str) -> None:
-    """Create the state dir (0750) or raise ``ConfigError`` naming ``state.dir``."""
+    """Create the state dir (0750) or raise ``ConfigError`` naming ``state.dir``. An existing one of
+    ours that group may write or others may enter (an older version, a hand-made dir) is tightened to
+    at most 0750: the files inside are then out of others' reach whatever their own modes."""
+    import os
+    import stat
     from pathlib import Path
 
     d = Path(cfg_state_dir)
@@ -58,6 +75,13 @@ def prepare_state_dir(cfg_state_dir: str, source: str) -> None:
         raise ConfigError([ConfigProblem("state.dir", f"cannot create {d}: {exc.strerror or exc}")], source) from None
     if not d.is_dir():
         raise ConfigError([ConfigProblem("state.dir", f"{d} is not a directory")], source)
+    st = d.stat()
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & PRIVATE_UMASK:
+        try:
+            d.chmod(stat.S_IMODE(st.st_mode) & ~PRIVATE_UMASK)
+        except OSError as exc:
+            problem = ConfigProblem("state.dir", f"cannot restrict {d}: {exc.strerror or exc}")
+            raise ConfigError([problem], source) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -66,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..logs import configure
     from ..statelock import acquire
 
+    keep_private()
     cfg = load_config(args.config)
     if problems := missing_dependencies(cfg):
         raise ConfigError(problems, args.config)

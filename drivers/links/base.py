@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import traceback
 from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Protocol, TypeVar, runtime_checkable
 
+from ..errors import DriverError, LinkError
 from ..events import LinkEvent
 
 
@@ -85,3 +89,57 @@ class StateReporter:
             self._state = state
             if self._on_state is not None:
                 self._on_state(state, detail)
+
+
+# ---- a link that dies says why ---------------------------------------------------------------------
+
+#: longest exception text carried into a LinkError message
+MAX_CAUSE_CHARS = 200
+
+_Self = TypeVar("_Self")
+EventsMethod = Callable[[_Self], AsyncIterator[LinkEvent]]
+
+
+def _printable(text: str) -> str:
+    clean = "".join(c if c.isprintable() else "?" for c in text)
+    return clean if len(clean) <= MAX_CAUSE_CHARS else clean[: MAX_CAUSE_CHARS - 3] + "..."
+
+
+def unexpected_failure(name: str, exc: BaseException, *, with_text: bool) -> LinkError:
+    """The LinkError for an exception a link did not expect: its type, where it was raised (file, line,
+    function) and, when ``with_text``, its message (printable, capped). Links whose errors may quote
+    the data they carry (card numbers, health data, an HTTP header with a key) pass ``with_text=False``:
+    the type and the place are enough to find the bug, the original stays chained as ``__cause__``."""
+    where = ""
+    tb = exc.__traceback__
+    if tb is not None:
+        last = traceback.extract_tb(tb)[-1]
+        where = f" at {Path(last.filename).name}:{last.lineno} in {last.name}"
+    text = f": {_printable(str(exc))}" if with_text and str(exc) else ""
+    return LinkError(f"{name}: stopped by an unexpected {type(exc).__name__}{where}{text}", transient=False)
+
+
+def says_why(method: EventsMethod[_Self]) -> EventsMethod[_Self]:
+    """Decorates a link's ``events()``: the driver-package errors (LinkError, CaptureError, FrameError)
+    pass as they are; any other exception ends the stream as ``LinkError(transient=False)`` naming the
+    link and the cause (see ``unexpected_failure``), so the daemon logs why its link died instead of
+    losing a task to an exception nobody reads. The class attribute ``failure_text`` (default False)
+    says whether the exception's own text may be quoted. Closing the outer stream closes the inner."""
+
+    @functools.wraps(method)
+    async def events(self: _Self) -> AsyncIterator[LinkEvent]:
+        stream = method(self)
+        try:
+            async for event in stream:
+                yield event
+        except DriverError:
+            raise
+        except Exception as exc:  # the boundary: translated, with the cause chained
+            name = getattr(self, "name", type(self).__name__)
+            raise unexpected_failure(name, exc, with_text=bool(getattr(self, "failure_text", False))) from exc
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    return events

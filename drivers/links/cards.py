@@ -40,7 +40,7 @@ from ..cards.numbers import CardUid, ReaderFormat, render
 from ..errors import FrameError, LinkError
 from ..events import EventKind, LinkEvent
 from ..framing import LineFramer
-from .base import Link, StateCallback, StateReporter
+from .base import Link, StateCallback, StateReporter, says_why
 
 #: longest card text accepted from a line source (a 10-byte UID as decimal is 25 digits)
 MAX_LINE_BYTES = 64
@@ -153,6 +153,7 @@ class EvdevCardSource(_SourceBase):
         self._device: InputDeviceLike | None = None
         self.connects = 0
 
+    @says_why
     async def events(self) -> AsyncIterator[LinkEvent]:
         while not self._closed:
             try:
@@ -303,6 +304,7 @@ class SerialCardSource(_SourceBase):
             return rdm6300.parse(frame)
         return binary_frame.parse(frame).uid
 
+    @says_why
     async def events(self) -> AsyncIterator[LinkEvent]:
         framer: rdm6300.Rdm6300Framer | binary_frame.BinaryFrameFramer = (
             rdm6300.Rdm6300Framer() if self.protocol == "rdm6300" else binary_frame.BinaryFrameFramer()
@@ -457,6 +459,7 @@ class LineCardSource(_SourceBase):
 
         self._stdin_task = asyncio.create_task(pump())
 
+    @says_why
     async def events(self) -> AsyncIterator[LinkEvent]:
         if self.is_stdin:
             await self._start_stdin()

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from .. import inbody as ib
 from ..errors import FrameError, LinkError
 from ..events import EventKind, LinkEvent
-from .base import StateCallback, StateReporter
+from .base import StateCallback, StateReporter, says_why
 
 DEFAULT_BASE_URL = "https://apiusa.lookinbody.com"
 #: 4xx answers (other than 401/403/429) to one test before the link stops asking for it
@@ -180,6 +180,7 @@ class LookinBodyLink(StateReporter):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
+    @says_why
     async def events(self) -> AsyncIterator[LinkEvent]:
         client = LookinBodyClient(self.settings, transport=self._transport)
         sched = self.scheduler

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..capture import CaptureEvent, CaptureHeader, read_capture_bytes
 from ..errors import CaptureError, LinkError
 from ..events import LinkEvent
+from .base import says_why
 
 
 class ReplayClock(StrEnum):
@@ -125,6 +126,7 @@ class ReplayLink:
         except OSError as exc:  # the file went away or the disk failed mid-read: say so, with the cause
             raise LinkError(f"{self.path}: read failed: {exc}", transient=False) from exc
 
+    @says_why
     async def events(self) -> AsyncIterator[LinkEvent]:
         self._state = "replaying"
         t0 = time.monotonic()

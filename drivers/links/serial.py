@@ -9,12 +9,30 @@ or ``poll_reply_timeout_s`` (then it polls again: the reply was lost or the devi
 
 Everything written (polls, PC-mode commands via ``send``) is reported to ``on_tx`` as a ``tx``
 ``LinkEvent`` (``record`` writes them to the capture); replay and intake ignore ``tx`` events.
+
+Opening a local device (a path, not a URL):
+
+* **exclusively**: pyserial's ``exclusive=True`` (an ``flock`` on the port). A port another program
+  holds is not shared (two readers would split the scale's bytes between them): the attempt fails
+  with a ``LinkError`` naming the holder (from ``/proc/locks``), reported as the ``disconnected``
+  state's detail, and is retried with the usual backoff until the holder lets go.
+* **without discarding what the port holds**: pyserial's ``Serial.open()`` flushes the input buffer
+  (``tcflush(TCIFLUSH)``) right after configuring the port, which would drop whatever the scale sent
+  while the daemon was restarting and the kernel kept. ``_KeepInput`` skips that one flush; the port
+  is opened in an executor and handed to ``serial_asyncio_fast.connection_for_serial``. RFC 2217 gets
+  the same treatment (its open purges the server's receive buffer). ``socket://`` is opened by
+  ``serial_asyncio_fast`` as a plain TCP connection, which never flushed.
+
+Anything ``events()`` did not expect ends the stream as ``LinkError(transient=False)`` with the cause
+(``base.says_why``), so a dead link always says why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -23,17 +41,120 @@ from typing import Any
 from ..errors import LinkError
 from ..events import EventKind, LinkEvent
 from ..registry import SerialSettings
-from .base import StateCallback, StateReporter
+from .base import StateCallback, StateReporter, says_why, unexpected_failure
 
 TxCallback = Callable[[LinkEvent], None]
 READ_CHUNK = 4096
+#: how long a closing port may take to release its lock before the next open is attempted anyway
+CLOSE_WAIT_S = 5.0
+#: errno values meaning "another program has this port": our flock (EWOULDBLOCK) or its TIOCEXCL (EBUSY)
+_BUSY_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY})
+
+_classes: dict[str, Any] = {}
+
+
+def _keep_input_class(kind: str) -> Any:
+    """pyserial's Serial (``posix``) or RFC 2217 client (``rfc2217``) whose ``open()`` keeps the bytes
+    the port already holds: pyserial flushes input at the end of ``open()`` (posix: ``tcflush``;
+    RFC 2217: a PURGE_DATA request to the server). A flush asked for later still works."""
+    if kind in _classes:
+        return _classes[kind]
+    import serial
+
+    base: Any = serial.Serial
+    if kind == "rfc2217":
+        import serial.rfc2217
+
+        base = serial.rfc2217.Serial
+
+    class KeepInput(base):  # type: ignore[misc]
+        _opening = False
+
+        def open(self) -> None:
+            self._opening = True
+            try:
+                super().open()
+            finally:
+                self._opening = False
+
+        def _reset_input_buffer(self) -> None:  # posix: what open() and reset_input_buffer() call
+            if not self._opening:
+                super()._reset_input_buffer()
+
+        def reset_input_buffer(self) -> None:  # RFC 2217: open() calls this one
+            if not self._opening:
+                super().reset_input_buffer()
+
+    KeepInput.__name__ = KeepInput.__qualname__ = f"KeepInput{kind.capitalize()}Serial"
+    _classes[kind] = KeepInput
+    return KeepInput
+
+
+def lock_holders(path: str, locks: str = "/proc/locks") -> list[int]:
+    """Pids holding an ``flock``/``fcntl`` lock on the device ``path`` (best effort: [] if unknown)."""
+    try:
+        st = os.stat(path)
+        with open(locks, encoding="ascii", errors="replace") as fh:
+            table = fh.read(1 << 20)
+    except OSError:
+        return []
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids: list[int] = []
+    for line in table.splitlines():
+        fields = line.split()
+        if "->" in fields:  # a waiter, not a holder
+            continue
+        for i, f in enumerate(fields):
+            if f == dev and i > 0 and fields[i - 1].isdigit():
+                pid = int(fields[i - 1])
+                if pid not in pids:
+                    pids.append(pid)
+    return pids
+
+
+def _who(pid: int) -> str:
+    if pid == os.getpid():
+        return f"pid {pid} (this process)"
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+            comm = fh.read(64).strip()
+    except OSError:
+        return f"pid {pid}"
+    return f"pid {pid} ({''.join(c if c.isprintable() else '?' for c in comm)})"
+
+
+def busy_message(url: str, exc: BaseException) -> str:
+    pids = lock_holders(url)
+    holder = ", ".join(_who(p) for p in pids) if pids else "another program"
+    how = "has it open exclusively" if getattr(exc, "errno", None) == errno.EBUSY else "holds its lock"
+    return (
+        f"{url}: the port is in use: {holder} {how}; two readers would split the scale's data between "
+        "them, so it is not shared (stop the other program, or check that no second scale-bridge names "
+        "this port); retrying"
+    )
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _close_result(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        with contextlib.suppress(Exception):
+            fut.result().close()
+
+
+async def _closed(writer: asyncio.StreamWriter) -> None:
+    """Close and wait until the port is really closed (its lock released), within ``CLOSE_WAIT_S``."""
+    with contextlib.suppress(Exception):
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), CLOSE_WAIT_S)
+
+
 class SerialLink(StateReporter):
+    #: pyserial's and the OS's error texts name ports and errnos, never data: quoted in LinkErrors
+    failure_text = True
+
     def __init__(
         self,
         url: str,
@@ -69,6 +190,7 @@ class SerialLink(StateReporter):
         self.on_tx = on_tx
         self.polls_sent = 0
         self._poll_pending_since: float | None = None
+        self._poll_failure: LinkError | None = None
 
     def _kwargs(self) -> dict[str, Any]:
         s = self.settings
@@ -81,11 +203,47 @@ class SerialLink(StateReporter):
             "rtscts": s.rtscts,
         }
 
+    def _open_device(self) -> Any:
+        """Blocking (run in an executor): the local device, exclusively, input kept."""
+        import serial
+
+        ser = _keep_input_class("posix")(None, exclusive=True, **self._kwargs())
+        ser.port = self.url
+        try:
+            ser.open()
+        except serial.SerialException as exc:
+            if exc.errno in _BUSY_ERRNOS:
+                raise LinkError(busy_message(self.url, exc)) from exc
+            raise
+        return ser
+
+    async def _in_executor(self, opener: Callable[[], Any]) -> Any:
+        """``opener()`` in the default executor. If we are cancelled while it runs, the port it opens
+        is closed when it returns (a leaked descriptor would keep our own lock on the port)."""
+        fut = asyncio.get_running_loop().run_in_executor(None, opener)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            fut.add_done_callback(_close_result)
+            raise
+
     async def _open_async(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         import serial_asyncio_fast
 
-        return await serial_asyncio_fast.open_serial_connection(url=self.url, **self._kwargs())
+        if "://" in self.url:  # socket:// (a TCP connection: nothing to flush or lock) and other handlers
+            return await serial_asyncio_fast.open_serial_connection(url=self.url, **self._kwargs())
+        loop = asyncio.get_running_loop()
+        ser = await self._in_executor(self._open_device)
+        reader = asyncio.StreamReader(loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            transport, _ = await serial_asyncio_fast.connection_for_serial(loop, lambda: protocol, ser)
+        except BaseException:
+            ser.close()
+            raise
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
+    @says_why
     async def events(self) -> AsyncIterator[LinkEvent]:
         import serial
 
@@ -98,23 +256,27 @@ class SerialLink(StateReporter):
                         yield ev
                     raise EOFError("connection closed")
                 reader, writer = await self._open_async()
-            except (serial.SerialException, OSError, EOFError, ValueError) as exc:
+            except (serial.SerialException, OSError, EOFError, ValueError, LinkError) as exc:
                 if self._closed:
                     break
                 if isinstance(exc, ValueError):
                     raise LinkError(f"{self.url}: {exc}", transient=False) from None
+                if isinstance(exc, LinkError) and not exc.transient:
+                    raise
                 if self.connects > connects_before:  # an rfc2217 session that worked: start backoff afresh
                     delay = self._min
-                self._set_state("disconnected", f"{type(exc).__name__}: {exc}")
+                detail = str(exc) if isinstance(exc, LinkError) else f"{type(exc).__name__}: {exc}"
+                self._set_state("disconnected", detail)
                 await asyncio.sleep(delay)
                 delay = min(self._max, delay * 2)
                 continue
             self._writer = writer
             self.connects += 1
-            self._set_state("connected", self.url)
             delay = self._min
-            poller = self._start_poller()
-            try:
+            poller = None
+            try:  # from here on the port is ours: whatever happens, it is closed (its lock released)
+                self._set_state("connected", self.url)
+                poller = self._start_poller()
                 while not self._closed:
                     data = await reader.read(READ_CHUNK)
                     if not data:
@@ -125,8 +287,9 @@ class SerialLink(StateReporter):
             finally:
                 await self._stop_poller(poller)
                 self._writer = None
-                with contextlib.suppress(Exception):
-                    writer.close()
+                await _closed(writer)
+            if self._poll_failure is not None:
+                raise self._poll_failure
             if not self._closed:
                 self._set_state("disconnected", "device closed the line")
                 await asyncio.sleep(self._min)
@@ -135,15 +298,21 @@ class SerialLink(StateReporter):
     async def _threaded(self) -> AsyncIterator[LinkEvent]:
         """For URL handlers without a pollable file descriptor (rfc2217://): blocking reads with a
         short timeout in a worker thread."""
-        import serial
-
         loop = asyncio.get_running_loop()
-        ser = await loop.run_in_executor(None, lambda: serial.serial_for_url(self.url, timeout=0.5, **self._kwargs()))
+
+        def open_rfc2217() -> Any:
+            ser = _keep_input_class("rfc2217")(None, timeout=0.5, **self._kwargs())
+            ser.port = self.url
+            ser.open()
+            return ser
+
+        ser = await self._in_executor(open_rfc2217)
         self._thread_serial = ser
         self.connects += 1
-        self._set_state("connected", self.url)
-        poller = self._start_poller()
+        poller = None
         try:
+            self._set_state("connected", self.url)
+            poller = self._start_poller()
             while not self._closed:
                 data = await loop.run_in_executor(None, lambda: ser.read(max(1, ser.in_waiting)))
                 if data:
@@ -153,6 +322,8 @@ class SerialLink(StateReporter):
             self._thread_serial = None
             with contextlib.suppress(Exception):
                 ser.close()
+        if self._poll_failure is not None:
+            raise self._poll_failure
 
     def _rx(self, data: bytes) -> LinkEvent:
         self.last_rx_at = _now()
@@ -163,7 +334,25 @@ class SerialLink(StateReporter):
         if self.poll_command is None:
             return None
         self._poll_pending_since = None
-        return asyncio.create_task(self._poll_loop(self.poll_command), name=f"poll:{self.url}")
+        task = asyncio.create_task(self._poll_loop(self.poll_command), name=f"poll:{self.url}")
+        task.add_done_callback(self._poller_done)
+        return task
+
+    def _poller_done(self, task: asyncio.Task[None]) -> None:
+        """A poller that dies of an unexpected error ends the connection, and ``events()`` raises it:
+        a command/response scale that is no longer polled sends nothing, and must not do so silently."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        self._poll_failure = unexpected_failure(self.name, exc, with_text=True)
+        self._poll_failure.__cause__ = exc
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()  # the read loop sees the end of the stream
+        if self._thread_serial is not None:
+            with contextlib.suppress(Exception):
+                self._thread_serial.close()
 
     @staticmethod
     async def _stop_poller(poller: asyncio.Task[None] | None) -> None:

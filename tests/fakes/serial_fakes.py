@@ -111,10 +111,10 @@ class PtyDevice:
 
 
 class TcpDevice:
-    """A raw TCP serial server (ser2net raw mode): sends ``payload`` to each client. pyserial's
-    ``socket://`` flushes its input when it opens, so the server waits ``settle_s`` after accept."""
+    """A raw TCP serial server (ser2net raw mode): sends ``payload`` to each client. ``settle_s``: a
+    pause after accept before the client counts as connected (0: the link flushes nothing on open)."""
 
-    def __init__(self, settle_s: float = 0.2) -> None:
+    def __init__(self, settle_s: float = 0.0) -> None:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.settle_s = settle_s

@@ -55,7 +55,6 @@ class Recorder:
     def wait_connected(self) -> None:
         wait_for(lambda: "link connected" in self.stderr(), "the recorder to connect", timeout_s=30, interval_s=0.02,
                  alive=exited(self.proc, self.stderr))
-        time.sleep(0.1)  # pyserial flushes input right after open
 
     def wait(self) -> int:
         try:

@@ -57,7 +57,6 @@ def test_daemon_survives_unplug_and_replug(tmp_path: Path, simulator: Any) -> No
         back = time.monotonic()
         wait_for(lambda: len(connects(log)) == 2, "the reconnect after replug", timeout_s=RECONNECT_DEADLINE_S)
         seen_after_s = time.monotonic() - back
-        time.sleep(0.1)  # pyserial flushes input right after open
         dev.write(tanita_line("0000003220338716", 80.9, time_hhmm="08:05"))
         wait_for(
             lambda: simulator.call(lambda: len(simulator.state.weighings)) == 2,

@@ -118,7 +118,7 @@ def test_pty_by_path_and_by_id_symlink(via: str, pty_device: PtyDevice, by_id_de
 
 
 def test_socket_url_against_raw_tcp_device() -> None:
-    device = TcpDevice(settle_s=0.2)  # pyserial flushes input on open: send only after it settled
+    device = TcpDevice()  # sends as soon as the connection is accepted: nothing is flushed on open
 
     async def main() -> None:
         link = SerialLink(device.url, _tanita_settings())
@@ -174,7 +174,7 @@ def test_rfc2217_session_dropped_by_the_server_reconnects(pty_device: PtyDevice)
             await wait_until(
                 lambda: link.connects == 2 and link.state == "connected", RECONNECT_DEADLINE_S, "the second session"
             )
-            await asyncio.sleep(0.3)  # negotiation settles; pyserial flushes input on open
+            # no pause: the link does not purge the server's buffer when it opens (test_lines_written_while...)
             pty_device.write(tanita_line(weight_kg=64.9))
             await wait_until(lambda: len(r.readings) == 2, 10, "the reading after the reconnect")
         assert weights(r) == [64.4, 64.9]
@@ -290,5 +290,179 @@ def test_polling_sends_while_connected_and_waits_for_replies(pty_device: PtyDevi
         assert weights(r)[:3] == [75.0, 76.0, 77.0]
         assert all(e.kind is EventKind.TX and e.payload == b"S\r\n" for e in tx)
         assert len(tx) == link.polls_sent
+
+    run(main)
+
+
+# ---- opening: bytes kept, the port not shared (issue 14: "a restart loses what the kernel buffered") ----
+
+
+class ClosedPty:
+    """A pty whose device side nobody has open: the "scale" (the master) keeps writing, as a scale does
+    while the daemon restarts; the kernel keeps what it wrote for the next opener."""
+
+    def __init__(self) -> None:
+        import tty
+
+        self.master, slave = os.openpty()
+        tty.setraw(self.master)
+        tty.setraw(slave)
+        self.path = os.ttyname(slave)
+        os.close(slave)
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def close(self) -> None:
+        os.close(self.master)
+
+
+@pytest.fixture
+def closed_pty():  # type: ignore[no-untyped-def]
+    dev = ClosedPty()
+    yield dev
+    dev.close()
+
+
+def test_lines_written_while_nothing_has_the_port_open_are_read_once_the_link_opens(closed_pty: ClosedPty) -> None:
+    """pyserial's open() flushes the input buffer; the link must not: a weighing sent while the daemon
+    was down is still in the kernel's buffer, and is read, once, by the next opener."""
+
+    async def main() -> None:
+        closed_pty.write(tanita_line(weight_kg=61.5))  # before anything ever opened the port
+        first = SerialLink(closed_pty.path, _tanita_settings())
+        async with Run(first) as r1:
+            await wait_until(lambda: r1.readings, 10, "the line written before the port was opened")
+        assert weights(r1) == [61.5]
+        # the "daemon" is gone (the port closed: its lock released); the scale sends two more weighings
+        closed_pty.write(tanita_line(weight_kg=62.5) + tanita_line(weight_kg=63.5))
+        second = SerialLink(closed_pty.path, _tanita_settings())
+        async with Run(second) as r2:
+            await wait_until(lambda: len(r2.readings) >= 2, 10, "the lines written while nothing had the port open")
+            closed_pty.write(tanita_line(weight_kg=64.5))
+            await wait_until(lambda: len(r2.readings) >= 3, 10, "a line written after the open")
+        assert weights(r2) == [62.5, 63.5, 64.5]  # each exactly once, in order
+
+    run(main)
+
+
+HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # what pyserial's exclusive=True does
+print("held", flush=True)
+sys.stdin.read()                                  # until the test closes our stdin
+"""
+
+
+def test_a_port_held_by_another_process_is_not_shared_and_the_error_names_it(closed_pty: ClosedPty) -> None:
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, closed_pty.path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    states: list[tuple[str, str]] = []
+
+    async def main() -> None:
+        assert holder.stdout is not None
+        assert await asyncio.to_thread(holder.stdout.readline) == "held\n"
+        link = SerialLink(
+            closed_pty.path, _tanita_settings(), reconnect_max_s=0.5, on_state=lambda s, d: states.append((s, d))
+        )
+        async with Run(link) as r:
+            await wait_until(lambda: states, 10, "the first open attempt")
+            closed_pty.write(tanita_line(weight_kg=70.5))  # sent while the other program has the port
+            await wait_until(lambda: len(states) >= 3, 10, "a few retries")
+            assert link.connects == 0 and link.state == "disconnected"
+            state, detail = states[0]
+            assert state == "disconnected"
+            assert detail.startswith(f"{closed_pty.path}: the port is in use: pid {holder.pid} (python")
+            assert "holds its lock" in detail and "retrying" in detail
+            assert holder.stdin is not None
+            holder.stdin.close()  # the other program lets go
+            await asyncio.to_thread(holder.wait, 10)
+            await wait_until(lambda: link.state == "connected", RECONNECT_DEADLINE_S, "the open once it is free")
+            await wait_until(lambda: r.readings, 10, "the weighing sent while the port was held")
+        assert weights(r) == [70.5]
+
+    try:
+        run(main)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait(5)
+        for pipe in (holder.stdin, holder.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def test_two_links_on_one_port_the_second_waits_naming_this_process(closed_pty: ClosedPty) -> None:
+    second_states: list[tuple[str, str]] = []
+
+    async def main() -> None:
+        first = SerialLink(closed_pty.path, _tanita_settings())
+        second = SerialLink(closed_pty.path, _tanita_settings(), on_state=lambda s, d: second_states.append((s, d)))
+        async with Run(first):
+            await wait_until(lambda: first.state == "connected", 10, "the first link")
+            async with Run(second):
+                await wait_until(lambda: second_states, 10, "the second link's first attempt")
+                assert second.connects == 0
+        assert second_states[0][0] == "disconnected"
+        assert f"pid {os.getpid()} (this process) holds its lock" in second_states[0][1]
+
+    run(main)
+
+
+# ---- a link that dies says why ------------------------------------------------------------------------
+
+
+def test_an_unexpected_error_inside_events_ends_as_a_link_error_with_the_cause(closed_pty: ClosedPty) -> None:
+    """Anything events() did not expect (here: the state callback raising) ends the stream as a
+    LinkError that names the link, the exception type and where it was raised; the original is chained."""
+    from drivers.errors import LinkError
+
+    def on_state(state: str, detail: str) -> None:
+        if state == "connected":
+            raise RuntimeError("callback broke")
+
+    async def main() -> None:
+        link = SerialLink(closed_pty.path, _tanita_settings(), on_state=on_state)
+        with pytest.raises(LinkError) as caught:
+            async for _ in link.events():
+                pass
+        err = caught.value
+        assert err.transient is False
+        assert str(err).startswith(f"serial:{closed_pty.path}: stopped by an unexpected RuntimeError at test_")
+        assert str(err).endswith(": callback broke")
+        assert isinstance(err.__cause__, RuntimeError)
+        again = SerialLink(closed_pty.path, _tanita_settings())  # the dead link closed the port: it is free
+        async with Run(again):
+            await wait_until(lambda: again.state == "connected", 10, "the port to be free again")
+
+    run(main)
+
+
+def test_a_poller_that_dies_ends_the_stream_with_the_cause(closed_pty: ClosedPty) -> None:
+    """MT-SICS: a balance that is no longer polled sends nothing; a dead poller must not leave the link
+    looking connected and silent."""
+    from drivers.errors import LinkError
+
+    spec = get("mt_sics")
+
+    def on_tx(ev: LinkEvent) -> None:
+        raise ValueError("tx hook broke")
+
+    async def main() -> None:
+        link = SerialLink(
+            closed_pty.path, spec.serial or _tanita_settings(), poll_command=spec.poll_command, poll_interval_s=0.05,
+            on_tx=on_tx,
+        )
+        with pytest.raises(LinkError) as caught:
+            async for _ in link.events():
+                pass
+        assert "stopped by an unexpected ValueError" in str(caught.value)
+        assert str(caught.value).endswith(": tx hook broke")
+        assert link.polls_sent == 0
 
     run(main)
