@@ -25,6 +25,8 @@ from .outbox import JobState
 from .pairing import CardExpired, CardRead, CardSuperseded, Ignored, Paired, Pairing, PairingEvent, Unidentified
 from .plausibility import park_reason
 
+#: devices whose decoders are kept at once (one per BLE address); older ones are flushed and dropped
+MAX_DECODERS = 64
 UNIDENTIFIED_NOTE = "no member: no card read within the pairing window and no ID on the scale"
 
 
@@ -109,11 +111,18 @@ class Intake:
         self.frames = 0
         self.rejected = 0
 
-    def _decoder(self, event: LinkEvent) -> Decoder:
+    def _decoder(self, event: LinkEvent, out: list[Outcome]) -> Decoder:
+        """The decoder of this event's device, most recently used last. Past ``MAX_DECODERS`` devices
+        (a neighbour cycling BLE addresses) the least recently used one is flushed through pairing and
+        dropped, so memory stays bounded and nothing it held is lost."""
         key = event.address or ""
-        dec = self._decoders.get(key)
+        dec = self._decoders.pop(key, None)
         if dec is None:
-            dec = self._decoders[key] = self.spec.new_decoder()
+            dec = self.spec.new_decoder()
+        self._decoders[key] = dec
+        while len(self._decoders) > MAX_DECODERS:
+            old = next(iter(self._decoders))
+            out.extend(self.session_ended(old or None, event.received_at))
         return dec
 
     def feed(self, event: LinkEvent) -> list[Outcome]:
@@ -128,7 +137,7 @@ class Intake:
         for frame in frames:
             self.frames += 1
             try:
-                results = self._decoder(event).decode(frame, event.channel)
+                results = self._decoder(event, out).decode(frame, event.channel)
             except FrameError as exc:
                 self.rejected += 1
                 out.append(Rejected(exc, frame))

@@ -473,13 +473,10 @@ def test_found_an_inbody_absurd_height_beside_a_bmi_does_not_overflow(height: st
         get("inbody").new_decoder().decode(frame, "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by the long profile: Intake keeps one decoder per BLE address for ever (bridge/intake.py "
-    "Intake._decoder); a neighbour cycling addresses grows the daemon without bound. The fix is the lead's "
-    "(intake.py is being moved): docs/reliability.md, 'Hostile input: the proofs'.",
-)
 def test_found_intake_memory_is_bounded_whatever_the_number_of_ble_addresses() -> None:
+    """Found by the long profile: Intake kept one decoder per BLE address for ever; a neighbour
+    cycling addresses grew the daemon without bound (fixed: a bounded decoder cache, the evicted
+    decoder flushed through pairing)."""
     import tracemalloc
 
     spec = get("ble_standard")
