@@ -141,7 +141,7 @@ def _kill_loop(lane: Lane, kills: int, rng: random.Random) -> None:
     for _ in range(kills):
         proc = _spawn(lane)
         if rng.random() < 0.5:
-            time.sleep(rng.uniform(0.1, 2.0))
+            time.sleep(rng.uniform(0.1, 1.2))  # startup, capture, the first uploads
         else:
             give_up = time.monotonic() + 4.0
             while time.monotonic() < give_up and proc.poll() is None and _outbox_counts(lane)[2] == 0:

@@ -22,7 +22,9 @@ import pytest
 
 from .machine import REPO, Machine, MachineError, ensure_rootfs, ensure_wheels, install_simulator, missing_requirements
 
-pytestmark = [pytest.mark.nspawn, pytest.mark.timeout(2400)]
+# about 90 s (a package built in the container): behind -m slow to keep the suite under 10 minutes;
+# run it after any change to debian/, systemd/ or the Makefile's deb target: pytest -m slow tests/system
+pytestmark = [pytest.mark.nspawn, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 SIM_PORT = 8080
 API_KEY = "sim-key-studio-a"
