@@ -31,7 +31,7 @@ from types import MappingProxyType
 
 from ._vendor_frames import VendorFramer, check, require, u16le, xor8
 from .bleuuid import full_uuid
-from .gatt import Action, ExchangeContext, Subscribe, Write
+from .gatt import Action, ExchangeContext, StartOnly, Subscribe, Write
 from .model import DeviceReport, Measurement, ParseResult, Reading
 from .registry import BleMatcher, BleMode, DriverSpec, LinkKind
 
@@ -146,28 +146,15 @@ def clock_command(wall_time_s: float) -> bytes:
     return bytes([0xF1, t.year >> 8, t.year & 0xFF, t.month, t.day, t.hour, t.minute, t.second])
 
 
-class EufyExchange:
+class EufyExchange(StartOnly):
     def __init__(self, context: ExchangeContext) -> None:
         self._wall_time_s = context.wall_time_s
-
-    @property
-    def deadline_s(self) -> float | None:
-        return None
 
     def start(self, *, now_s: float) -> list[Action]:
         actions: list[Action] = [Subscribe(NOTIFY), Write(WRITE, mode_command(), with_response=False)]
         if self._wall_time_s is not None:
             actions.append(Write(WRITE, clock_command(self._wall_time_s), with_response=False))
         return actions
-
-    def on_notify(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
-        return []
-
-    def on_read(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
-        return []
-
-    def on_timeout(self, *, now_s: float) -> list[Action]:
-        return []
 
 
 def make_exchange(context: ExchangeContext) -> EufyExchange:

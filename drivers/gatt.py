@@ -159,19 +159,22 @@ class Exchange(Protocol):
     def on_timeout(self, *, now_s: float) -> list[Action]: ...
 
 
-class SubscribeOnly:
-    """The exchange of a scale that needs nothing but subscriptions (the default for GATT drivers)."""
+def offered(context: ExchangeContext, uuids: tuple[str, ...]) -> list[str]:
+    """The ``uuids`` the device offers (all of them when service discovery listed none)."""
+    have = context.characteristics
+    return [u for u in uuids if not have or u in have]
 
-    def __init__(self, characteristics: tuple[str, ...], context: ExchangeContext) -> None:
-        offered = context.characteristics
-        self._uuids = [u for u in characteristics if not offered or u in offered]
+
+class StartOnly:
+    """An exchange whose every action is made at ``start``: it answers nothing afterwards and has no
+    deadline. Subclasses give ``start``."""
 
     @property
     def deadline_s(self) -> float | None:
         return None
 
     def start(self, *, now_s: float) -> list[Action]:
-        return [Subscribe(u) for u in self._uuids]
+        raise NotImplementedError
 
     def on_notify(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
         return []
@@ -181,3 +184,13 @@ class SubscribeOnly:
 
     def on_timeout(self, *, now_s: float) -> list[Action]:
         return []
+
+
+class SubscribeOnly(StartOnly):
+    """The exchange of a scale that needs nothing but subscriptions (the default for GATT drivers)."""
+
+    def __init__(self, characteristics: tuple[str, ...], context: ExchangeContext) -> None:
+        self._uuids = offered(context, characteristics)
+
+    def start(self, *, now_s: float) -> list[Action]:
+        return [Subscribe(u) for u in self._uuids]

@@ -27,7 +27,7 @@ from ._vendor_frames import require, u16le, u32le
 from .bleuuid import full_uuid
 from .errors import FrameError
 from .framing import PassthroughFramer
-from .gatt import Action, ExchangeContext, Subscribe, Write
+from .gatt import Action, ExchangeContext, StartOnly, Subscribe, Write, offered
 from .model import DeviceReport, Measurement, ParseResult, Reading
 from .registry import BleMatcher, BleMode, DriverSpec, LinkKind
 
@@ -111,33 +111,19 @@ def unlock_command(name: str | None, wall_time_s: float) -> bytes:
     return bytes([UNLOCK]) + seconds.to_bytes(4, "little")
 
 
-class MedisanaExchange:
+class MedisanaExchange(StartOnly):
     """Subscribe to the three indications, then write the unlock (time) command."""
 
     def __init__(self, context: ExchangeContext) -> None:
-        offered = context.characteristics
-        self._subscribe = [u for u in (WEIGHT, FEATURE, CUSTOM) if not offered or u in offered]
+        self._subscribe = offered(context, (WEIGHT, FEATURE, CUSTOM))
         self._name = context.name
         self._wall_time_s = context.wall_time_s
-
-    @property
-    def deadline_s(self) -> float | None:
-        return None
 
     def start(self, *, now_s: float) -> list[Action]:
         actions: list[Action] = [Subscribe(u) for u in self._subscribe]
         if self._wall_time_s is not None:
             actions.append(Write(COMMAND, unlock_command(self._name, self._wall_time_s)))
         return actions
-
-    def on_notify(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
-        return []
-
-    def on_read(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
-        return []
-
-    def on_timeout(self, *, now_s: float) -> list[Action]:
-        return []
 
 
 def make_exchange(context: ExchangeContext) -> MedisanaExchange:

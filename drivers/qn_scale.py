@@ -46,6 +46,7 @@ from types import MappingProxyType
 from ._vendor_frames import VendorFramer, channel_uuid, check, require, sum8, u16be
 from .bleuuid import full_uuid
 from .gatt import Action, Disconnect, ExchangeContext, Subscribe, Write
+from .gatt import offered as gatt_offered
 from .model import DeviceReport, Measurement, ParseResult, Reading
 from .registry import BleMatcher, BleMode, DriverSpec, LinkKind
 
@@ -184,7 +185,7 @@ class QnExchange:
             self._subscribe = [NOTIFY_T2]
             self._config_char = self._time_char = WRITE_T2
         else:
-            self._subscribe = [u for u in (NOTIFY_T1, INDICATE_T1) if not offered or u in offered]
+            self._subscribe = gatt_offered(context, (NOTIFY_T1, INDICATE_T1))
             self._config_char, self._time_char = CONFIG_T1, TIME_T1
         if AE_NOTIFY in offered:
             self._subscribe.append(AE_NOTIFY)
