@@ -8,13 +8,12 @@ from .intake import UNIDENTIFIED_NOTE
 from .runtime.assembly import REPLAY_DEDUPE_S
 from .runtime.daemon import Daemon
 from .runtime.housekeeping import RETENTION_EVERY_S
-from .runtime.links import STREAM_CARD_SOURCES, build_card_link, build_scale_link, replay_clock, serial_settings
+from .runtime.links import build_card_link, build_scale_link, replay_clock, serial_settings
 from .runtime.shutdown import stop_timeout_s
 
 __all__ = [
     "REPLAY_DEDUPE_S",
     "RETENTION_EVERY_S",
-    "STREAM_CARD_SOURCES",
     "UNIDENTIFIED_NOTE",
     "Daemon",
     "build_card_link",

@@ -131,7 +131,7 @@ def _card_reader_problems(c: CardsConfig) -> list[ConfigProblem]:
     out: list[ConfigProblem] = []
     kind = CARD_SOURCES.get(str(c.source))
     device = kind.device if kind is not None else DeviceKind.NONE
-    reader_path = c.device if device in (DeviceKind.PATH, DeviceKind.PORT) and "://" not in c.device else ""
+    reader_path = c.device if kind is not None and kind.device_file and "://" not in c.device else ""
     if reader_path and (problem := _device_problem("cards.device", reader_path, "card reader")):
         out.append(problem)
     if device is DeviceKind.SOCKET and c.device:

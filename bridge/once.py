@@ -75,7 +75,7 @@ def _check_input(cfg: Config) -> None:
     from drivers.links.cards import CARD_SOURCES, DeviceKind
 
     kind = CARD_SOURCES.get(str(cfg.cards.source))
-    if kind is not None and kind.device in (DeviceKind.PATH, DeviceKind.PORT):
+    if kind is not None and kind.device_file:
         check_device(cfg.cards.device, what="card reader")
         if kind.device is DeviceKind.PORT:
             check_port(cfg.cards.device, what="card reader")

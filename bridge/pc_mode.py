@@ -281,7 +281,7 @@ def pc_mode_for(cfg: Config, spec: DriverSpec, link: Any, client: PlatformClient
             reason=f"PC mode exists only for {', '.join(sorted(_families()))}; ignoring [scale] pc_mode",
         )
         return None
-    if cfg.cards.source in ("scale_id", "capture"):
+    if not cfg.cards.has_reader:
         log.warning(
             "pc_mode_without_card_reader",
             source=cfg.cards.source,

@@ -156,9 +156,12 @@ def _card_source_spec(args: argparse.Namespace) -> tuple[str, str, str, int]:
     except (OSError, BridgeError) as exc:
         raise LinkError(f"no --source given and no usable config ({path}: {exc})", transient=False) from None
     c = cfg.cards
-    if c.source in ("scale_id", "capture"):
+    if not c.has_reader:
         raise LinkError(f'the config has no card reader (cards.source = "{c.source}"); give --source', transient=False)
-    if c.source in ("evdev", "serial"):
+    from drivers.links.cards import CARD_SOURCES
+
+    kind = CARD_SOURCES.get(str(c.source))
+    if kind is not None and kind.device_file:
         from ..portcheck import check_device
 
         check_device(c.device, what="card reader")

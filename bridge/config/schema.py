@@ -125,6 +125,11 @@ class CardsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froz
     protocol: CardProtocol = CardProtocol.RDM6300
     baudrate: int = 9600
 
+    @property
+    def has_reader(self) -> bool:
+        """A card link of its own (not the scale's ID field or the capture's card events)."""
+        return str(self.source) not in STREAM_SOURCES.values()
+
 
 class PairingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     window_s: float = 60.0

@@ -27,15 +27,11 @@ def serial_settings(cfg: Config, spec: DriverSpec) -> SerialSettings:
     )
 
 
-#: card sources whose events come from the scale's own stream (no second clock)
-STREAM_CARD_SOURCES = frozenset({"scale_id", "capture"})
-
-
 def replay_clock(cfg: Config) -> ReplayClock:
     """A capture replayed alone runs on its own clock. Beside a live card reader it is re-based to the
     host clock (played in real time, each event stamped when played), so that both streams that meet
     in pairing are on one clock."""
-    return ReplayClock.CAPTURE if cfg.cards.source in STREAM_CARD_SOURCES else ReplayClock.HOST
+    return ReplayClock.HOST if cfg.cards.has_reader else ReplayClock.CAPTURE
 
 
 ReplayPause = tuple[float, Callable[[float], Awaitable[None]]]
@@ -89,7 +85,7 @@ def build_scale_link(
 
 def build_card_link(cfg: Config, on_state: Callable[[str, str], None]) -> Link | None:
     c = cfg.cards
-    if c.source in ("scale_id", "capture"):
+    if not c.has_reader:
         return None
     from drivers.links.cards import from_config
 

@@ -530,6 +530,11 @@ class CardSourceKind:
     extra: str | None = None
     example: str = ""
 
+    @property
+    def device_file(self) -> bool:
+        """``[cards] device`` names a device file that must exist (not a socket, not a URL's host)."""
+        return self.device in (DeviceKind.PATH, DeviceKind.PORT)
+
 
 def _evdev(a: CardSourceArgs) -> Link:
     return EvdevCardSource(a.device, scale=a.scale, on_state=a.on_state)
