@@ -34,6 +34,7 @@ from dataclasses import asdict
 from typing import Any
 
 from drivers.errors import LinkError
+from drivers.links.cards import CARD_SOURCES
 
 from ..errors import EX_UNAVAILABLE, BridgeError, UsageError
 
@@ -158,10 +159,7 @@ def _card_source_spec(args: argparse.Namespace) -> tuple[str, str, str, int]:
     c = cfg.cards
     if not c.has_reader:
         raise LinkError(f'the config has no card reader (cards.source = "{c.source}"); give --source', transient=False)
-    from drivers.links.cards import CARD_SOURCES
-
-    kind = CARD_SOURCES.get(str(c.source))
-    if kind is not None and kind.device_file:
+    if CARD_SOURCES[str(c.source)].device_file:  # has_reader: a kind of the table
         from ..portcheck import check_device
 
         check_device(c.device, what="card reader")
