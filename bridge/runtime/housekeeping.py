@@ -80,11 +80,7 @@ class Housekeeping:
             last_weighing_at=self.pump.counters.last_weighing_at,
             queue=QueueFigures.from_stats(self.outbox.stats(), now),
             intake=self.pump.figures(),
-            uploads=UploadFigures(
-                c.delivered, c.retries, c.ambiguous, c.rate_limited, c.dead_letters, c.auth_failures
-            )
-            if c is not None
-            else UploadFigures(),
+            uploads=c.figures() if c is not None else UploadFigures(),
             benefit=up.benefit_figures() if up is not None else BenefitFigures(),
             auth_rejected=up is not None and up.auth_error is not None,
             storage_error=self.pump.storage_error,

@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import AuthRejected, PlatformError, StorageError
 from ..outbox import Job
 from ..pacing import retry_delay
+from ..status import UploadFigures
 from .policy import DeadLetter, Decision, Park, PauseEndpoint, Retry, Rules, StopAll, retry_after_s
 from .store import UploadStore
 
@@ -28,6 +29,12 @@ class UploadCounters:
     dead_letters: int = 0
     auth_failures: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+
+    def figures(self) -> UploadFigures:
+        """The published (frozen) figures of these counters, for the daemon's status."""
+        return UploadFigures(
+            self.delivered, self.retries, self.ambiguous, self.rate_limited, self.dead_letters, self.auth_failures
+        )
 
 
 @dataclass
