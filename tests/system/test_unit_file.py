@@ -100,22 +100,26 @@ def test_verify_catches_a_missing_binary(tmp_path: Path, verify_root: Path) -> N
     assert "/opt/scale-bridge/venv/bin/scale-bridge" in res.stdout + res.stderr
 
 
-@needs_analyze
-def test_security_exposure_at_most_1_5() -> None:
+def assert_exposure_at_most_1_5(unit: Path) -> None:
+    """``systemd-analyze security --offline`` on ``unit``: overall exposure <= MAX_EXPOSURE, exit 0."""
     assert analyze is not None
     res = subprocess.run(
-        [analyze, "security", "--offline=true", "--threshold=15", "--no-pager", str(UNIT)],
+        [analyze, "security", "--offline=true", "--threshold=15", "--no-pager", str(unit)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     out = res.stdout + res.stderr
-    m = re.search(r"Overall exposure level for scale-bridge\.service: (\d+(?:\.\d+)?)", out)
+    m = re.search(rf"Overall exposure level for {re.escape(unit.name)}: (\d+(?:\.\d+)?)", out)
     assert m is not None, out
-    exposure = float(m.group(1))
-    assert exposure <= MAX_EXPOSURE, out
+    assert float(m.group(1)) <= MAX_EXPOSURE, out
     assert res.returncode == 0, out
+
+
+@needs_analyze
+def test_security_exposure_at_most_1_5() -> None:
+    assert_exposure_at_most_1_5(UNIT)
 
 
 def test_unit_keeps_the_design_decisions() -> None:
@@ -218,21 +222,9 @@ def _settings(path: Path) -> dict[str, list[str]]:
 @needs_analyze
 def test_template_security_exposure_at_most_1_5(tmp_path: Path) -> None:
     """Analysed as an instance (what systemd runs), scale-bridge@reception.service."""
-    assert analyze is not None
     inst = tmp_path / "scale-bridge@reception.service"
     shutil.copy2(TEMPLATE, inst)
-    res = subprocess.run(
-        [analyze, "security", "--offline=true", "--threshold=15", "--no-pager", str(inst)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    out = res.stdout + res.stderr
-    m = re.search(r"Overall exposure level for scale-bridge@reception\.service: (\d+(?:\.\d+)?)", out)
-    assert m is not None, out
-    assert float(m.group(1)) <= MAX_EXPOSURE, out
-    assert res.returncode == 0, out
+    assert_exposure_at_most_1_5(inst)
 
 
 @needs_analyze
