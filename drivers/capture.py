@@ -107,6 +107,37 @@ def parse_header(line: str) -> CaptureHeader:
     return CaptureHeader(driver, link, note if isinstance(note, str) else "", started, extra)
 
 
+def _event_t_s(doc: dict[str, Any], line_no: int) -> float:
+    """The event's ``t``: seconds since the capture's start, in range."""
+    t = doc.get("t", 0.0)
+    if isinstance(t, bool) or not isinstance(t, int | float):
+        raise CaptureError('"t" must be a non-negative number of seconds', line_no)
+    try:
+        t_s = float(t)
+    except OverflowError:
+        t_s = math.inf
+    if not 0 <= t_s <= MAX_T_S:  # NaN fails both comparisons
+        raise CaptureError(f'"t" must be between 0 and {MAX_T_S:.0f} seconds', line_no)
+    return t_s
+
+
+def _event_payload(doc: dict[str, Any], kind: EventKind, line_no: int) -> bytes:
+    """The event's bytes: ``hex``, or a card's printable ``value``."""
+    if "hex" in doc:
+        if not isinstance(doc["hex"], str):
+            raise CaptureError('"hex" must be a string of hexadecimal digits', line_no)
+        try:
+            return bytes.fromhex(doc["hex"])
+        except ValueError:
+            raise CaptureError('"hex" is not hexadecimal', line_no) from None
+    if kind is EventKind.CARD and isinstance(doc.get("value"), str):
+        value = doc["value"]
+        if not (value.isascii() and value.isprintable()):
+            raise CaptureError('card "value" must be printable ASCII', line_no)
+        return bytes(value.encode("ascii"))
+    raise CaptureError('event needs "hex" (or "value" for a card)', line_no)
+
+
 def parse_event(line: str, line_no: int, start: datetime) -> CaptureEvent:
     """One event line. Raises only CaptureError (with ``line_no``), whatever the line holds."""
     doc = _loads(line, line_no, "event")
@@ -117,29 +148,8 @@ def parse_event(line: str, line_no: int, start: datetime) -> CaptureEvent:
         kind = EventKind(kind_text if isinstance(kind_text, str) else "")
     except ValueError:
         raise CaptureError(f"unknown event kind {str(kind_text)[:20]!r}", line_no) from None
-    t = doc.get("t", 0.0)
-    if isinstance(t, bool) or not isinstance(t, int | float):
-        raise CaptureError('"t" must be a non-negative number of seconds', line_no)
-    try:
-        t_s = float(t)
-    except OverflowError:
-        t_s = math.inf
-    if not 0 <= t_s <= MAX_T_S:  # NaN fails both comparisons
-        raise CaptureError(f'"t" must be between 0 and {MAX_T_S:.0f} seconds', line_no)
-    if "hex" in doc:
-        if not isinstance(doc["hex"], str):
-            raise CaptureError('"hex" must be a string of hexadecimal digits', line_no)
-        try:
-            payload = bytes.fromhex(doc["hex"])
-        except ValueError:
-            raise CaptureError('"hex" is not hexadecimal', line_no) from None
-    elif kind is EventKind.CARD and isinstance(doc.get("value"), str):
-        value = doc["value"]
-        if not (value.isascii() and value.isprintable()):
-            raise CaptureError('card "value" must be printable ASCII', line_no)
-        payload = value.encode("ascii")
-    else:
-        raise CaptureError('event needs "hex" (or "value" for a card)', line_no)
+    t_s = _event_t_s(doc, line_no)
+    payload = _event_payload(doc, kind, line_no)
     channel = doc.get("channel") or doc.get("service_uuid") or doc.get("characteristic") or ""
     if not isinstance(channel, str):
         raise CaptureError('"channel" must be a string', line_no)

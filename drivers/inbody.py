@@ -487,6 +487,10 @@ class _Acc:
         if spellings & _LBM:
             self.lbm = _convert(v, unit, _Kind.MASS, self.mass_unit) if self.lbm is None else self.lbm
             return
+        self._add_segment(key, spellings, v, unit)
+
+    def _add_segment(self, key: str, spellings: set[str], v: float, unit: str) -> None:
+        """A segmental value (the longest spelling that names a segment decides which)."""
         for spelling in sorted(spellings, key=len, reverse=True):
             found = _segment_of(spelling)
             if found is None:
@@ -527,6 +531,68 @@ def _bmi_unit_check(values: Mapping[str, float], declared: MassUnit) -> None:
         )
 
 
+def _accumulate(answers: Mapping[Any, Any], wanted: str | None, unit: MassUnit, frame: bytes) -> _Acc:
+    """Every value of the records of the wanted test, the full answer first: its values win over the
+    abbreviated ones."""
+    acc = _Acc(unit)
+    for endpoint in sorted(answers, key=lambda e: (0 if "full" in str(e).lower() else 1, str(e))):
+        text = answers[endpoint]
+        if not isinstance(text, str):
+            raise FrameError("an answer is not text", frame[:64])
+        try:
+            parsed = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            acc.notes.append(f"{endpoint}: answer is not JSON")
+            continue
+        for record in _records(parsed, wanted):
+            for k, v in record.items():
+                acc.add(k, v)
+    return acc
+
+
+_PARTS_OF_WEIGHT = (
+    "fat_mass_kg",
+    "skeletal_muscle_mass_kg",
+    "total_body_water_kg",
+    "fat_free_mass_kg",
+    "soft_lean_mass_kg",
+)
+
+
+def _sane_values(acc: _Acc, frame: bytes) -> float:
+    """Drop (with a note) what is out of range or heavier than the person; returns the weight (kg)."""
+    values = acc.values
+    for attr in list(values):
+        lo, hi = _RANGES[attr]
+        if not lo <= values[attr] <= hi:
+            acc.notes.append(f"{attr} {values[attr]:g} outside {lo:g}..{hi:g}: dropped")
+            del values[attr]
+    weight = values.get("weight_kg")
+    if weight is None:
+        raise FrameError("no usable weight in the answer", frame[:64])
+    for attr in _PARTS_OF_WEIGHT:
+        if attr in values and values[attr] > weight:
+            acc.notes.append(f"{attr} {values[attr]:g} above the weight: dropped")
+            del values[attr]
+    if "fat_free_mass_kg" not in values and acc.lbm is not None and "fat_mass_kg" in values:
+        if abs(weight - values["fat_mass_kg"] - acc.lbm) <= 0.3:
+            values["fat_free_mass_kg"] = acc.lbm
+        else:
+            acc.notes.append("LBM is not weight - BFM here: not sent as fat-free mass")
+    if "visceral_fat_rating" in values:
+        values["visceral_fat_rating"] = float(values["visceral_fat_rating"])
+    return weight
+
+
+def _segments(acc: _Acc, weight_kg: float) -> dict[Segment, SegmentValues]:
+    segments: dict[Segment, SegmentValues] = {}
+    limit_kg = min(weight_kg, _RANGES["segment"][1])
+    for segment in set(acc.segments) | set(acc.seg_muscle):
+        seg = {k: v for k, v in acc.segments.get(segment, {}).items() if 0 <= v <= limit_kg}
+        segments[segment] = SegmentValues(**seg, muscle_mass_kg=acc.seg_muscle.get(segment))
+    return segments
+
+
 def _reading_from(doc: Mapping[str, Any], frame: bytes) -> Reading:
     account = _str_field(doc, "account")
     user_id = _str_field(doc, "user_id").strip()
@@ -541,52 +607,11 @@ def _reading_from(doc: Mapping[str, Any], frame: bytes) -> Reading:
     if not isinstance(answers, dict) or not answers:
         raise FrameError("envelope has no answers", frame[:64])
     wanted = compact_time(datetimes)
-    acc = _Acc(unit)
-    # the full answer first: its values win over the abbreviated ones
-    for endpoint in sorted(answers, key=lambda e: (0 if "full" in str(e).lower() else 1, str(e))):
-        text = answers[endpoint]
-        if not isinstance(text, str):
-            raise FrameError("an answer is not text", frame[:64])
-        try:
-            parsed = json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError):
-            acc.notes.append(f"{endpoint}: answer is not JSON")
-            continue
-        for record in _records(parsed, wanted):
-            for k, v in record.items():
-                acc.add(k, v)
+    acc = _accumulate(answers, wanted, unit, frame)
     values = acc.values
     _bmi_unit_check(values, unit)
-    for attr in list(values):
-        lo, hi = _RANGES[attr]
-        if not lo <= values[attr] <= hi:
-            acc.notes.append(f"{attr} {values[attr]:g} outside {lo:g}..{hi:g}: dropped")
-            del values[attr]
-    weight = values.get("weight_kg")
-    if weight is None:
-        raise FrameError("no usable weight in the answer", frame[:64])
-    for attr in (
-        "fat_mass_kg",
-        "skeletal_muscle_mass_kg",
-        "total_body_water_kg",
-        "fat_free_mass_kg",
-        "soft_lean_mass_kg",
-    ):
-        if attr in values and values[attr] > weight:
-            acc.notes.append(f"{attr} {values[attr]:g} above the weight: dropped")
-            del values[attr]
-    if "fat_free_mass_kg" not in values and acc.lbm is not None and "fat_mass_kg" in values:
-        if abs(weight - values["fat_mass_kg"] - acc.lbm) <= 0.3:
-            values["fat_free_mass_kg"] = acc.lbm
-        else:
-            acc.notes.append("LBM is not weight - BFM here: not sent as fat-free mass")
-    if "visceral_fat_rating" in values:
-        values["visceral_fat_rating"] = float(values["visceral_fat_rating"])
-    segments: dict[Segment, SegmentValues] = {}
-    for segment in set(acc.segments) | set(acc.seg_muscle):
-        seg = {k: v for k, v in acc.segments.get(segment, {}).items() if 0 <= v <= min(weight, _RANGES["segment"][1])}
-        muscle = acc.seg_muscle.get(segment)
-        segments[segment] = SegmentValues(**seg, muscle_mass_kg=muscle)
+    weight = _sane_values(acc, frame)
+    segments = _segments(acc, weight)
     member = user_id if identify is IdentifyBy.USER_ID else re.sub(r"\D", "", token)
     test_time = parse_test_time(datetimes)
     fields = dict(acc.fields)

@@ -91,8 +91,8 @@ def _compound_kg(value: str, unit: str, frame: bytes) -> float:
     return -total if value.startswith("-") else total
 
 
-def parse(frame: bytes, channel: str = "") -> ParseResult:
-    """Decode one MT-SICS response line (without CR LF)."""
+def _tokens(frame: bytes) -> tuple[str, list[str]]:
+    """The response line as text and its whitespace-separated tokens (at least one)."""
     try:
         text = frame.decode("ascii").strip(" \r\n\t")
     except UnicodeDecodeError:
@@ -102,6 +102,25 @@ def parse(frame: bytes, channel: str = "") -> ParseResult:
     tokens = text.split()
     if not tokens:
         raise FrameError("empty response", frame)
+    return text, tokens
+
+
+def _weight_kg(value: str, unit: str, frame: bytes) -> float | None:
+    """The weight of ``<value> <unit>`` in kg; None for a valid non-mass unit (a count, a percentage)."""
+    if ":" in unit:
+        return _compound_kg(value, unit, frame)
+    if not _VALUE.match(value) or len(value) > 24:
+        raise FrameError(f"weight is not a number: {value[:20]!r}", frame)
+    if unit not in MASS_UNITS_KG:
+        if unit.isprintable() and len(unit) <= 6:
+            return None
+        raise FrameError(f"bad unit {unit[:8]!r}", frame)
+    return float(value) * MASS_UNITS_KG[unit]
+
+
+def parse(frame: bytes, channel: str = "") -> ParseResult:
+    """Decode one MT-SICS response line (without CR LF)."""
+    text, tokens = _tokens(frame)
     command = tokens[0]
     if len(tokens) == 1:
         if command in GENERAL_ERRORS:
@@ -121,16 +140,9 @@ def parse(frame: bytes, channel: str = "") -> ParseResult:
     if len(tokens) != 4:
         raise FrameError("weight response needs '<value> <unit>'", frame)
     value, unit = tokens[2], tokens[3]
-    if ":" in unit:
-        weight_kg = _compound_kg(value, unit, frame)
-    else:
-        if not _VALUE.match(value) or len(value) > 24:
-            raise FrameError(f"weight is not a number: {value[:20]!r}", frame)
-        if unit not in MASS_UNITS_KG:
-            if unit.isprintable() and len(unit) <= 6:
-                return None  # a count or percentage: valid, not a weighing
-            raise FrameError(f"bad unit {unit[:8]!r}", frame)
-        weight_kg = float(value) * MASS_UNITS_KG[unit]
+    weight_kg = _weight_kg(value, unit, frame)
+    if weight_kg is None:
+        return None  # a count or percentage: valid, not a weighing
     return Reading(
         driver=NAME,
         measurement=Measurement(weight_kg=round(weight_kg, 6)),
