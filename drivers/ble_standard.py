@@ -286,31 +286,35 @@ def decode_body_composition(payload: bytes, mass_scale: int = 1) -> Packet:
             continue
         raw = cur.u16(attr)
         packet.orders.append(order)
-        label = attr
-        if kind == "mass":
-            label = attr.removesuffix("_kg") + ("_lb" if imperial else "_kg")
-        elif kind == "height":
-            label = "height_in" if imperial else "height_m"
-        elif kind == "kj":
-            label = "bmr_kj"
+        label = _bcm_label(attr, kind, imperial)
         if raw == UNAVAILABLE:
             _unavailable(packet, label)
             continue
-        if kind == "pct":
-            value, text = round(raw * 0.1, 2), f"{raw * 0.1:.1f}"
-        elif kind == "kj":
-            value, text = round(raw / KJ_PER_KCAL_IT, 1), str(raw)
-        elif kind == "ohm":
-            value, text = round(raw * 0.1, 2), f"{raw * 0.1:.1f}"
-        elif kind == "mass":
-            value, text = _mass_kg(raw, imperial, mass_scale), _mass_text(raw, imperial, mass_scale)
-        else:
-            value = _height_cm(raw, imperial)
-            text = f"{raw * 0.1:.1f}" if imperial else f"{raw * 0.001:.3f}"
-        packet.values[attr] = value
-        packet.fields[label] = text
+        packet.values[attr], packet.fields[label] = _bcm_value(raw, kind, imperial, mass_scale)
     _trailing(cur, packet)
     return packet
+
+
+def _bcm_label(attr: str, kind: str, imperial: bool) -> str:
+    """The ``fields`` name of a Body Composition value, with the unit it was sent in."""
+    if kind == "mass":
+        return attr.removesuffix("_kg") + ("_lb" if imperial else "_kg")
+    if kind == "height":
+        return "height_in" if imperial else "height_m"
+    if kind == "kj":
+        return "bmr_kj"
+    return attr
+
+
+def _bcm_value(raw: int, kind: str, imperial: bool, mass_scale: int) -> tuple[float, str]:
+    """A Body Composition value in our units, and its text as sent."""
+    if kind in ("pct", "ohm"):
+        return round(raw * 0.1, 2), f"{raw * 0.1:.1f}"
+    if kind == "kj":
+        return round(raw / KJ_PER_KCAL_IT, 1), str(raw)
+    if kind == "mass":
+        return _mass_kg(raw, imperial, mass_scale), _mass_text(raw, imperial, mass_scale)
+    return _height_cm(raw, imperial), (f"{raw * 0.1:.1f}" if imperial else f"{raw * 0.001:.3f}")
 
 
 def _trailing(cur: _Cursor, packet: Packet) -> None:
