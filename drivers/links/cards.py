@@ -156,20 +156,8 @@ class EvdevCardSource(_SourceBase):
     @says_why
     async def events(self) -> AsyncIterator[LinkEvent]:
         while not self._closed:
-            try:
-                device = self._open(self.device_path)
-            except OSError as exc:
-                self._set_state("disconnected", _why(exc))
-                await self._backoff()
-                continue
-            try:
-                if self.grab:
-                    device.grab()
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    device.close()
-                # EBUSY: another process (often a desktop session) holds the grab; keep trying
-                self._set_state("disconnected", f"cannot grab: {_why(exc)}")
+            device = self._open_grabbed()
+            if device is None:
                 await self._backoff()
                 continue
             self._device = device
@@ -201,6 +189,24 @@ class EvdevCardSource(_SourceBase):
             if not self._closed:
                 await self._backoff()
         self._set_state("closed")
+
+    def _open_grabbed(self) -> InputDeviceLike | None:
+        """The device opened (and grabbed when asked), or None with the link's state saying why."""
+        try:
+            device = self._open(self.device_path)
+        except OSError as exc:
+            self._set_state("disconnected", _why(exc))
+            return None
+        try:
+            if self.grab:
+                device.grab()
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                device.close()
+            # EBUSY: another process (often a desktop session) holds the grab; keep trying
+            self._set_state("disconnected", f"cannot grab: {_why(exc)}")
+            return None
+        return device
 
     async def _until_closed(self, events: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
         """The device's events until it ends or ``close()`` is called: python-evdev's read loop never

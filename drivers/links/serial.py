@@ -259,13 +259,9 @@ class SerialLink(StateReporter):
             except (serial.SerialException, OSError, EOFError, ValueError, LinkError) as exc:
                 if self._closed:
                     break
-                if isinstance(exc, ValueError):
-                    raise LinkError(f"{self.url}: {exc}", transient=False) from None
-                if isinstance(exc, LinkError) and not exc.transient:
-                    raise
+                detail = self._failure_detail(exc)
                 if self.connects > connects_before:  # an rfc2217 session that worked: start backoff afresh
                     delay = self._min
-                detail = str(exc) if isinstance(exc, LinkError) else f"{type(exc).__name__}: {exc}"
                 self._set_state("disconnected", detail)
                 await asyncio.sleep(delay)
                 delay = min(self._max, delay * 2)
@@ -294,6 +290,17 @@ class SerialLink(StateReporter):
                 self._set_state("disconnected", "device closed the line")
                 await asyncio.sleep(self._min)
         self._set_state("closed")
+
+    def _failure_detail(self, exc: BaseException) -> str:
+        """Why the port could not be used, as the link's state says it; raises a permanent LinkError
+        when retrying cannot help (a bad URL or setting, a non-transient link error)."""
+        if isinstance(exc, ValueError):
+            raise LinkError(f"{self.url}: {exc}", transient=False) from None
+        if isinstance(exc, LinkError):
+            if not exc.transient:
+                raise exc
+            return str(exc)
+        return f"{type(exc).__name__}: {exc}"
 
     async def _threaded(self) -> AsyncIterator[LinkEvent]:
         """For URL handlers without a pollable file descriptor (rfc2217://): blocking reads with a
