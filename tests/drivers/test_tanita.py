@@ -161,41 +161,44 @@ def test_profile_line_is_not_a_weighing() -> None:
 # ------------------------------------------------------------------------------------- round trips
 
 
-@st.composite
-def tanita_records(draw: st.DrawFn) -> tuple[bytes, dict[str, Any]]:
-    """A random record built on the wire, and what it must decode to."""
-    mode = draw(st.sampled_from(["Wk", "Wk_imperial_file", "Wp", "Ws", "Wg"]))
-    pairs: list[tuple[str, str]] = [("MO", q(draw(st.sampled_from(["MC-980", "SC-240", "BC-601", "DC-320"]))))]
-    exp: dict[str, Any] = {}
+Pairs = list[tuple[str, str]]
+
+
+def _draw_member(draw: st.DrawFn, pairs: Pairs, exp: dict[str, Any]) -> None:
     if draw(st.booleans()):
         member = draw(st.text(alphabet="0123456789", min_size=16, max_size=16))
         pairs.append(("ID", q(member)))
         exp["device_id"] = None if set(member) == {"0"} else member
+
+
+def _draw_device_time(draw: st.DrawFn, pairs: Pairs, exp: dict[str, Any]) -> None:
     d = draw(st.one_of(st.none(), st.dates(date(2000, 1, 1), date(2099, 12, 31))))
-    if d is not None:
-        key, text = draw(
-            st.sampled_from(
-                [
-                    ("Da", d.strftime("%d/%m/%Y")),
-                    ("DA", d.strftime("%y/%m/%d")),
-                    ("DT", d.strftime("%Y/%m/%d")),
-                    ("DT", d.strftime("%d/%m/%Y")),
-                ]
-            )
+    if d is None:
+        return
+    key, text = draw(
+        st.sampled_from(
+            [
+                ("Da", d.strftime("%d/%m/%Y")),
+                ("DA", d.strftime("%y/%m/%d")),
+                ("DT", d.strftime("%Y/%m/%d")),
+                ("DT", d.strftime("%d/%m/%Y")),
+            ]
         )
-        pairs.append((key, q(text)))
-        t = draw(st.one_of(st.none(), st.times().map(lambda x: time(x.hour, x.minute, x.second))))
-        stamp = d.isoformat()
-        if t is not None:
-            if draw(st.booleans()):
-                pairs.append(("TI", q(t.strftime("%H:%M"))))
-                stamp += "T" + t.strftime("%H:%M:00")
-            else:
-                pairs.append(("Ti", q(t.strftime("%H:%M:%S"))))
-                stamp += "T" + t.strftime("%H:%M:%S")
-        exp["device_time"] = stamp
-    imperial = mode in ("Wk_imperial_file", "Wp", "Ws")
-    mass = KG_PER_LB if imperial else 1.0
+    )
+    pairs.append((key, q(text)))
+    t = draw(st.one_of(st.none(), st.times().map(lambda x: time(x.hour, x.minute, x.second))))
+    stamp = d.isoformat()
+    if t is not None:
+        if draw(st.booleans()):
+            pairs.append(("TI", q(t.strftime("%H:%M"))))
+            stamp += "T" + t.strftime("%H:%M:00")
+        else:
+            pairs.append(("Ti", q(t.strftime("%H:%M:%S"))))
+            stamp += "T" + t.strftime("%H:%M:%S")
+    exp["device_time"] = stamp
+
+
+def _draw_weight(draw: st.DrawFn, mode: str, mass: float, pairs: Pairs, exp: dict[str, Any]) -> None:
     tenths = draw(st.integers(1, 4000))
     if mode.startswith("Wk"):
         pairs.append(("Wk", f"{tenths / 10:.1f}"))
@@ -211,15 +214,22 @@ def tanita_records(draw: st.DrawFn) -> tuple[bytes, dict[str, Any]]:
         grams = draw(st.integers(0, 30000))
         pairs.append(("Wg", str(grams)))
         exp["weight_kg"] = grams / 1000
-    if draw(st.booleans()):
-        h = draw(st.integers(900, 2499)) / 10
-        if mode == "Wp" and draw(st.booleans()):
-            ft, inch = draw(st.integers(3, 7)), draw(st.integers(0, 119)) / 10
-            pairs.append(("Hf", f"{ft}-{inch:04.1f}"))
-            exp["height_cm"] = (ft * 12 + inch) * 2.54
-        else:
-            pairs.append(("Hm", f"{h:.1f}"))
-            exp["height_cm"] = h * 2.54 if mode == "Wk_imperial_file" else h
+
+
+def _draw_height(draw: st.DrawFn, mode: str, pairs: Pairs, exp: dict[str, Any]) -> None:
+    if not draw(st.booleans()):
+        return
+    h = draw(st.integers(900, 2499)) / 10
+    if mode == "Wp" and draw(st.booleans()):
+        ft, inch = draw(st.integers(3, 7)), draw(st.integers(0, 119)) / 10
+        pairs.append(("Hf", f"{ft}-{inch:04.1f}"))
+        exp["height_cm"] = (ft * 12 + inch) * 2.54
+    else:
+        pairs.append(("Hm", f"{h:.1f}"))
+        exp["height_cm"] = h * 2.54 if mode == "Wk_imperial_file" else h
+
+
+def _draw_composition(draw: st.DrawFn, mass: float, pairs: Pairs, exp: dict[str, Any]) -> None:
     optional = (("FW", "fat_percent", False), ("fW", "fat_mass_kg", True), ("wW", "total_body_water_kg", True))
     for key, attr, is_mass in optional:
         if draw(st.booleans()):
@@ -234,6 +244,9 @@ def tanita_records(draw: st.DrawFn) -> tuple[bytes, dict[str, Any]]:
         else:
             pairs.append(("rb", str(kcal * 4)))
             exp["bmr_kcal"] = kcal * 4 / 4.184
+
+
+def _draw_segments(draw: st.DrawFn, mass: float, pairs: Pairs, exp: dict[str, Any]) -> None:
     status = draw(st.sampled_from([None, "0", "1"]))
     if status is not None:
         pairs.append(("St", status))
@@ -244,6 +257,22 @@ def tanita_records(draw: st.DrawFn) -> tuple[bytes, dict[str, Any]]:
             pairs.append(("f" + letter, f"{v:.1f}"))
             segs[seg] = v * mass
     exp["segments"] = {} if status == "1" else segs
+
+
+@st.composite
+def tanita_records(draw: st.DrawFn) -> tuple[bytes, dict[str, Any]]:
+    """A random record built on the wire, and what it must decode to."""
+    mode = draw(st.sampled_from(["Wk", "Wk_imperial_file", "Wp", "Ws", "Wg"]))
+    pairs: Pairs = [("MO", q(draw(st.sampled_from(["MC-980", "SC-240", "BC-601", "DC-320"]))))]
+    exp: dict[str, Any] = {}
+    _draw_member(draw, pairs, exp)
+    _draw_device_time(draw, pairs, exp)
+    imperial = mode in ("Wk_imperial_file", "Wp", "Ws")
+    mass = KG_PER_LB if imperial else 1.0
+    _draw_weight(draw, mode, mass, pairs, exp)
+    _draw_height(draw, mode, pairs, exp)
+    _draw_composition(draw, mass, pairs, exp)
+    _draw_segments(draw, mass, pairs, exp)
     # order on the wire does not matter to the parser; shuffle everything after MO
     rest = draw(st.permutations(pairs[1:]))
     head = {"Wk_imperial_file": TANITA_BC601_HEAD_IMPERIAL, "Wk": TANITA_PRO_HEAD}.get(mode, TANITA_PRO_HEAD)
