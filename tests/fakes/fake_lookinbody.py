@@ -138,6 +138,35 @@ def _lower_keys(body: Any) -> dict[str, Any]:
     return {str(k).lower(): v for k, v in body.items()} if isinstance(body, dict) else {}
 
 
+async def _fault(state: FakeState, fault: str) -> web.StreamResponse | None:
+    """The answer a scripted fault gives instead of the data, or None (``slow``: the data, late)."""
+    if fault == "slow":
+        await asyncio.sleep(state.slow_s)
+        return None
+    if fault == "redirect":
+        raise web.HTTPFound("http://127.0.0.2:9/elsewhere")
+    answers: dict[str, web.StreamResponse] = {
+        "500": web.Response(status=500, text="Internal Server Error"),
+        "401": web.Response(status=401),
+        "garbage": web.Response(status=200, text='{"WT": 80.5, "PBF":', content_type="application/json"),
+        "html": web.Response(status=200, text="<html>maintenance</html>", content_type="text/html"),
+    }
+    return answers.get(fault)
+
+
+def _listing(state: FakeState, day: str) -> list[dict[str, str]]:
+    """GetTodayMeasurements: the day's tests (twice, in the other time format, when asked)."""
+    rows = []
+    for t in state.tests:
+        if t.when[:8] != day:
+            continue
+        rows.append({"UserID": t.user_id, "UserToken": t.user_token, "DateTimes": t.listed_time()})
+        if state.duplicate_listing:
+            other = t.when if t.time_format == "iso" else datetime.strptime(t.when, "%Y%m%d%H%M%S").isoformat()
+            rows.append({"UserID": t.user_id, "UserToken": t.user_token, "DateTimes": other})
+    return rows
+
+
 def make_app(state: FakeState) -> web.Application:
     async def handler(request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -159,32 +188,12 @@ def make_app(state: FakeState) -> web.Application:
         if not state.addon_active:
             return web.json_response({"Message": "Authorization has been denied for this request."}, status=401)
         if state.faults:
-            fault = state.faults.pop(0)
-            if fault == "500":
-                return web.Response(status=500, text="Internal Server Error")
-            if fault == "401":
-                return web.Response(status=401)
-            if fault == "slow":
-                await asyncio.sleep(state.slow_s)
-            if fault == "garbage":
-                return web.Response(status=200, text='{"WT": 80.5, "PBF":', content_type="application/json")
-            if fault == "html":
-                return web.Response(status=200, text="<html>maintenance</html>", content_type="text/html")
-            if fault == "redirect":
-                raise web.HTTPFound("http://127.0.0.2:9/elsewhere")
+            faulty = await _fault(state, state.faults.pop(0))
+            if faulty is not None:
+                return faulty
         args = _lower_keys(body)
         if low == "/inbody/gettodaymeasurements":
-            day = _norm_date(args.get("date", ""))
-            rows = []
-            for t in state.tests:
-                if t.when[:8] == day:
-                    rows.append({"UserID": t.user_id, "UserToken": t.user_token, "DateTimes": t.listed_time()})
-                    if state.duplicate_listing:
-                        other = (
-                            t.when if t.time_format == "iso" else datetime.strptime(t.when, "%Y%m%d%H%M%S").isoformat()
-                        )
-                        rows.append({"UserID": t.user_id, "UserToken": t.user_token, "DateTimes": other})
-            return web.json_response(rows)
+            return web.json_response(_listing(state, _norm_date(args.get("date", ""))))
         by_id = low.endswith("byid")
         who = str(args.get("userid", "")) if by_id else str(args.get("usertoken", ""))
         when = _norm_time(args.get("datetimes", ""))
