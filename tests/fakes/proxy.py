@@ -34,6 +34,15 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
+async def _swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A black hole: read everything, answer nothing, close when the client does."""
+    try:
+        while await reader.read(65536):
+            pass
+    finally:
+        writer.close()
+
+
 class TcpProxy:
     def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
         self.upstream = (upstream_host, upstream_port)
@@ -91,80 +100,87 @@ class TcpProxy:
             _reset(writer)
             return
         if mode == "blackhole":
-            try:
-                while await reader.read(65536):
-                    pass
-            finally:
-                writer.close()
+            await _swallow(reader, writer)
             return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
             _reset(writer)
             return
-
-        async def client_to_server() -> None:
-            try:
-                while data := await reader.read(65536):
-                    if self.mode == "refuse":  # a kept-alive connection: reset before forwarding
-                        _reset(writer)
-                        return
-                    if self.mode == "blackhole":
-                        continue
-                    up_writer.write(data)
-                    await up_writer.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                up_writer.close()
-
-        async def server_to_client() -> None:
-            try:
-                while data := await up_reader.read(65536):
-                    if self.mode == "reset_after_request":
-                        _reset(writer)
-                        return
-                    if self.mode == "trickle":
-                        for k in range(len(data)):
-                            writer.write(data[k:k + 1])
-                            await writer.drain()
-                            self.to_client_bytes += 1
-                            await asyncio.sleep(self.trickle_s)
-                        continue
-                    if self.rtt_s > 0:
-                        delayed.put_nowait((self._loop.time() + self.rtt_s, data))
-                        continue
-                    self.to_client_bytes += len(data)
-                    writer.write(data)
-                    await writer.drain()
-            except (ConnectionError, OSError):
-                _reset(writer)
-                return
-            await delayed.join()
-            writer.close()
-
         delayed: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-        async def deliver_delayed() -> None:
-            while True:
-                due, data = await delayed.get()
-                try:
-                    await asyncio.sleep(max(0.0, due - self._loop.time()))
-                    self.to_client_bytes += len(data)
-                    writer.write(data)
-                    await writer.drain()
-                except (ConnectionError, OSError):
-                    pass
-                finally:
-                    delayed.task_done()
-
-        deliverer = asyncio.ensure_future(deliver_delayed())
-
+        deliverer = asyncio.ensure_future(self._deliver_delayed(writer, delayed))
         try:
-            await asyncio.gather(client_to_server(), server_to_client(), return_exceptions=True)
+            await asyncio.gather(
+                self._client_to_server(reader, writer, up_writer),
+                self._server_to_client(up_reader, writer, delayed),
+                return_exceptions=True,
+            )
         finally:
             with contextlib.suppress(RuntimeError):  # closed at exit with the loop already closed
                 deliverer.cancel()
             # both sides closed whatever ended the exchange (a stop cancels running handlers)
             for w in (writer, up_writer):
                 w.close()
+
+    async def _client_to_server(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up_writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if self.mode == "refuse":  # a kept-alive connection: reset before forwarding
+                    _reset(writer)
+                    return
+                if self.mode == "blackhole":
+                    continue
+                up_writer.write(data)
+                await up_writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            up_writer.close()
+
+    async def _server_to_client(
+        self,
+        up_reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        delayed: asyncio.Queue[tuple[float, bytes]],
+    ) -> None:
+        try:
+            while data := await up_reader.read(65536):
+                if self.mode == "reset_after_request":
+                    _reset(writer)
+                    return
+                if self.mode == "trickle":
+                    await self._trickle(writer, data)
+                    continue
+                if self.rtt_s > 0:
+                    delayed.put_nowait((self._loop.time() + self.rtt_s, data))
+                    continue
+                self.to_client_bytes += len(data)
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            _reset(writer)
+            return
+        await delayed.join()
+        writer.close()
+
+    async def _trickle(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        for k in range(len(data)):
+            writer.write(data[k : k + 1])
+            await writer.drain()
+            self.to_client_bytes += 1
+            await asyncio.sleep(self.trickle_s)
+
+    async def _deliver_delayed(self, writer: asyncio.StreamWriter, delayed: asyncio.Queue[tuple[float, bytes]]) -> None:
+        while True:
+            due, data = await delayed.get()
+            try:
+                await asyncio.sleep(max(0.0, due - self._loop.time()))
+                self.to_client_bytes += len(data)
+                writer.write(data)
+                await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                delayed.task_done()
