@@ -257,6 +257,29 @@ def _chunks(rng: random.Random, data: bytes) -> Iterator[bytes]:
         i += n
 
 
+def _hex_line(rng: random.Random, data: bytes, channel: str, out: _Printer) -> tuple[str, bytes] | None:
+    """One input as decode reads a BLE hex line (sometimes without its channel, sometimes not hex at
+    all): its channel and payload, or None when the line is rejected before decoding."""
+    line = f"{channel} {data.hex()}" if channel and rng.random() < 0.9 else data.hex()
+    if rng.random() < 0.05:
+        line = data.decode("utf-8", "replace")  # not hex at all
+    try:
+        return parse_hex_line(line)
+    except FrameError:
+        out.rejected += 1
+        return None
+
+
+def _decode_stream(
+    framer: Any, pieces: Iterator[bytes], decoder: Any, at: datetime, *, out: _Printer, res: Result
+) -> None:
+    """Serial: the pieces through the framer, each frame decoded as decode decodes a file's."""
+    for piece in pieces:
+        for frame in framer.feed(piece):
+            res.frames += 1
+            _decode_one(decoder, frame, "", at, out)
+
+
 def run_decode(driver: str, n: int, seed: int = 14) -> Result:
     spec = get(driver)
     gen = Inputs(spec, seed)
@@ -275,21 +298,13 @@ def run_decode(driver: str, n: int, seed: int = 14) -> Result:
             res.inputs += 1
             try:
                 if framer is not None:  # serial: one stream, as decode reads a file
-                    for piece in _chunks(rng, data):
-                        for frame in framer.feed(piece):
-                            res.frames += 1
-                            _decode_one(decoder, frame, "", at, out)
+                    _decode_stream(framer, _chunks(rng, data), decoder, at, out=out, res=res)
                 elif spec.link is LinkKind.BLE:  # one hex line, as decode reads them
-                    line = f"{channel} {data.hex()}" if channel and rng.random() < 0.9 else data.hex()
-                    if rng.random() < 0.05:
-                        line = data.decode("utf-8", "replace")  # not hex at all
-                    try:
-                        ch, payload = parse_hex_line(line)
-                    except FrameError:
-                        out.rejected += 1
+                    parsed = _hex_line(rng, data, channel, out)
+                    if parsed is None:
                         continue
                     res.frames += 1
-                    _decode_one(decoder, payload, ch, at, out)
+                    _decode_one(decoder, parsed[1], parsed[0], at, out)
                 else:  # cloud: one answer envelope per event, as decode reads a capture
                     res.frames += 1
                     _decode_one(decoder, data, channel, at, out)
