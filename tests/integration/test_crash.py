@@ -206,28 +206,73 @@ def _journal_count(conn: sqlite3.Connection, event: str, like: str = "%") -> int
                             (event, like)).fetchone()[0])
 
 
+def _run_lanes(tmp_path: Path, sim: SimulatorThread, *, lanes: int, per_lane: int, kills_per_lane: int,
+               rng: random.Random) -> list[Lane]:
+    """Each lane: a daemon on its own capture and state dir, SIGKILLed ``kills_per_lane`` times at
+    random moments, then run to a quiet queue."""
+    lane_objs: list[Lane] = []
+    for n in range(lanes):
+        d = tmp_path / f"lane{n}"
+        d.mkdir()
+        capture = d / "weighings.capture.jsonl"
+        raws = write_capture(capture, range(n * 10_000, n * 10_000 + per_lane), CARDS)
+        lane_objs.append(Lane(n, d, raws, _config(d, capture, sim.url, sim.api_key(1))))
+    threads = [threading.Thread(target=_kill_loop, args=(lane, kills_per_lane, random.Random(rng.random())))
+               for lane in lane_objs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    finishers = [threading.Thread(target=_finish, args=(lane, per_lane)) for lane in lane_objs]
+    for t in finishers:
+        t.start()
+    for t in finishers:
+        t.join()
+    return lane_objs
+
+
+def _check_lane(lane: Lane, by_uid: Counter[str], by_raw: Counter[str], report: dict, all_uids: set[str]) -> None:
+    """One lane's outbox against what the platform received; adds the lane's figures to ``report``."""
+    report["kills"] += lane.kills
+    report["runs"] += lane.runs
+    conn = sqlite3.connect(f"file:{lane.dir / 'state' / 'outbox.db'}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    rows = conn.execute("SELECT * FROM weighings ORDER BY id").fetchall()
+    # the replay re-read the whole capture on every restart: still one job per weighing
+    job_raws = Counter(json.loads(json.loads(r["body"])["rawResults"])["raw"] for r in rows)
+    # rawResults leaves the box with the scale's ID field (the member's card) masked
+    masked = [raw.replace(card.zfill(16), "*" * 12 + card[-4:]) for raw in lane.raws for card in set(CARDS)
+              if card.zfill(16) in raw]
+    assert sorted(job_raws) == sorted(masked), "outbox jobs differ from the capture"
+    assert max(job_raws.values()) == 1, "a weighing was captured twice (replay after restart)"
+    for r in rows:
+        assert r["state"] == "delivered", (lane.n, r["id"], r["state"], r["last_error"])
+        copies = by_uid[r["uid"]]
+        assert copies >= 1, f"weighing {r['id']} of lane {lane.n} never reached the platform"
+        assert copies - 1 <= r["ambiguous"], (
+            f"lane {lane.n} weighing {r['id']}: {copies} copies at the platform but only "
+            f"{r['ambiguous']} ambiguous attempt(s) recorded")
+        raw = json.loads(json.loads(r["body"])["rawResults"])["raw"]
+        assert by_raw[raw] == copies, "a copy of this weighing arrived under another job's key"
+        report["duplicates"] += copies - 1
+        report["ambiguous_jobs"] += int(r["ambiguous"] > 0)
+        report["ambiguous_attempts"] += r["ambiguous"]
+        report["retries"] += max(0, r["attempts"] - 1)
+        all_uids.add(r["uid"])
+    report["inflight_at_kill"] += _journal_count(conn, "ambiguous_attempt", "%in flight when the bridge stopped%")
+    # the final (SIGTERM) status file shows the same ambiguous count as the outbox
+    status = json.loads((lane.dir / "state" / "status.json").read_text())
+    assert status["state"] == "stopped"
+    assert status["queue"]["ambiguous"] == sum(1 for r in rows if r["ambiguous"] > 0)
+    assert conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] == 0
+    conn.close()
+
+
 def run_crash_campaign(tmp_path: Path, *, lanes: int, per_lane: int, kills_per_lane: int, seed: int) -> dict:
     rng = random.Random(seed)
     with SimulatorThread(rate_limit_per_min=10**6) as sim:
         sim.call(lambda: setattr(sim.state, "faults", _faults(seed)))
-        lane_objs: list[Lane] = []
-        for n in range(lanes):
-            d = tmp_path / f"lane{n}"
-            d.mkdir()
-            capture = d / "weighings.capture.jsonl"
-            raws = write_capture(capture, range(n * 10_000, n * 10_000 + per_lane), CARDS)
-            lane_objs.append(Lane(n, d, raws, _config(d, capture, sim.url, sim.api_key(1))))
-        threads = [threading.Thread(target=_kill_loop, args=(lane, kills_per_lane, random.Random(rng.random())))
-                   for lane in lane_objs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        finishers = [threading.Thread(target=_finish, args=(lane, per_lane)) for lane in lane_objs]
-        for t in finishers:
-            t.start()
-        for t in finishers:
-            t.join()
+        lane_objs = _run_lanes(tmp_path, sim, lanes=lanes, per_lane=per_lane, kills_per_lane=kills_per_lane, rng=rng)
         received = sim.call(lambda: [dict(w) for w in sim.state.weighings])
         sim_state = sim.call(lambda: dict(sim.state.counters))
         faults_injected = sim_state["faults"]
@@ -240,39 +285,7 @@ def run_crash_campaign(tmp_path: Path, *, lanes: int, per_lane: int, kills_per_l
               "ambiguous_jobs": 0, "ambiguous_attempts": 0, "inflight_at_kill": 0, "retries": 0}
     all_uids: set[str] = set()
     for lane in lane_objs:
-        report["kills"] += lane.kills
-        report["runs"] += lane.runs
-        conn = sqlite3.connect(f"file:{lane.dir / 'state' / 'outbox.db'}?mode=ro", uri=True)
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT * FROM weighings ORDER BY id").fetchall()
-        # the replay re-read the whole capture on every restart: still one job per weighing
-        job_raws = Counter(json.loads(json.loads(r["body"])["rawResults"])["raw"] for r in rows)
-        # rawResults leaves the box with the scale's ID field (the member's card) masked
-        masked = [raw.replace(card.zfill(16), "*" * 12 + card[-4:]) for raw in lane.raws for card in set(CARDS)
-                  if card.zfill(16) in raw]
-        assert sorted(job_raws) == sorted(masked), "outbox jobs differ from the capture"
-        assert max(job_raws.values()) == 1, "a weighing was captured twice (replay after restart)"
-        for r in rows:
-            assert r["state"] == "delivered", (lane.n, r["id"], r["state"], r["last_error"])
-            copies = by_uid[r["uid"]]
-            assert copies >= 1, f"weighing {r['id']} of lane {lane.n} never reached the platform"
-            assert copies - 1 <= r["ambiguous"], (
-                f"lane {lane.n} weighing {r['id']}: {copies} copies at the platform but only "
-                f"{r['ambiguous']} ambiguous attempt(s) recorded")
-            raw = json.loads(json.loads(r["body"])["rawResults"])["raw"]
-            assert by_raw[raw] == copies, "a copy of this weighing arrived under another job's key"
-            report["duplicates"] += copies - 1
-            report["ambiguous_jobs"] += int(r["ambiguous"] > 0)
-            report["ambiguous_attempts"] += r["ambiguous"]
-            report["retries"] += max(0, r["attempts"] - 1)
-            all_uids.add(r["uid"])
-        report["inflight_at_kill"] += _journal_count(conn, "ambiguous_attempt", "%in flight when the bridge stopped%")
-        # the final (SIGTERM) status file shows the same ambiguous count as the outbox
-        status = json.loads((lane.dir / "state" / "status.json").read_text())
-        assert status["state"] == "stopped"
-        assert status["queue"]["ambiguous"] == sum(1 for r in rows if r["ambiguous"] > 0)
-        assert conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] == 0
-        conn.close()
+        _check_lane(lane, by_uid, by_raw, report, all_uids)
     assert set(by_uid) <= all_uids, "the platform holds a weighing no job sent"
     assert report["received"] == report["weighings"] + report["duplicates"]
     print("\ncrash campaign:", json.dumps(report))
