@@ -84,3 +84,9 @@ def beurer_measurement(
     part1 = bytes([start, 0x59, 3, 1, 0x01]) + struct.pack(">Q", user_id)
     block = struct.pack(">IHHHHHH", clock_s, weight_raw, impedance, fat, water, muscle, 0) + bytes(6)
     return [part1, bytes([start, 0x59, 3, 2]) + block[:11], bytes([start, 0x59, 3, 3]) + block[11:]]
+
+
+def lefu_ac02(d0: int, d1: int, d2: int, d3: int, channel: int) -> bytes:
+    """Lefu ``AC 02`` 8-byte frame: AC 02, four data bytes, channel, low byte of the sum of bytes 2-6."""
+    body = bytes([0xAC, 0x02, d0, d1, d2, d3, channel])
+    return body + bytes([(d0 + d1 + d2 + d3 + channel) % 256])

@@ -18,10 +18,11 @@ from props import HEAVY, robust
 from drivers import FrameError, Reading, qn_broadcast, qn_scale
 from drivers import beurer_sanitas as beurer
 from drivers import eufy_1byone as eufy
+from drivers import lefu_ffb0 as lefu
 from drivers import medisana_bs44x as medisana
 from drivers import yunmai as ym
 from drivers.bleuuid import full_uuid
-from drivers.gatt import Disconnect, ExchangeContext, Subscribe, Write
+from drivers.gatt import Disconnect, ExchangeContext, ExchangeError, Subscribe, Write
 from drivers.model import DeviceReport
 from drivers.registry import BleMode, get
 
@@ -238,6 +239,75 @@ def test_lefu_round_trip(grams: int, ohm: int) -> None:
         assert reading.measurement.impedance_ohm == float(ohm)
 
 
+LEFU_AC02 = [
+    d for d in V.own("lefu_ffb0") if "frames" not in d and d["hex"].startswith("ac02") and d["expect"] != "FrameError"
+]
+
+
+@pytest.mark.parametrize("mode", ["whole", "bytewise", "five_joined"])
+@pytest.mark.parametrize("doc", LEFU_AC02, ids=[d["name"] for d in LEFU_AC02])
+def test_lefu_ac02_framer_modes(doc: dict[str, Any], mode: str) -> None:
+    """The 8-byte AC 02 frames as a byte stream: whole, byte by byte, five joined (the AB 2A dialect has
+    no length: its notifications pass through whole, as the BLE link delivers them)."""
+    frame = bytes.fromhex(doc["hex"])
+    frames = _framed("lefu_ffb0", frame, mode)
+    assert frames == [frame] * (5 if mode == "five_joined" else 1)
+    for one in frames:
+        assert V.mismatch(get("lefu_ffb0").new_decoder().decode(one, V.channel_of(doc))[0], doc["expect"]) is None
+
+
+def test_lefu_framer_passes_other_dialects_whole() -> None:
+    for hexes in ("ab2a80013880", "ac27000000000000000000000000000000000000", "ac0203490000ca00"):
+        assert _framed("lefu_ffb0", bytes.fromhex(hexes), "whole") == [bytes.fromhex(hexes)]
+    framer = get("lefu_ffb0").make_framer()
+    assert framer.feed(bytes.fromhex("ac0203")) == []
+    assert framer.buffered_bytes == 3  # type: ignore[attr-defined]
+    assert framer.feed(bytes.fromhex("490000ca16ac02")) == [bytes.fromhex("ac0203490000ca16")]
+
+
+@FAST
+@given(raw=st.integers(0, 0xFFFF), ohm=st.integers(0, 0xFFFF), live=st.integers(0, 0xFFFF))
+def test_lefu_ac02_round_trip(raw: int, ohm: int, live: int) -> None:
+    decoder = get("lefu_ffb0").new_decoder()
+    [first] = decoder.decode(B.lefu_ac02(live >> 8, live & 0xFF, 0, 0, 0xCE), lefu.NOTIFY)
+    assert isinstance(first, Reading) and not first.stable and first.fields["weight_raw"] == str(live)
+    [held] = decoder.decode(B.lefu_ac02(raw >> 8, raw & 0xFF, 0, 0, 0xCA), lefu.NOTIFY)
+    assert isinstance(held, Reading) and not held.is_weighing
+    [measuring] = decoder.decode(B.lefu_ac02(0xFD, 0x00, 0, 1, 0xCB), lefu.NOTIFY)
+    assert isinstance(measuring, DeviceReport) and not measuring.is_error
+    [done] = decoder.decode(B.lefu_ac02(0xFD, 0x01, ohm >> 8, ohm & 0xFF, 0xCB), lefu.NOTIFY)
+    assert isinstance(done, Reading)
+    assert done.is_weighing is (raw > 0)
+    if raw:
+        assert done.measurement.weight_kg == raw / 10
+        assert done.measurement.impedance_ohm == (float(ohm) if ohm else None)
+    assert decoder.flush() == []  # emitted once: nothing is held after the impedance
+
+
+@FAST
+@given(raw=st.integers(1, 0xFFFF))
+def test_lefu_ac02_weight_only_at_flush(raw: int) -> None:
+    decoder = get("lefu_ffb0").new_decoder()
+    decoder.decode(B.lefu_ac02(raw >> 8, raw & 0xFF, 0, 0, 0xCA), lefu.NOTIFY)
+    [w] = decoder.flush()
+    assert isinstance(w, Reading) and w.is_weighing and w.measurement.weight_kg == raw / 10
+    assert w.measurement.impedance_ohm is None
+    assert decoder.flush() == []
+
+
+@HEAVY
+@given(body=st.binary(min_size=6, max_size=6))
+def test_lefu_ac02_random_frames_raise_only_frame_error(body: bytes) -> None:
+    frame = b"\xac\x02" + body
+    with contextlib.suppress(FrameError):
+        get("lefu_ffb0").parse(frame, lefu.NOTIFY)
+    decoder = get("lefu_ffb0").new_decoder()
+    for _ in range(2):
+        with contextlib.suppress(FrameError):
+            decoder.decode(frame, lefu.NOTIFY)
+    decoder.flush()
+
+
 @FAST
 @given(
     start=st.sampled_from([0xE7, 0xF7]),
@@ -394,7 +464,7 @@ def test_medisana_exchange_epoch_by_model(name: str | None, seconds: int) -> Non
 
 
 def test_vendor_drivers_without_exchange_subscribe_only() -> None:
-    for driver in ("yunmai", "lefu_ffb0"):
+    for driver in ("yunmai",):
         spec = get(driver)
         assert spec.make_exchange is None and spec.ble is not None and spec.ble.characteristics
 
@@ -471,3 +541,71 @@ def test_beurer_acknowledgements_and_init_answer() -> None:
     [report] = beurer.BeurerDecoder().decode(bytes.fromhex("e600"), beurer.CHARACTERISTIC)
     assert isinstance(report, DeviceReport) and report.code == "init" and not report.is_error
     assert isinstance(beurer.parse(PART3, ""), DeviceReport)  # parse is stateless: a part is no weighing
+
+
+# --------------------------------------------------------------------------- Lefu AC 02 exchange
+
+LEFU_WRITES = ["ac02fa010000ccc7", "ac02fb021fa5cc8d", "ac02fde20101ccad", "ac02fc010000ccc9", "ac02fe060000ccd0"]
+LEFU_CHARS = frozenset({lefu.WRITE, lefu.NOTIFY, lefu.INDICATE})
+
+
+def test_lefu_exchange_default_is_the_fitdays_capture() -> None:
+    """Subscribe, then the five FFB1 writes of the Fitdays snoop (ble-scale-sync #254) byte for byte,
+    without response; the default profile (female, 31, 165 cm) is the capture's own FB bytes."""
+    ex = lefu.make_exchange(ExchangeContext("03:B3:EC:93:B8:7E", "Hutbit Scale", LEFU_CHARS))
+    assert ex.deadline_s is None
+    assert ex.start(now_s=0) == [Subscribe(lefu.NOTIFY), Subscribe(lefu.INDICATE)] + [
+        Write(lefu.WRITE, bytes.fromhex(h), with_response=False) for h in LEFU_WRITES
+    ]
+
+
+def test_lefu_exchange_profile_from_settings() -> None:
+    settings = {"sex": "Male", "age_years": "45", "height_cm": "182"}
+    ex = lefu.make_exchange(ExchangeContext("AA", "SWAN", LEFU_CHARS, settings=settings))
+    writes = [a for a in ex.start(now_s=0) if isinstance(a, Write)]
+    assert writes[1].data == bytes([0xAC, 0x02, 0xFB, 0x01, 45, 182, 0xCC, (0xFB + 1 + 45 + 182 + 0xCC) % 256])
+    assert [w.data.hex() for w in writes[:1] + writes[2:]] == LEFU_WRITES[:1] + LEFU_WRITES[2:]
+
+
+def test_lefu_exchange_waits_for_the_impedance_then_disconnects() -> None:
+    ex = lefu.make_exchange(ExchangeContext("AA", "SWAN", LEFU_CHARS))
+    ex.start(now_s=0)
+    n = lefu.NOTIFY
+    assert ex.on_notify(n, bytes.fromhex("ac0204060000cad4"), now_s=10) == []  # #322: stable 103.0 kg
+    assert ex.deadline_s == 10 + lefu.IMPEDANCE_WAIT_S
+    assert ex.on_notify(n, bytes.fromhex("ac02fd000001cbc9"), now_s=11) == []  # measuring: wait again
+    assert ex.deadline_s == 11 + lefu.IMPEDANCE_WAIT_S
+    assert ex.on_timeout(now_s=12) == []  # not yet
+    assert ex.on_notify(n, bytes.fromhex("ac02fd010209cbd4"), now_s=14) == [Disconnect("weighing received")]
+    assert ex.deadline_s is None
+    assert ex.on_notify(n, bytes.fromhex("ac02fd010209cbd4"), now_s=15) == []
+
+
+def test_lefu_exchange_ends_a_weight_only_session() -> None:
+    ex = lefu.make_exchange(ExchangeContext("AA", "Hutbit Scale", LEFU_CHARS))
+    ex.start(now_s=0)
+    assert ex.on_notify(lefu.NOTIFY, bytes.fromhex("ac0203490000ca00"), now_s=1) == []  # bad check: ignored
+    assert ex.deadline_s is None
+    assert ex.on_notify(lefu.NOTIFY, bytes.fromhex("ac02fd010206cbd1"), now_s=1) == []  # no weight yet
+    ex.on_notify(lefu.NOTIFY, bytes.fromhex("ac0203490000ca16"), now_s=2)
+    assert ex.on_timeout(now_s=2 + lefu.IMPEDANCE_WAIT_S) == [Disconnect("no impedance after the stable weight")]
+
+
+def test_lefu_exchange_writes_nothing_to_the_other_dialects() -> None:
+    for name in ("1byone scale", "Healthkeep 280"):
+        ex = lefu.make_exchange(ExchangeContext("AA", name, LEFU_CHARS))
+        assert ex.start(now_s=0) == [Subscribe(lefu.NOTIFY), Subscribe(lefu.INDICATE)]
+    no_ffb1 = lefu.make_exchange(ExchangeContext("AA", "SWAN", frozenset({lefu.NOTIFY})))
+    assert no_ffb1.start(now_s=0) == [Subscribe(lefu.NOTIFY)]
+
+
+def test_lefu_settings_one_problem_per_bad_key() -> None:
+    check = get("lefu_ffb0").check_settings
+    assert check is not None
+    assert check({}) == []
+    assert check({"sex": "female", "age_years": "31", "height_cm": "165"}) == []
+    problems = check({"sex": "other", "age_years": "eight", "height_cm": "300"})
+    assert [k for k, _ in problems] == ["sex", "age_years", "height_cm"]
+    assert all(text and ":" not in text.split()[0] for _, text in problems)
+    with pytest.raises(ExchangeError, match="age_years"):
+        lefu.make_exchange(ExchangeContext("AA", "SWAN", settings={"age_years": "200"}))

@@ -72,3 +72,13 @@ def test_int_setting() -> None:
         int_setting({"k": "3"}, "k", low=1, high=2)
     with pytest.raises(ValueError, match="whole number"):
         int_setting({"k": "0x1"}, "k", low=1, high=2)
+
+
+def test_lefu_profile_settings_reach_the_exchange_and_each_bad_one_is_a_line() -> None:
+    """``lefu_ffb0``'s profile (``sex`` / ``age_years`` / ``height_cm``): text to the exchange; one
+    problem line per bad key (``validate`` exits 78 on them)."""
+    scale = {"driver": "lefu_ffb0", "address": "01:B6:EC:D5:B4:C3", "sex": "male", "age_years": 40, "height_cm": 180}
+    assert parse_config(_toml(scale), env={}).scale.settings == {"sex": "male", "age_years": "40", "height_cm": "180"}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(_toml({**scale, "sex": "other", "age_years": 8, "height_cm": 300}), env={})
+    assert [p.key for p in exc.value.problems] == ["scale.sex", "scale.age_years", "scale.height_cm"]

@@ -36,6 +36,9 @@ BEURER_PARTS = (  # ble-scale-sync#211 (Sanitas SBF70): 83.55 kg, 437 ohm, fat 2
     "e759030309018d00e907170aa20108",
 )
 
+LEFU_WRITES = ["ac02fa010000ccc7", "ac02fb021fa5cc8d", "ac02fde20101ccad", "ac02fc010000ccc9", "ac02fe060000ccd0"]
+LEFU_JUNIPER = ("ac0204060000cad4", "ac02fd000001cbc9", "ac02fd010209cbd4")  # #322: 103.0 kg, then 521 ohm
+
 CASES: dict[str, dict[str, Any]] = {
     "beurer_sanitas": {
         # the scale streams each 0x59 part only after the acknowledgement of the one before
@@ -84,6 +87,35 @@ CASES: dict[str, dict[str, Any]] = {
         ],
         "weight": 101.4,
         "first_write": "fd37000100000000000000cb",
+    },
+    "lefu_ffb0": {
+        # the Juniper's frames (ble-scale-sync #322) after the Fitdays app's five writes (#254); the
+        # exchange ends the session on the impedance frame
+        "address": "01:B6:EC:D5:B4:C3",
+        "name": "SWAN",
+        "services": [
+            {
+                "uuid": "ffb0",
+                "characteristics": [
+                    {"uuid": "ffb2", "flags": ["notify"]},
+                    {"uuid": "ffb1", "flags": ["write-without-response"]},
+                    {"uuid": "ffb3", "flags": ["indicate"]},
+                ],
+            }
+        ],
+        "respond": [
+            {
+                "char": "ffb1",
+                "hex": LEFU_WRITES[-1],
+                "once": True,
+                "push": [{"char": "ffb2", "hex": h} for h in LEFU_JUNIPER],
+            }
+        ],
+        "disconnect_after": False,
+        "weight": 103.0,
+        "first_write": LEFU_WRITES[0],
+        "writes_in_order": LEFU_WRITES,
+        "write_type": "command",
     },
     "medisana_bs44x": {
         "address": "E4:54:EB:00:00:04",
@@ -171,5 +203,7 @@ def test_vendor_exchange_delivers_one_weighing(
             for w, want in zip(writes, case["writes_in_order"], strict=True)
         ]
         assert got == case["writes_in_order"], writes
+    if "write_type" in case:
+        assert {w["type"] for w in writes} == {case["write_type"]}, writes
     assert fake_bluez.call("wait", key="disconnects", at_least=1, timeout_s=GUARD_S)["reached"]
     assert daemon.stop() == 0

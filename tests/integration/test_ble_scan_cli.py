@@ -103,6 +103,8 @@ FAMILY_ADVERTS = [
     ("yunmai", {"address": "0C:B2:B7:00:00:15", "name": "YUNMAI-ISM", "uuids": ["ffe0", "ffe5"]}),
     ("medisana_bs44x", {"address": "E4:54:EB:00:00:16", "name": "013197", "uuids": ["78b2"]}),
     ("lefu_ffb0", {"address": "A4:C1:38:00:00:17", "name": "1byone scale", "uuids": ["ffb0"]}),
+    ("lefu_ffb0", {"address": "03:B3:EC:93:B8:7E", "name": "Hutbit Scale", "uuids": ["d618", "ffb0"]}),
+    ("lefu_ffb0", {"address": "01:B6:EC:D5:B4:C3", "name": "SWAN", "manufacturer_data": {"684": "c3b4d5ecb60100"}}),
 ]
 
 
