@@ -18,9 +18,13 @@ two bytes are not a second resistance: only R1 (bytes 6-7) is decoded from it.
 - ``0x10`` weight, 10-byte form: weight 3-4 big-endian, byte 5 = 1 stable, R1 6-7.
   14-byte (ES-30M) form: byte 4 state (0 measuring, 1 stabilising, 2 stable), weight 5-6, R1 7-8,
   R2 9-10 (big-endian).
-- ``0x14`` ready, ``0x21`` configuration request, ``0x23`` stored record, ``0xA1``/``0xA3``
+- ``0x23`` stored record (17 bytes or more): a history reading, never a weighing (the scale's memory;
+  ble-families.md §5.1: records older than about 90 s are stale, and the decoder has no clock to tell
+  a fresh one): record time 6-9 (u32 LE, 2000 epoch, as ``device_time``), weight 10-11 (u16 BE / 100),
+  R1 13-14 and R2 15-16 (u16 LE), per openScale's QNHandler (no real 0x23 in our sources: INFERENCE).
+- ``0x14`` ready, ``0x21`` configuration request, a shorter ``0x23``, ``0xA1``/``0xA3``
   acknowledgements, ``0xB1``/``0xB4`` extended results: valid frames, not weighings (``DeviceReport``,
-  not errors). Stored records and the extended 0xB1/0xB4 results are not decoded (not yet done).
+  not errors). The extended 0xB1/0xB4 results are not decoded (not yet done).
 
 **Decoder** (one per connection): the weight divisor is the one the connection's 0x12 gave. A 0x10
 before any 0x12 has an UNKNOWN divisor: it is a reading with the raw weight in ``fields`` and no
@@ -56,6 +60,7 @@ AE00 model is listed until one delivers here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from ._vendor_frames import VendorFramer, channel_uuid, check, require, sum8, u16be
@@ -95,6 +100,8 @@ BROADCAST_COMPANY_ID = 0xFFFF
 #: 2000-01-01T00:00:00Z as Unix seconds (the QN clock's epoch)
 EPOCH_2000_S = 946_684_800
 JIELI_CHALLENGE_SIZE = 17
+#: the smallest 0x23 stored record that holds the fields decoded from it (up to R2, bytes 15-16)
+STORED_MIN_SIZE = 17
 #: Jieli RCSP frame kinds (first byte): challenge, answer, and ``02 "pass"`` (authenticated)
 JIELI_CHALLENGE, JIELI_ANSWER = 0x00, 0x01
 JIELI_PASS = b"\x02pass"
@@ -160,6 +167,8 @@ class QnDecoder:
         if op == OP_INFO:
             self.divisor = divisor_of_info(data)
             return [_report(data, "scale_info", f"scale info: protocol 0x{data[2]:02x}, weight / {self.divisor}")]
+        if op == OP_STORED and len(data) >= STORED_MIN_SIZE:
+            return [stored_reading(data)]
         if op != OP_WEIGHT:
             return [_report(data, f"op_0x{op:02x}", f"QN frame 0x{op:02x} ({len(data)} bytes)")]
         reading = weight_reading(data, self.divisor)
@@ -195,6 +204,28 @@ def weight_reading(data: bytes, divisor: int | None) -> Reading:
     stable = settled and raw > 0
     measurement = Measurement(weight_kg=weight_kg, impedance_ohm=float(r1) if r1 else None) if stable else Measurement()
     return Reading(NAME, measurement, stable, data.hex(), fields=MappingProxyType(fields))
+
+
+def stored_reading(data: bytes) -> Reading:
+    """A checked 0x23 stored record (at least 17 bytes) -> a history reading, never a weighing: record
+    time bytes 6-9 (u32 LE, seconds since 2000-01-01), weight 10-11 (u16 BE / 100 kg), R1 13-14 and
+    R2 15-16 (u16 LE); layout per openScale's QNHandler as ble-scale-sync reads it (no real frame here)."""
+    seconds = int.from_bytes(data[6:10], "little")
+    raw, r1, r2 = u16be(data, 10), int.from_bytes(data[13:15], "little"), int.from_bytes(data[15:17], "little")
+    weight_kg = raw / 100
+    fields = {
+        "history": "1",
+        "protocol": f"0x{data[2]:02x}",
+        "weight_raw": str(raw),
+        "weight_kg": f"{weight_kg:g}",
+        "record_s_since_2000": str(seconds),
+        "r1": str(r1),
+        "r2": str(r2),
+    }
+    impedance = float(r1 or r2) if (r1 or r2) else None
+    measurement = Measurement(weight_kg=weight_kg, impedance_ohm=impedance) if raw else Measurement()
+    when = datetime.fromtimestamp(EPOCH_2000_S + seconds, UTC).replace(tzinfo=None).isoformat() if seconds else None
+    return Reading(NAME, measurement, False, data.hex(), device_time=when, fields=MappingProxyType(fields))
 
 
 def parse(frame: bytes, channel: str = "") -> ParseResult:

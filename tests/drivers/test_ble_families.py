@@ -151,6 +151,21 @@ def test_qn_round_trip_14(proto: int, raw: int, r1: int, flag: int) -> None:
 
 
 @FAST
+@given(
+    st.integers(0, 255), st.integers(0, 2**32 - 1), st.integers(0, 65535), st.integers(0, 65535), st.integers(0, 65535)
+)
+def test_qn_stored_record_round_trip_is_history(proto: int, seconds: int, raw: int, r1: int, r2: int) -> None:
+    decoder = qn_scale.QnDecoder()
+    decoder.decode(B.qn_info(proto, 1), qn_scale.NOTIFY_T2)
+    [reading] = decoder.decode(B.qn_stored(proto, seconds, raw, r1, r2), qn_scale.NOTIFY_T2)
+    assert isinstance(reading, Reading) and not reading.stable and not reading.is_weighing
+    assert reading.fields["history"] == "1" and reading.fields["record_s_since_2000"] == str(seconds)
+    assert reading.measurement.weight_kg == (raw / 100 if raw else None)
+    assert (reading.fields["r1"], reading.fields["r2"]) == (str(r1), str(r2))
+    assert (reading.device_time is None) == (seconds == 0)
+
+
+@FAST
 @given(raw=st.integers(0, 0xFFFF), stable=st.integers(0, 3), r1=st.integers(0, 0xFFFF))
 def test_qn_round_trip_10(raw: int, stable: int, r1: int) -> None:
     decoder = qn_scale.QnDecoder()
