@@ -18,9 +18,13 @@ two bytes are not a second resistance: only R1 (bytes 6-7) is decoded from it.
 - ``0x10`` weight, 10-byte form: weight 3-4 big-endian, byte 5 = 1 stable, R1 6-7.
   14-byte (ES-30M) form: byte 4 state (0 measuring, 1 stabilising, 2 stable), weight 5-6, R1 7-8,
   R2 9-10 (big-endian).
-- ``0x14`` ready, ``0x21`` configuration request, ``0x23`` stored record, ``0xA1``/``0xA3``
+- ``0x23`` stored record (17 bytes or more): a history reading, never a weighing (the scale's memory;
+  ble-families.md §5.1: records older than about 90 s are stale, and the decoder has no clock to tell
+  a fresh one): record time 6-9 (u32 LE, 2000 epoch, as ``device_time``), weight 10-11 (u16 BE / 100),
+  R1 13-14 and R2 15-16 (u16 LE), per openScale's QNHandler (no real 0x23 in our sources: INFERENCE).
+- ``0x14`` ready, ``0x21`` configuration request, a shorter ``0x23``, ``0xA1``/``0xA3``
   acknowledgements, ``0xB1``/``0xB4`` extended results: valid frames, not weighings (``DeviceReport``,
-  not errors). Stored records and the extended 0xB1/0xB4 results are not decoded (not yet done).
+  not errors). The extended 0xB1/0xB4 results are not decoded (not yet done).
 
 **Decoder** (one per connection): the weight divisor is the one the connection's 0x12 gave. A 0x10
 before any 0x12 has an UNKNOWN divisor: it is a reading with the raw weight in ``fields`` and no
@@ -33,18 +37,35 @@ ES-30M whose first stable frame has no resistance yet loses that later resistanc
 the 0x13 configuration ``13 09 <protocol> 01 10 00 00 00 <sum>`` (kg; bytes 5-7 zero: INFERENCE); on
 0x14 write the 0x20 time ``20 08 <protocol> <seconds since 2000-01-01, u32 LE> <sum>`` (layout
 INFERENCE from the 0x23 records' time field) when the host clock is known; after the weighing,
-disconnect. The A2 user profile, "pass" auth and the 0x1F acknowledgement are not sent (layouts
-UNKNOWN). An AE02 challenge (17 bytes, starting 00) ends the session: the Jieli answer is not
-implemented, so AE00-firmware scales (ES-CS20M, Elis 1, Arboleaf, GE CS 10 G) do not deliver here.
+disconnect. The A2 user profile and the 0x1F acknowledgement are not sent (layouts UNKNOWN).
+
+**AE00 "Jieli" authentication** (Jieli's RCSP check; facts from KristianP26/ble-scale-sync#235, a GE
+CS 10 G captured with its vendor app): the scale sends ``00 <challenge, 16 bytes>`` on AE02 and sends no
+weighing until the host writes ``01 <answer, 16 bytes>`` to AE01 (write without response), the answer
+being the Bluetooth E1 function of the challenge under two fixed constants (``drivers/bt_e1.py``:
+verified against the spec's E1 sample data and all ten challenge/response pairs of that capture).
+The scale then sends ``02 "pass"`` on AE02. The vendor app first challenges the scale itself and
+writes ``02 "pass"`` to AE01 when the scale's answer checks out; we do not challenge the scale (the
+exchange has no random source; ble-scale-sync ships without it too) but write that ``02 "pass"`` to
+AE01 at 0x14, as ble-scale-sync does on the units that authenticate with it (that the scale needs it
+before it challenges: INFERENCE from the captured order). The exchange answers up to 3 challenges; a
+4th, an AE02 frame starting 00 that is not 17 bytes long, or no "pass" within 5 s of an answer ends
+the session with the reason. AE01's ``fe dc ba c0 ...`` frame ble-scale-sync (after openScale) sends
+on 0x12 is not sent (layout UNKNOWN). The decoder only reports AE02 frames, never weighings.
+Authentication is only the first gate: after it the GE CS 10 G (20-byte dialect) still wants the 0x21
+history replies, the 0x22 start and an A2 "measurement trigger" (#235), none of which we send, so no
+AE00 model is listed until one delivers here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from ._vendor_frames import VendorFramer, channel_uuid, check, require, sum8, u16be
 from .bleuuid import full_uuid
+from .bt_e1 import jieli_answer
 from .gatt import Action, Disconnect, ExchangeContext, Subscribe, Write
 from .gatt import offered as gatt_offered
 from .model import DeviceReport, Measurement, ParseResult, Reading
@@ -79,6 +100,15 @@ BROADCAST_COMPANY_ID = 0xFFFF
 #: 2000-01-01T00:00:00Z as Unix seconds (the QN clock's epoch)
 EPOCH_2000_S = 946_684_800
 JIELI_CHALLENGE_SIZE = 17
+#: the smallest 0x23 stored record that holds the fields decoded from it (up to R2, bytes 15-16)
+STORED_MIN_SIZE = 17
+#: Jieli RCSP frame kinds (first byte): challenge, answer, and ``02 "pass"`` (authenticated)
+JIELI_CHALLENGE, JIELI_ANSWER = 0x00, 0x01
+JIELI_PASS = b"\x02pass"
+#: answers given before a further challenge counts as the scale rejecting them
+JIELI_MAX_ANSWERS = 3
+#: how long after an answer the scale's "pass" may take before the session ends (s)
+JIELI_PASS_WAIT_S = 5.0
 
 
 def _valid(frame: bytes) -> bool:
@@ -109,6 +139,14 @@ def divisor_of_info(info: bytes) -> int:
     return 100 if info[10] & 0x01 else 10
 
 
+def _jieli_kind(data: bytes) -> str:
+    if len(data) == JIELI_CHALLENGE_SIZE and data[0] == JIELI_CHALLENGE:
+        return "Jieli authentication challenge"
+    if data == JIELI_PASS:
+        return 'Jieli authentication "pass"'
+    return "not a weighing"
+
+
 def _report(data: bytes, code: str, message: str) -> DeviceReport:
     return DeviceReport(NAME, code, message, data.hex(), is_error=False)
 
@@ -123,12 +161,14 @@ class QnDecoder:
     def decode(self, frame: bytes, channel: str = "") -> list[Reading | DeviceReport]:
         if channel_uuid(channel) == AE_NOTIFY:
             data = bytes(frame)
-            return [_report(data, "ae02", f"AE02 notification ({len(data)} bytes): Jieli challenge, not answered")]
+            return [_report(data, "ae02", f"AE02 notification ({len(data)} bytes): {_jieli_kind(data)}")]
         data = _checked(frame)
         op = data[0]
         if op == OP_INFO:
             self.divisor = divisor_of_info(data)
             return [_report(data, "scale_info", f"scale info: protocol 0x{data[2]:02x}, weight / {self.divisor}")]
+        if op == OP_STORED and len(data) >= STORED_MIN_SIZE:
+            return [stored_reading(data)]
         if op != OP_WEIGHT:
             return [_report(data, f"op_0x{op:02x}", f"QN frame 0x{op:02x} ({len(data)} bytes)")]
         reading = weight_reading(data, self.divisor)
@@ -166,6 +206,28 @@ def weight_reading(data: bytes, divisor: int | None) -> Reading:
     return Reading(NAME, measurement, stable, data.hex(), fields=MappingProxyType(fields))
 
 
+def stored_reading(data: bytes) -> Reading:
+    """A checked 0x23 stored record (at least 17 bytes) -> a history reading, never a weighing: record
+    time bytes 6-9 (u32 LE, seconds since 2000-01-01), weight 10-11 (u16 BE / 100 kg), R1 13-14 and
+    R2 15-16 (u16 LE); layout per openScale's QNHandler as ble-scale-sync reads it (no real frame here)."""
+    seconds = int.from_bytes(data[6:10], "little")
+    raw, r1, r2 = u16be(data, 10), int.from_bytes(data[13:15], "little"), int.from_bytes(data[15:17], "little")
+    weight_kg = raw / 100
+    fields = {
+        "history": "1",
+        "protocol": f"0x{data[2]:02x}",
+        "weight_raw": str(raw),
+        "weight_kg": f"{weight_kg:g}",
+        "record_s_since_2000": str(seconds),
+        "r1": str(r1),
+        "r2": str(r2),
+    }
+    impedance = float(r1 or r2) if (r1 or r2) else None
+    measurement = Measurement(weight_kg=weight_kg, impedance_ohm=impedance) if raw else Measurement()
+    when = datetime.fromtimestamp(EPOCH_2000_S + seconds, UTC).replace(tzinfo=None).isoformat() if seconds else None
+    return Reading(NAME, measurement, False, data.hex(), device_time=when, fields=MappingProxyType(fields))
+
+
 def parse(frame: bytes, channel: str = "") -> ParseResult:
     """Stateless view of one frame: a 0x10 has no divisor here, so it is never a weighing."""
     results = QnDecoder().decode(frame, channel)
@@ -189,6 +251,11 @@ class QnExchange:
             self._config_char, self._time_char = CONFIG_T1, TIME_T1
         if AE_NOTIFY in offered:
             self._subscribe.append(AE_NOTIFY)
+        #: AE01, where the Jieli answers go (None: the device has no AE00 service)
+        self._ae_write = AE_WRITE if AE_NOTIFY in offered and AE_WRITE in offered else None
+        self._answers = 0
+        self._pass_deadline_s: float | None = None
+        self.authenticated = False
         self._wall_time_s = context.wall_time_s
         self._decoder = QnDecoder()
         self._protocol = 0x00
@@ -198,19 +265,44 @@ class QnExchange:
 
     @property
     def deadline_s(self) -> float | None:
-        return None
+        return None if self.done else self._pass_deadline_s
 
     def start(self, *, now_s: float) -> list[Action]:
         return [Subscribe(u) for u in self._subscribe]
+
+    def _on_ae02(self, data: bytes, now_s: float) -> list[Action]:
+        if data == JIELI_PASS:
+            self.authenticated = True
+            self._pass_deadline_s = None
+            return []
+        if data[:1] != bytes([JIELI_CHALLENGE]):
+            return []  # not a challenge (an answer to one we never sent, or unknown): nothing to do
+        if len(data) != JIELI_CHALLENGE_SIZE:
+            self.done = True
+            return [
+                Disconnect(f"AE00 (Jieli) challenge of an unknown layout ({len(data)} bytes, not 17): not supported")
+            ]
+        if self._ae_write is None:
+            self.done = True
+            return [Disconnect("AE00 (Jieli) authentication challenge, but the device offers no AE01 to answer on")]
+        if self._answers >= JIELI_MAX_ANSWERS:
+            self.done = True
+            return [
+                Disconnect(
+                    f"AE00 (Jieli) authentication: the scale challenged again after {self._answers} answers, "
+                    "so it rejects them (firmware with another key?)"
+                )
+            ]
+        self._answers += 1
+        self._pass_deadline_s = now_s + JIELI_PASS_WAIT_S
+        answer = bytes([JIELI_ANSWER]) + jieli_answer(data[1:])
+        return [Write(self._ae_write, answer, with_response=False)]
 
     def on_notify(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
         if self.done:
             return []
         if channel_uuid(uuid) == AE_NOTIFY:
-            if len(data) == JIELI_CHALLENGE_SIZE and data[:1] == b"\x00":
-                self.done = True
-                return [Disconnect("AE00 (Jieli) authentication challenge: not supported")]
-            return []
+            return self._on_ae02(bytes(data), now_s)
         if not _valid(bytes(data)):
             return []
         op = data[0]
@@ -221,9 +313,12 @@ class QnExchange:
             if not self._config_sent:
                 self._config_sent = True
                 out.append(Write(self._config_char, config_command(self._protocol)))
-        elif op == OP_READY and not self._time_sent and self._wall_time_s is not None:
+        elif op == OP_READY and not self._time_sent:
             self._time_sent = True
-            out.append(Write(self._time_char, time_command(self._protocol, self._wall_time_s)))
+            if self._wall_time_s is not None:
+                out.append(Write(self._time_char, time_command(self._protocol, self._wall_time_s)))
+            if self._ae_write is not None:
+                out.append(Write(self._ae_write, JIELI_PASS, with_response=False))
         elif op == OP_WEIGHT:
             for result in self._decoder.decode(data, uuid):
                 if isinstance(result, Reading) and result.is_weighing:
@@ -235,7 +330,15 @@ class QnExchange:
         return []
 
     def on_timeout(self, *, now_s: float) -> list[Action]:
-        return []
+        if self.done or self._pass_deadline_s is None or now_s < self._pass_deadline_s:
+            return []
+        self.done = True
+        return [
+            Disconnect(
+                f'AE00 (Jieli) authentication: no "pass" from the scale within {JIELI_PASS_WAIT_S:g} s of the answer '
+                "(firmware with another key?)"
+            )
+        ]
 
 
 def config_command(protocol: int) -> bytes:
@@ -256,14 +359,15 @@ def make_exchange(context: ExchangeContext) -> QnExchange:
 _NOTES: Mapping[str, str] = {
     "frames": "<op> <len> ... <sum8>; 0x12 byte 10 bit 0: weight / 100, else / 10; no 0x12: weight unknown",
     "weighing": "first stable 0x10 per weight and connection (10-byte: byte 5 = 1; 14-byte: state 2)",
-    "exchange": "0x13 config on 0x12, 0x20 time on 0x14, disconnect after the weighing; AE00 Jieli auth: no",
+    "exchange": '0x13 config on 0x12, 0x20 time (+ AE01 02 "pass") on 0x14, disconnect after the weighing; '
+    'AE00 Jieli auth: yes (AE02 00+challenge -> AE01 01+E1 answer, then the scale\'s 02 "pass")',
     "matching": "by name only (0xFFE0/0xFFF0 are shared with Yunmai, Beurer, Eufy); never 'Renpho-Scale' "
     "(ES-WBE28, ble_standard's) nor 0xFFFF manufacturer data (qn_broadcast's)",
 }
 
 SPEC = DriverSpec(
     name=NAME,
-    summary="QN / Renpho / FITINDEX vendor protocol over GATT (0xFFE0 or 0xFFF0; AE00 Jieli firmware refused)",
+    summary="QN / Renpho / FITINDEX vendor protocol over GATT (0xFFE0 or 0xFFF0; AE00 Jieli auth answered)",
     link=LinkKind.BLE,
     parse=parse,
     make_framer=make_framer,

@@ -35,6 +35,13 @@ def qn_weight14(protocol: int, state: int, weight_raw: int, r1: int, r2: int) ->
     return qn(0x10, bytes([protocol, 0x01, state]) + struct.pack(">HHH", weight_raw, r1, r2) + b"\x00\x00")
 
 
+def qn_stored(protocol: int, seconds: int, weight_raw: int, r1: int, r2: int) -> bytes:
+    """19-byte 0x23 stored record: protocol, 3 zero bytes, time (u32 LE) at 6, weight (u16 BE) at 10, a
+    zero byte, R1 and R2 (u16 LE) at 13 and 15, a zero byte, the sum."""
+    body = bytes([protocol]) + bytes(3) + struct.pack("<I", seconds) + struct.pack(">H", weight_raw)
+    return qn(0x23, body + b"\x00" + struct.pack("<HH", r1, r2) + b"\x00")
+
+
 def qn_broadcast(weight_raw: int, status: int, mac: bytes = bytes(6)) -> bytes:
     """AA BB, MAC, bytes 8-14 zero, status at 15, 16 zero, weight LE at 17-18, 4 zero bytes (23 in all)."""
     return b"\xaa\xbb" + mac + bytes(7) + bytes([status, 0]) + struct.pack("<H", weight_raw) + bytes(4)

@@ -6,6 +6,7 @@ input, and the exchanges as pure state machines (exact bytes written, in order).
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 import ble_vectors as V
@@ -148,6 +149,21 @@ def test_qn_round_trip_14(proto: int, raw: int, r1: int, flag: int) -> None:
     assert reading.measurement.weight_kg == raw / divisor
     assert reading.measurement.impedance_ohm == (float(r1) if r1 else None)
     assert reading.fields["r2"] == "7"
+
+
+@FAST
+@given(
+    st.integers(0, 255), st.integers(0, 2**32 - 1), st.integers(0, 65535), st.integers(0, 65535), st.integers(0, 65535)
+)
+def test_qn_stored_record_round_trip_is_history(proto: int, seconds: int, raw: int, r1: int, r2: int) -> None:
+    decoder = qn_scale.QnDecoder()
+    decoder.decode(B.qn_info(proto, 1), qn_scale.NOTIFY_T2)
+    [reading] = decoder.decode(B.qn_stored(proto, seconds, raw, r1, r2), qn_scale.NOTIFY_T2)
+    assert isinstance(reading, Reading) and not reading.stable and not reading.is_weighing
+    assert reading.fields["history"] == "1" and reading.fields["record_s_since_2000"] == str(seconds)
+    assert reading.measurement.weight_kg == (raw / 100 if raw else None)
+    assert (reading.fields["r1"], reading.fields["r2"]) == (str(r1), str(r2))
+    assert (reading.device_time is None) == (seconds == 0)
 
 
 @FAST
@@ -414,17 +430,94 @@ def test_qn_exchange_type1_exact_bytes() -> None:
     assert ex.on_notify(qn_scale.NOTIFY_T1, stable, now_s=5) == []
 
 
-def test_qn_exchange_type2_and_jieli() -> None:
-    offered = frozenset({qn_scale.NOTIFY_T2, qn_scale.WRITE_T2, qn_scale.AE_NOTIFY, qn_scale.AE_WRITE})
+AE_OFFERED = frozenset({qn_scale.NOTIFY_T2, qn_scale.WRITE_T2, qn_scale.AE_NOTIFY, qn_scale.AE_WRITE})
+JIELI = json.loads((V.OWN_VECTORS / "qn_scale" / "jieli_auth.json").read_text(encoding="utf-8"))
+JIELI_PAIRS = [
+    (bytes.fromhex(p["challenge"]), bytes.fromhex(p["response"])) for p in JIELI["jieli_qn_captured"]["pairs"]
+]
+PASS = b"\x02pass"
+
+
+def _jieli_exchange(offered: frozenset[str] = AE_OFFERED) -> qn_scale.QnExchange:
     ex = qn_scale.make_exchange(ExchangeContext("AA:BB", None, offered))
     assert ex.start(now_s=0) == [Subscribe(qn_scale.NOTIFY_T2), Subscribe(qn_scale.AE_NOTIFY)]
+    return ex
+
+
+def test_qn_exchange_type2_and_jieli() -> None:
+    ex = _jieli_exchange()
     info = bytes.fromhex("1212ff0fac140004ff0f070a0000059f30e9")
     [write] = ex.on_notify(qn_scale.NOTIFY_T2, info, now_s=1)
     assert write == Write(qn_scale.WRITE_T2, bytes.fromhex("1309ff01100000002c"))
-    assert ex.on_notify(qn_scale.NOTIFY_T2, bytes.fromhex("140bff000001000000001f"), now_s=2) == []  # no clock
-    challenge = bytes.fromhex("00664d6b485e50d84a9eb9405f9ef787f3")
-    [stop] = ex.on_notify(qn_scale.AE_NOTIFY, challenge, now_s=3)
-    assert isinstance(stop, Disconnect) and "Jieli" in stop.reason
+    # no clock: no 0x20, but the host's 02 "pass" on AE01 (as ble-scale-sync sends it at 0x14)
+    ready = bytes.fromhex("140bff000001000000001f")
+    assert ex.on_notify(qn_scale.NOTIFY_T2, ready, now_s=2) == [
+        Write(qn_scale.AE_WRITE, bytes.fromhex("0270617373"), with_response=False)
+    ]
+    assert ex.on_notify(qn_scale.NOTIFY_T2, ready, now_s=2) == []
+    challenge, response = JIELI_PAIRS[0]
+    assert ex.deadline_s is None
+    assert ex.on_notify(qn_scale.AE_NOTIFY, b"\x00" + challenge, now_s=3) == [
+        Write(qn_scale.AE_WRITE, b"\x01" + response, with_response=False)
+    ]
+    assert ex.deadline_s == 3 + qn_scale.JIELI_PASS_WAIT_S and not ex.authenticated
+    assert ex.on_notify(qn_scale.AE_NOTIFY, PASS, now_s=4) == []
+    assert ex.authenticated and ex.deadline_s is None and ex.on_timeout(now_s=100) == []
+    stable = bytes.fromhex("100eff0102025801fd01fb0033a7")
+    assert ex.on_notify(qn_scale.NOTIFY_T2, stable, now_s=5) == [Disconnect("weighing received")]
+
+
+@pytest.mark.parametrize(("challenge", "response"), JIELI_PAIRS, ids=[c.hex()[:8] for c, _ in JIELI_PAIRS])
+def test_qn_exchange_answers_every_captured_challenge_exactly(challenge: bytes, response: bytes) -> None:
+    ex = _jieli_exchange()
+    [answer] = ex.on_notify(qn_scale.AE_NOTIFY, b"\x00" + challenge, now_s=1)
+    assert answer == Write(qn_scale.AE_WRITE, b"\x01" + response, with_response=False)
+
+
+def test_qn_exchange_ends_without_pass_after_the_answer() -> None:
+    ex = _jieli_exchange()
+    challenge, _ = JIELI_PAIRS[1]
+    assert len(ex.on_notify(qn_scale.AE_NOTIFY, b"\x00" + challenge, now_s=10)) == 1
+    assert ex.on_timeout(now_s=10 + qn_scale.JIELI_PASS_WAIT_S - 0.1) == []
+    [stop] = ex.on_timeout(now_s=10 + qn_scale.JIELI_PASS_WAIT_S)
+    assert isinstance(stop, Disconnect) and 'no "pass"' in stop.reason
+    assert ex.done and ex.deadline_s is None
+
+
+def test_qn_exchange_gives_up_after_three_rejected_answers() -> None:
+    ex = _jieli_exchange()
+    for n, (challenge, response) in enumerate(JIELI_PAIRS[:3]):
+        assert ex.on_notify(qn_scale.AE_NOTIFY, b"\x00" + challenge, now_s=n) == [
+            Write(qn_scale.AE_WRITE, b"\x01" + response, with_response=False)
+        ]
+    [stop] = ex.on_notify(qn_scale.AE_NOTIFY, b"\x00" + JIELI_PAIRS[3][0], now_s=4)
+    assert isinstance(stop, Disconnect) and "rejects them" in stop.reason
+
+
+@pytest.mark.parametrize("size", [1, 16, 18, 20])
+def test_qn_exchange_refuses_a_challenge_of_unknown_layout(size: int) -> None:
+    ex = _jieli_exchange()
+    [stop] = ex.on_notify(qn_scale.AE_NOTIFY, bytes(size), now_s=1)
+    assert isinstance(stop, Disconnect) and "unknown layout" in stop.reason and "not supported" in stop.reason
+
+
+def test_qn_exchange_ignores_other_ae02_frames_and_needs_ae01() -> None:
+    ex = _jieli_exchange()
+    assert ex.on_notify(qn_scale.AE_NOTIFY, b"\x01" + JIELI_PAIRS[0][1], now_s=1) == []  # an answer, not ours
+    assert not ex.done
+    no_ae01 = _jieli_exchange(AE_OFFERED - {qn_scale.AE_WRITE})
+    assert no_ae01.on_notify(qn_scale.NOTIFY_T2, bytes.fromhex("140bff000001000000001f"), now_s=1) == []
+    [stop] = no_ae01.on_notify(qn_scale.AE_NOTIFY, b"\x00" + JIELI_PAIRS[0][0], now_s=2)
+    assert isinstance(stop, Disconnect) and "AE01" in stop.reason
+
+
+def test_qn_decoder_reports_ae02_frames_and_never_weighs() -> None:
+    decoder = qn_scale.QnDecoder()
+    for frame in (b"\x00" + JIELI_PAIRS[0][0], PASS, b"\x01" + JIELI_PAIRS[0][1]):
+        [report] = decoder.decode(frame, qn_scale.AE_NOTIFY)
+        assert isinstance(report, DeviceReport) and report.code == "ae02" and not report.is_error
+    [challenge, passed] = [decoder.decode(f, qn_scale.AE_NOTIFY)[0] for f in (b"\x00" + JIELI_PAIRS[0][0], PASS)]
+    assert "challenge" in challenge.message and "pass" in passed.message
 
 
 def test_eufy_exchange_exact_bytes() -> None:

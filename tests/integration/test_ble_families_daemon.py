@@ -5,12 +5,17 @@ Frames are literal; timeouts are failure guards only."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge.simulator import SimulatorThread
+from drivers import bt_e1
+from drivers.bleuuid import full_uuid
 from tests.fakes.bluez_fixture import FakeBluezProcess
 from tests.integration.test_ble_daemon import (
     CARD,
@@ -206,4 +211,111 @@ def test_vendor_exchange_delivers_one_weighing(
     if "write_type" in case:
         assert {w["type"] for w in writes} == {case["write_type"]}, writes
     assert fake_bluez.call("wait", key="disconnects", at_least=1, timeout_s=GUARD_S)["reached"]
+    assert daemon.stop() == 0
+
+
+# ---- QN with the AE00 "Jieli" gate: the fake scale challenges on AE02 and weighs only for the answer
+
+JIELI = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "qn_scale" / "jieli_auth.json").read_text())
+JIELI_CHALLENGE, JIELI_RESPONSE = (
+    bytes.fromhex(JIELI["jieli_qn_captured"]["pairs"][0][k]) for k in ("challenge", "response")
+)
+QN_READY = "140bff000001000000001f"  # REAL 0x14 (ble-scale-sync tests/scales/qn-scale.test.ts)
+PASS_HEX = b"\x02pass".hex()
+
+
+def _jieli_scale(expected_answer: bytes) -> dict[str, Any]:
+    """A type-2 QN scale with service AE00: 0x12 on subscribe, 0x14 after the 0x13, the challenge after
+    the host's "pass", and "pass" plus its weighing only when AE01 receives ``expected_answer``."""
+    return {
+        "services": [
+            {
+                "uuid": "fff0",
+                "characteristics": [
+                    {"uuid": "fff1", "flags": ["notify"]},
+                    {"uuid": "fff2", "flags": ["write-without-response", "write"]},
+                ],
+            },
+            {
+                "uuid": "ae00",
+                "characteristics": [
+                    {"uuid": "ae01", "flags": ["write-without-response"]},
+                    {"uuid": "ae02", "flags": ["notify"]},
+                ],
+            },
+        ],
+        "indicate": [{"char": "fff1", "hex": QN_INFO}],
+        "disconnect_after": False,
+        "respond": [
+            {"char": "fff2", "prefix": "1309", "once": True, "push": [{"char": "fff1", "hex": QN_READY}]},
+            {
+                "char": "ae01",
+                "hex": PASS_HEX,
+                "once": True,
+                "push": [{"char": "ae02", "hex": "00" + JIELI_CHALLENGE.hex()}],
+            },
+            {
+                "char": "ae01",
+                "hex": expected_answer.hex(),
+                "once": True,
+                "push": [{"char": "ae02", "hex": PASS_HEX}, {"char": "fff1", "hex": QN_STABLE}],
+            },
+        ],
+    }
+
+
+def _exchange_reasons(daemon: DaemonProcess) -> list[str]:
+    out = []
+    for line in (daemon.log.read_text(errors="replace") if daemon.log.exists() else "").splitlines():
+        with contextlib.suppress(ValueError):
+            doc = json.loads(line)
+            if isinstance(doc, dict) and doc.get("event") == "ble_gatt_exchange_done":
+                out.append(str(doc.get("reason")))
+    return out
+
+
+def _run_jieli(fake: FakeBluezProcess, daemon: DaemonProcess, address: str, script: dict[str, Any]) -> None:
+    daemon.start()
+    wait_discovering(fake)
+    fake.call("gatt_device", address=address, **script)
+    daemon.tap(CARD)
+
+    def connected() -> bool:
+        if fake.call("stats")["stats"].get("connects", 0) >= 1:
+            return True
+        fake.call("advertise", address=address, name="QN-Scale")
+        return False
+
+    until(connected, "the daemon to connect to the AE00 QN scale", daemon)
+
+
+@pytest.mark.parametrize("right", [True, False], ids=["right_answer", "wrong_key"])
+def test_qn_jieli_gate(
+    right: bool,
+    fake_bluez: FakeBluezProcess,  # noqa: F811
+    simulator: SimulatorThread,
+    make_daemon: Callable[[str, str], DaemonProcess],  # noqa: F811
+) -> None:
+    # the fake checks the answer with its own E1: the vendor constants (= the captured response), or
+    # a firmware keyed differently, which then stays silent
+    ours = b"\x01" + bt_e1.jieli_answer(JIELI_CHALLENGE)
+    assert ours == b"\x01" + JIELI_RESPONSE
+    wrong_key = bytes(16)
+    expected = ours if right else b"\x01" + bt_e1.e1(wrong_key, JIELI_CHALLENGE, bt_e1.JIELI_ADDRESS)
+    address = "ED:67:37:00:00:0A" if right else "ED:67:37:00:00:0B"
+    daemon = make_daemon("qn_scale", address)
+    _run_jieli(fake_bluez, daemon, address, _jieli_scale(expected))
+    until(lambda: bool(_exchange_reasons(daemon)), "the AE00 QN session to end", daemon)
+    writes = fake_bluez.call("writes", address=address)["writes"]
+    ae01 = [(w["hex"], w["type"]) for w in writes if w["char"] == full_uuid("ae01")]
+    assert ae01 == [(PASS_HEX, "command"), (ours.hex(), "command")], writes
+    [reason] = _exchange_reasons(daemon)
+    if right:
+        assert reason == "weighing received"
+        until(lambda: len(weighings(simulator)) >= 1, "the AE00 QN weighing at the simulator", daemon)
+        [w] = weighings(simulator)
+        assert w["customerId"] == 1001 and w["body"]["weight"] == 70.0
+    else:
+        assert 'no "pass"' in reason, reason
+        assert weighings(simulator) == []
     assert daemon.stop() == 0
