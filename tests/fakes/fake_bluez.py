@@ -22,9 +22,10 @@ instead) pushes each ``push`` value (a notification or indication on that charac
 be notifying) in order and then, with ``"disconnect": true``, drops the connection like a scale going
 to sleep. Every matching rule fires, in script order, each time it matches (``"once": true`` for one
 shot per connection). A write no rule matches is only recorded. A protocol the rules cannot state
-(a handshake with random content) takes a device ``"model": {"factory": "package.module:Class",
-"kwargs": {...}}``: a new instance per connection, whose ``respond(char_uuid, value)`` returns a
-responder rule (``push``, ``disconnect``) or None for each write (e.g. tests/fakes/eufy_p2_scale.py).
+(a handshake with random content) takes a device ``"model": {"factory": "module:Class", "kwargs":
+{...}}`` (a module next to this file, which runs as a script): a new instance per connection, whose
+``respond(char_uuid, value)`` returns a responder rule (``push``, ``disconnect``) or None for each
+write (e.g. tests/fakes/eufy_p2_scale.py).
 
 Like a radio, the fake only delivers advertisements while discovery is on.
 
