@@ -1,6 +1,6 @@
 """Eufy Smart Scale C1 / P1 / A1 (T9146, T9147, T9120, T9140) and the 1byone "Health Scale"
 (CF398BLE): service 0xFFF0, notify 0xFFF4, write 0xFFF1. See shared/reference/ble-families.md §5.3(a).
-The Eufy P2 / P2 Pro (T9148/T9149, AES handshake) are another protocol and another driver.
+The Eufy P2 / P2 Pro (T9148/T9149, AES handshake) are another protocol: drivers/eufy_p2.py.
 
 **Frames**: 11 bytes ``CF <impedance lo> <impedance hi> <weight u16 LE> ... <status> <check>``, the
 check being the XOR of the ten bytes before it (verified on the real frame of openScale PR #1468,

@@ -53,11 +53,13 @@ problem line per bad key). Helpers: :func:`int_setting`.
 Ciphers: ``drivers/`` is stdlib-only, so an exchange that needs AES gets it injected:
 ``ExchangeContext.aes_cbc_encrypt`` / ``aes_cbc_decrypt`` (``(key, iv, data) -> data``, 16-byte
 blocks, no padding) are filled in by the BLE link from ``drivers/links/crypto.py`` (the
-``cryptography`` package). Tests may pass any implementation.
+``cryptography`` package). Tests may pass any implementation. Randomness likewise:
+``ExchangeContext.random_bytes`` (``os.urandom`` in the link; tests pass a deterministic one).
 
 Changes to the first version of this contract (for driver authors): the rules above; ``Write``
 gained nothing; ``Read`` values are emitted as events; ``ExchangeContext`` gained the two cipher
 callables and ``utc_offset_s``; ``DriverSpec`` gained ``check_settings``; :data:`DEVICE_NAME`, :func:`int_setting`.
+Later: ``ExchangeContext.random_bytes`` (additive, default None; for the Eufy P2 handshake).
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ class ExchangeContext:
     #: AES-128-CBC, injected by the link (drivers/links/crypto.py); None where unavailable
     aes_cbc_encrypt: BlockCipher | None = None
     aes_cbc_decrypt: BlockCipher | None = None
+    #: ``n -> n random bytes``, injected by the link (``os.urandom``); None where unavailable. An
+    #: exchange that needs randomness (a handshake's client id) takes it from here, never itself.
+    random_bytes: Callable[[int], bytes] | None = None
 
 
 def int_setting(settings: Mapping[str, str], key: str, *, low: int, high: int) -> int | None:

@@ -712,6 +712,7 @@ class _GattSession:
             utc_offset_s=-(time.altzone if time.localtime().tm_isdst > 0 else time.timezone),
             aes_cbc_encrypt=encrypt,
             aes_cbc_decrypt=decrypt,
+            random_bytes=os.urandom,
         )
         if self.spec.make_exchange is not None:
             return self.spec.make_exchange(context)

@@ -52,6 +52,15 @@ def cf(weight_raw: int, impedance_raw: int, status: int, middle: bytes = b"\x00\
     return body + bytes([_xor(body)])
 
 
+def eufy_p2(weight_raw: int, final: bool, *, b4_5: int = 0, b8_10: int = 0, extra: bytes = bytes(3)) -> bytes:
+    """Eufy P2 FFF2 frame: CF 0E 00 CF, bytes 4-5, weight LE, bytes 8-10, byte 11, final flag (00 =
+    final, 01 = live), bytes 13-14, XOR of bytes 2..14."""
+    body = struct.pack("<HH", b4_5, weight_raw) + b8_10.to_bytes(3, "little") + extra[:1]
+    body += bytes([0x00 if final else 0x01]) + extra[1:3]
+    inner = b"\x00\xcf" + body
+    return b"\xcf\x0e" + inner + bytes([_xor(inner)])
+
+
 def yunmai(version: int, kind: int, payload: bytes) -> bytes:
     """0D, version, whole length, type, payload, XOR of every byte after 0D."""
     head = bytes([0x0D, version, len(payload) + 5, kind]) + payload

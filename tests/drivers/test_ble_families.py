@@ -1,4 +1,4 @@
-"""The consumer BLE vendor families (qn_scale, qn_broadcast, eufy_1byone, yunmai, medisana_bs44x,
+"""The consumer BLE vendor families (qn_scale, qn_broadcast, eufy_1byone, eufy_p2, yunmai, medisana_bs44x,
 lefu_ffb0, beurer_sanitas): project vectors (real frames where our sources have them, labelled REAL / DERIVED), the
 framers fed whole / byte by byte / five joined, round trips through literal-byte builders, random
 input, and the exchanges as pure state machines (exact bytes written, in order)."""
@@ -27,8 +27,18 @@ from drivers.gatt import Disconnect, ExchangeContext, ExchangeError, Subscribe, 
 from drivers.model import DeviceReport
 from drivers.registry import BleMode, get
 
-FAMILIES = ("qn_scale", "qn_broadcast", "eufy_1byone", "yunmai", "medisana_bs44x", "lefu_ffb0", "beurer_sanitas")
-FRAMED = ("qn_scale", "eufy_1byone", "yunmai", "beurer_sanitas")  # self-delimiting frames: a real stream framer
+FAMILIES = (
+    "qn_scale",
+    "qn_broadcast",
+    "eufy_1byone",
+    "eufy_p2",
+    "yunmai",
+    "medisana_bs44x",
+    "lefu_ffb0",
+    "beurer_sanitas",
+)
+# self-delimiting frames: a real stream framer
+FRAMED = ("qn_scale", "eufy_1byone", "eufy_p2", "yunmai", "beurer_sanitas")
 FAST = settings(max_examples=150, deadline=None)
 
 
@@ -374,7 +384,7 @@ def test_beurer_live_weight_round_trip(start: int, flag: int, raw: int) -> None:
 
 # --------------------------------------------------------------------------- robustness
 
-CHANNELS = ["", "ffe1", "ae02", "fff4", "ffe4", "8a21", "8a22", "8a82", "ffb2", "manufacturer:0xffff", "zz"]
+CHANNELS = ["", "ffe1", "ae02", "fff2", "fff4", "ffe4", "8a21", "8a22", "8a82", "ffb2", "manufacturer:0xffff", "zz"]
 
 
 @HEAVY

@@ -56,6 +56,13 @@ SAMPLES = [
     Adv(None, manufacturer_ids=frozenset({0xFFFF}), expect="qn_broadcast", note="QN broadcast, passive scan"),
     Adv("eufy T9146", frozenset({FFF0}), connectable=True, expect="eufy_1byone", note="Eufy C1"),
     Adv("Health Scale", frozenset({FFF0}), connectable=True, expect="eufy_1byone", note="1byone classic"),
+    # Eufy P2 / P2 Pro (drivers/eufy_p2.py): the same 0xFFF0 as the C1/P1 and QN, so by name only
+    Adv("eufy T9148", frozenset({FFF0}), connectable=True, expect="eufy_p2", note="Eufy P2"),
+    Adv("eufy T9149", frozenset({FFF0}), connectable=True, expect="eufy_p2", note="Eufy P2 Pro"),
+    Adv("eufy T9149", frozenset(), frozenset(), frozenset({0xFF48}), True, "eufy_p2", "P2 Pro, no UUID list"),
+    Adv(None, frozenset({FFF0}), frozenset(), frozenset({0xFF48}), True, None, "P2 advert, no name: nobody's"),
+    Adv("eufy T9147", frozenset({FFF0}), connectable=True, expect="eufy_1byone", note="Eufy P1 is not a P2"),
+    Adv("eufy T9149", frozenset({FFF0}), connectable=False, expect=None, note="P2 Pro not connectable"),
     Adv("YUNMAI-ISM", frozenset({FFE0, full_uuid("ffe5")}), connectable=True, expect="yunmai", note="Yunmai Mini"),
     Adv("013197", frozenset({MEDISANA}), connectable=True, expect="medisana_bs44x", note="Medisana BS444"),
     Adv(None, frozenset({MEDISANA}), connectable=True, expect="medisana_bs44x", note="Medisana, no name"),

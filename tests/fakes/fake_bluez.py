@@ -21,7 +21,11 @@ for write-with-response, "command" without) and can be answered by the device sc
 instead) pushes each ``push`` value (a notification or indication on that characteristic, which must
 be notifying) in order and then, with ``"disconnect": true``, drops the connection like a scale going
 to sleep. Every matching rule fires, in script order, each time it matches (``"once": true`` for one
-shot per connection). A write no rule matches is only recorded.
+shot per connection). A write no rule matches is only recorded. A protocol the rules cannot state
+(a handshake with random content) takes a device ``"model": {"factory": "module:Class", "kwargs":
+{...}}`` (a module next to this file, which runs as a script): a new instance per connection, whose
+``respond(char_uuid, value)`` returns a responder rule (``push``, ``disconnect``) or None for each
+write (e.g. tests/fakes/eufy_p2_scale.py).
 
 Like a radio, the fake only delivers advertisements while discovery is on.
 
@@ -32,6 +36,7 @@ Control channel: a Unix socket speaking JSON lines, one reply line per request (
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -254,6 +259,7 @@ class Device(ServiceInterface):
         #: every write on every connection, in order: {"char", "hex", "type"}
         self.writes: list[dict[str, str]] = []
         self.fired: set[int] = set()  # "once" responders that fired on this connection
+        self.model: Any = None  # the script's device model, one per connection
 
     @dbus_property(access=R)
     def Address(self) -> DBusStr:
@@ -308,6 +314,9 @@ class Device(ServiceInterface):
             await asyncio.sleep(0.1)
             raise DBusError(ERR_FAILED, "Page Timeout")
         self.connected = True
+        if (model := self.script.get("model")) is not None:
+            module, _, cls = model["factory"].partition(":")
+            self.model = getattr(importlib.import_module(module), cls)(**model.get("kwargs", {}))
         self.emit_properties_changed({"Connected": True})
         handle = 0x000A
         for service in self.script.get("services", []):
@@ -341,6 +350,8 @@ class Device(ServiceInterface):
         self.fake.count("writes")
         if self.script is None:
             return
+        if self.model is not None and (answer := self.model.respond(char.uuid, value)) is not None:
+            asyncio.get_running_loop().create_task(self.respond(answer))
         for i, rule in enumerate(self.script.get("respond", [])):
             if full_uuid(rule["char"]) != char.uuid or (rule.get("once") and i in self.fired):
                 continue
@@ -400,6 +411,7 @@ class Device(ServiceInterface):
         self.connected = False
         self.indicating = False
         self.fired.clear()
+        self.model = None
         self.emit_properties_changed({"ServicesResolved": False, "Connected": False})
         for path, _iface in reversed(self.gatt):
             self.fake.bus.unexport(path)
@@ -526,6 +538,7 @@ class FakeBluez:
             "indicate": req.get("indicate", []),
             "disconnect_after": req.get("disconnect_after", True),
             "respond": req.get("respond", []),
+            "model": req.get("model"),
         }
         dev = self.devices.get(req["address"].upper())
         if dev is None:

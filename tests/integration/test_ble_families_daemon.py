@@ -35,6 +35,10 @@ EUFY_REAL = "cf920e9c271d135f0000b9"  # openScale PR #1468: 101.40 kg, sent twic
 QN_INFO = "120f153dacc238c1a43801380000ef"  # ES-CS20M 0x12 (openScale#291): protocol 0x15, weight / 100
 QN_STABLE = "100a151b580101f40098"  # 0x10, 10-byte form: 70.00 kg, stable, R1 500 ohm (plausible)
 
+# ble-scale-sync#289 (eufy T9149): 20.00 kg live, then final
+P2_LIVE, P2_FINAL = "cf0e00cf0000d0070000000001000019", "cf0e00cf0000d0070000000000000018"
+P2_ADDRESS = "CF:E6:03:00:00:07"
+
 BEURER_PARTS = (  # ble-scale-sync#211 (Sanitas SBF70): 83.55 kg, 437 ohm, fat 22.3 %
     "e7590301010000000000000065",
     "e75903026a21f4c6068701b500df02",
@@ -122,6 +126,34 @@ CASES: dict[str, dict[str, Any]] = {
         "writes_in_order": LEFU_WRITES,
         "write_type": "command",
     },
+    "eufy_p2": {
+        # the scale model (tests/fakes/eufy_p2_scale.py) decrypts C0, answers C1, checks C2, answers
+        # C3 and only then sends the weight on FFF2, then sleeps
+        "address": P2_ADDRESS,
+        "name": "eufy T9149",
+        "services": [
+            {
+                "uuid": "fff0",
+                "characteristics": [
+                    {"uuid": "fff1", "flags": ["write", "write-without-response"]},
+                    {"uuid": "fff2", "flags": ["notify"]},
+                    {"uuid": "fff4", "flags": ["notify"]},
+                ],
+            }
+        ],
+        "model": {
+            "factory": "eufy_p2_scale:EufyP2Scale",
+            "kwargs": {
+                "address": P2_ADDRESS,
+                "weights": [P2_LIVE, P2_LIVE, P2_FINAL, P2_FINAL],
+                "sleep_after": True,
+            },
+        },
+        "weight": 20.0,
+        "first_write": None,  # the client id is random
+        "writes_in_order": ["c0*", "c0*", "c2*", "c2*", "c2*"],
+        "write_type": "request",
+    },
     "medisana_bs44x": {
         "address": "E4:54:EB:00:00:04",
         "name": "0203B123",
@@ -183,7 +215,7 @@ def test_vendor_exchange_delivers_one_weighing(
     daemon = make_daemon(driver, address)
     daemon.start()
     wait_discovering(fake_bluez)
-    script = {k: case[k] for k in ("services", "respond", "indicate", "disconnect_after") if k in case}
+    script = {k: case[k] for k in ("services", "respond", "indicate", "disconnect_after", "model") if k in case}
     fake_bluez.call("gatt_device", address=address, **script)
     daemon.tap(CARD)
 

@@ -100,6 +100,7 @@ FAMILY_ADVERTS = [
     ("qn_scale", {"address": "ED:67:37:00:00:12", "name": "QN-Scale", "uuids": ["ffe0"]}),
     ("qn_broadcast", {"address": "ED:67:37:00:00:13", "manufacturer_data": {"65535": "aabb" + "00" * 21}}),
     ("eufy_1byone", {"address": "C8:B2:1E:00:00:14", "name": "eufy T9146", "uuids": ["fff0"]}),
+    ("eufy_p2", {"address": "CF:E6:03:00:00:18", "name": "eufy T9149", "uuids": ["fff0"]}),
     ("yunmai", {"address": "0C:B2:B7:00:00:15", "name": "YUNMAI-ISM", "uuids": ["ffe0", "ffe5"]}),
     ("medisana_bs44x", {"address": "E4:54:EB:00:00:16", "name": "013197", "uuids": ["78b2"]}),
     ("lefu_ffb0", {"address": "A4:C1:38:00:00:17", "name": "1byone scale", "uuids": ["ffb0"]}),
