@@ -130,6 +130,10 @@ class FakeClock:
         assert s >= 0, f"time does not run backwards ({s})"
         self.t += s
 
+    def advance_to(self, wall_s: float) -> None:
+        """Move on to the wall time ``wall_s`` (e.g. a job's ``next_attempt_at``); never backwards."""
+        self.advance(wall_s - self.wall())
+
     async def sleep(self, s: float) -> None:
         s = max(s, 1e-6)
         self.t += s

@@ -65,13 +65,30 @@ class Daemon:
         self.proc.send_signal(signal.SIGTERM)
         assert self.proc.wait(30) == 0
 
+    def wait_status(self, tmp: Path, what: str, ok: Any) -> dict[str, Any]:
+        """The daemon's status file once ``ok(doc)`` holds (it is rewritten every few seconds)."""
+
+        def doc() -> dict[str, Any] | None:
+            try:
+                d: dict[str, Any] = json.loads((tmp / "state" / "status.json").read_text())
+            except (OSError, ValueError):
+                return None
+            return d if ok(d) else None
+
+        found: dict[str, Any] = wait_for(doc, what, timeout_s=30, alive=exited(self.proc))
+        return found
+
 
 def test_healthy(tmp_path: Path, simulator: Any) -> None:
     cfg = config(tmp_path, simulator.url, simulator.api_key(1), capture(tmp_path / "c.jsonl", "3220338716"))
     d = Daemon(cfg, tmp_path)
     try:
         d.wait_log(tmp_path, "weighing_posted")
-        time.sleep(0.2)
+        d.wait_status(
+            tmp_path,
+            "the status file to show the weighing delivered",
+            lambda st: st["uploads"]["delivered"] == 1 and st["queue"]["pending"] == 0,
+        )
         code, doc, text = check(cfg)
     finally:
         d.stop()

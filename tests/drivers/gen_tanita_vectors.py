@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python tests/drivers/gen_tanita_vectors.py``. Every line is DERIVED (built from the
 format in shared/reference/scales.md §A1, checksums computed by ``builders.tanita_line``); values are
-synthetic (no real member numbers). Expected values are written out by hand below.
+synthetic (no real member numbers). Expected values are written out by hand below, in the driver's
+attribute names (tests/drivers/expected.py): every attribute the decoder must produce, no more.
 """
 
 from __future__ import annotations
@@ -44,18 +45,22 @@ SC240 = [
     ("ZF", "369.4"),
 ]
 SC240_EXPECT: dict[str, Any] = {
-    "weight": 82.7,
-    "height": 170,
-    "percentBodyFat": 18.6,
-    "bodyFatMass": 15.4,
-    "fatFreeMass": 67.3,
-    "totalBodyWater": 48.0,
-    "bodyMassIndex": 28.6,
-    "visceralFatLevel": 6,
-    "basalMetabolicRate": 1973,
+    "weight_kg": 82.7,
+    "height_cm": 170,
+    "fat_percent": 18.6,
+    "fat_mass_kg": 15.4,
+    "fat_free_mass_kg": 67.3,
+    "total_body_water_kg": 48.0,
+    "bmi": 28.6,
+    "visceral_fat_rating": 6,
+    "bmr_kcal": 1973,
     "stable": True,
     "impedance_ohm": 369.4,
     "model": "SC-240",
+    "muscle_mass_kg": 64.0,
+    "bone_mass_kg": 3.3,
+    "total_body_water_percent": 58.0,
+    "metabolic_age_years": 28,
 }
 
 SEGMENTS = [
@@ -66,7 +71,7 @@ SEGMENTS = [
     ("l", "15.8", "0.6", "3.3", "3.0"),
     ("T", "23.0", "8.9", "29.8", "28.3"),
 ]
-SEG_NAME = {"R": "RightLeg", "L": "LeftLeg", "r": "RightArm", "l": "LeftArm", "T": "Trunk"}
+SEG_NAME = {"R": "right_leg", "L": "left_leg", "r": "right_arm", "l": "left_arm", "T": "trunk"}
 
 
 def seg_pairs() -> list[tuple[str, str]]:
@@ -77,12 +82,14 @@ def seg_pairs() -> list[tuple[str, str]]:
 
 
 def seg_expect() -> dict[str, float]:
+    """The segments' expected attributes (``segments.<segment>.<attr>``, tests/drivers/expected.py)."""
     out: dict[str, float] = {}
-    for letter, fp, fm, ffm, _mm in SEGMENTS:
+    for letter, fp, fm, ffm, mm in SEGMENTS:
         name = SEG_NAME[letter]
-        out["bfmPercent" + name] = float(fp)
-        out["bfm" + name] = float(fm)
-        out["ffm" + name] = float(ffm)
+        out[f"segments.{name}.fat_percent"] = float(fp)
+        out[f"segments.{name}.fat_mass_kg"] = float(fm)
+        out[f"segments.{name}.fat_free_mass_kg"] = float(ffm)
+        out[f"segments.{name}.muscle_mass_kg"] = float(mm)
     return out
 
 
@@ -122,18 +129,22 @@ def mc980(status: str, date: str = "25/09/2014") -> list[tuple[str, str]]:
 
 
 MC980_EXPECT: dict[str, Any] = {
-    "weight": 80.2,
-    "height": 178.0,
-    "percentBodyFat": 21.5,
-    "bodyFatMass": 17.2,
-    "fatFreeMass": 63.0,
-    "totalBodyWater": 46.1,
-    "bodyMassIndex": 25.3,
-    "visceralFatLevel": 8,
-    "basalMetabolicRate": 1876,
+    "weight_kg": 80.2,
+    "height_cm": 178.0,
+    "fat_percent": 21.5,
+    "fat_mass_kg": 17.2,
+    "fat_free_mass_kg": 63.0,
+    "total_body_water_kg": 46.1,
+    "bmi": 25.3,
+    "visceral_fat_rating": 8,
+    "bmr_kcal": 1876,
     "stable": True,
     "model": "MC-980",
     "device_id": "0000000000012345",
+    "muscle_mass_kg": 59.8,
+    "bone_mass_kg": 3.2,
+    "total_body_water_percent": 57.5,
+    "metabolic_age_years": 38,
 }
 
 
@@ -186,15 +197,18 @@ def vectors() -> list[dict[str, Any]]:
         "dc320_DA_yymmdd",
         tanita_line(dc320),
         {
-            "weight": 62.4,
-            "height": 165.5,
-            "percentBodyFat": 29.3,
-            "bodyFatMass": 18.3,
-            "fatFreeMass": 44.1,
-            "totalBodyWater": 31.9,
-            "bodyMassIndex": 22.8,
-            "visceralFatLevel": 5,
-            "basalMetabolicRate": 1302,
+            "weight_kg": 62.4,
+            "height_cm": 165.5,
+            "fat_percent": 29.3,
+            "fat_mass_kg": 18.3,
+            "fat_free_mass_kg": 44.1,
+            "total_body_water_kg": 31.9,
+            "bmi": 22.8,
+            "visceral_fat_rating": 5,
+            "bmr_kcal": 1302,
+            "muscle_mass_kg": 41.8,
+            "bone_mass_kg": 2.3,
+            "metabolic_age_years": 39,
             "device_time": "2019-01-30T08:05:00",
             "model": "DC-320",
             "fields": {"UF": "612.3", "VF": "58.1"},
@@ -225,14 +239,14 @@ def vectors() -> list[dict[str, Any]]:
         "mc780_DT_yyyymmdd_zero_id_is_no_id_bmr_from_kj",
         tanita_line(mc780),
         {
-            "weight": 70.5,
-            "height": 181.5,
-            "percentBodyFat": 15.2,
-            "bodyFatMass": 10.7,
-            "fatFreeMass": 59.8,
-            "bodyMassIndex": 21.4,
-            "visceralFatLevel": 3,
-            "basalMetabolicRate": 1740,
+            "weight_kg": 70.5,
+            "height_cm": 181.5,
+            "fat_percent": 15.2,
+            "fat_mass_kg": 10.7,
+            "fat_free_mass_kg": 59.8,
+            "bmi": 21.4,
+            "visceral_fat_rating": 3,
+            "bmr_kcal": 1740,
             "device_time": "2026-06-03T07:30:00",
             "device_id": None,
             "model": "MC-780",
@@ -272,16 +286,26 @@ def vectors() -> list[dict[str, Any]]:
         "bc601_imperial_lb_and_inches",
         tanita_line(bc601_imperial, head="{0,16,~0,3,~1,2,~2,3,~3,4,"),
         {
-            "weight": 81.83,
-            "height": 177.8,
-            "percentBodyFat": 22.1,
-            "bodyMassIndex": 25.9,
-            "visceralFatLevel": 9,
-            "bfmPercentRightArm": 18.0,
-            "bfmPercentLeftArm": 18.4,
-            "bfmPercentRightLeg": 20.3,
-            "bfmPercentLeftLeg": 20.9,
-            "bfmPercentTrunk": 24.2,
+            "weight_kg": 81.83,
+            "height_cm": 177.8,
+            "fat_percent": 22.1,
+            "bmi": 25.9,
+            "visceral_fat_rating": 9,
+            "segments.right_arm.fat_percent": 18.0,
+            "segments.left_arm.fat_percent": 18.4,
+            "segments.right_leg.fat_percent": 20.3,
+            "segments.left_leg.fat_percent": 20.9,
+            "segments.trunk.fat_percent": 24.2,
+            # the masses in lb (x 0.45359237): mW 133.6, bW 7.1, mr 7.9, ml 8.0, mR 22.0, mL 21.8, mT 73.9
+            "muscle_mass_kg": 60.6,
+            "bone_mass_kg": 3.22,
+            "segments.right_arm.muscle_mass_kg": 3.58,
+            "segments.left_arm.muscle_mass_kg": 3.63,
+            "segments.right_leg.muscle_mass_kg": 9.98,
+            "segments.left_leg.muscle_mass_kg": 9.89,
+            "segments.trunk.muscle_mass_kg": 33.52,
+            "total_body_water_percent": 55.2,
+            "metabolic_age_years": 47,
             "device_time": "2024-02-07T19:02:11",
             "model": "BC-601",
             "fields": {"Wk": "180.4", "Hm": "70.0"},
@@ -311,16 +335,17 @@ def vectors() -> list[dict[str, Any]]:
         "mc980_lb_mode_Wp_Hf",
         tanita_line(pro_lb),
         {
-            "weight": 80.20,
-            "height": 177.8,
-            "percentBodyFat": 21.0,
-            "bodyFatMass": 16.83,
-            "fatFreeMass": 63.37,
-            "totalBodyWater": 46.09,
-            "bodyMassIndex": 25.4,
-            "visceralFatLevel": 11,
-            "basalMetabolicRate": 1702,
+            "weight_kg": 80.20,
+            "height_cm": 177.8,
+            "fat_percent": 21.0,
+            "fat_mass_kg": 16.83,
+            "fat_free_mass_kg": 63.37,
+            "total_body_water_kg": 46.09,
+            "bmi": 25.4,
+            "visceral_fat_rating": 11,
+            "bmr_kcal": 1702,
             "device_time": "2025-11-03T18:40:00",
+            "model": "MC-980",
             "fields": {"Wp": "176.8", "Hf": "5-10.0"},
         },
         SRC + " (Hf text form is not documented: feet-inches written as 5-10.0)",
@@ -328,18 +353,18 @@ def vectors() -> list[dict[str, Any]]:
     add(
         "hd351bt_lb_Wp",
         tanita_line([("MO", q("HD-351BT")), ("Wp", "165.2")], head="{0,16,~0,1,"),
-        {"weight": 74.93, "model": "HD-351BT"},
+        {"weight_kg": 74.93, "model": "HD-351BT"},
         SRC + ' (HD-351BT manual layout {0,16,~0,1,MO,"HD-351BT",Wp,xxx.x,CS,xx)',
     )
     add(
         "hd351bt_st_lb_Ws",
         tanita_line([("MO", q("HD-351BT")), ("Ws", "12.08.6")], head="{0,16,~0,1,"),
-        {"weight": 80.10, "fields": {"Ws": "12.08.6"}},
+        {"weight_kg": 80.10, "model": "HD-351BT", "fields": {"Ws": "12.08.6"}},
     )
     add(
         "bd815_grams_Wg",
         tanita_line([("MO", q("BD-815")), ("Wg", "4250")]),
-        {"weight": 4.25, "model": "BD-815"},
+        {"weight_kg": 4.25, "model": "BD-815"},
     )
     add("sc240_trailing_brace", tanita_line(SC240, brace=True), SC240_EXPECT, SRC + " (hand-edited samples end in })")
     add(

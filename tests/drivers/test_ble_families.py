@@ -83,7 +83,7 @@ def test_single_vector(driver: str, doc: dict[str, Any]) -> None:
         return
     results = decoder.decode(frame, channel)
     assert len(results) == 1, results
-    problem = V.mismatch(results[0], expect)
+    problem = V.mismatch(results[0], expect, doc["_naming"])
     assert problem is None, f"{doc['name']}: {problem}"
 
 
@@ -92,7 +92,7 @@ def test_sequence_vector(driver: str, doc: dict[str, Any]) -> None:
     results = V.run_frames(driver, doc["frames"])
     assert len(results) == len(doc["expect"]), results
     for result, expect in zip(results, doc["expect"], strict=True):
-        problem = V.mismatch(result, expect)
+        problem = V.mismatch(result, expect, doc["_naming"])
         assert problem is None, f"{doc['name']}: {problem}"
 
 
@@ -129,7 +129,7 @@ def test_framer_modes(driver: str, doc: dict[str, Any], mode: str) -> None:
     assert frames == [frame] * copies
     for one in frames:
         results = get(driver).new_decoder().decode(one, V.channel_of(doc))
-        assert V.mismatch(results[0], doc["expect"]) is None
+        assert V.mismatch(results[0], doc["expect"], doc["_naming"]) is None
 
 
 def test_framer_resyncs_after_garbage() -> None:

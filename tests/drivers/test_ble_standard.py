@@ -45,7 +45,7 @@ def check_single(doc: dict[str, Any]) -> None:
         with pytest.raises(FrameError):
             SPEC.new_decoder().decode(frame, channel)
         return
-    problem = V.mismatch(bs.parse(frame, channel), expect)
+    problem = V.mismatch(bs.parse(frame, channel), expect, doc["_naming"])
     assert problem is None, f"{doc['name']} (parse): {problem}"
     # the per-link decoder (then flush, as at disconnect) gives the same single result
     results = V.run_frames("ble_standard", [doc])
@@ -53,7 +53,7 @@ def check_single(doc: dict[str, Any]) -> None:
         assert results == [], doc["name"]
     else:
         assert len(results) == 1, f"{doc['name']}: {results!r}"
-        problem = V.mismatch(results[0], expect)
+        problem = V.mismatch(results[0], expect, doc["_naming"])
         assert problem is None, f"{doc['name']} (decoder): {problem}"
 
 
@@ -72,7 +72,7 @@ def test_own_sequence(doc: dict[str, Any]) -> None:
     results = V.run_frames("ble_standard", doc["frames"])
     assert len(results) == len(doc["expect"]), f"{doc['name']}: {results!r}"
     for result, expect in zip(results, doc["expect"], strict=True):
-        problem = V.mismatch(result, expect)
+        problem = V.mismatch(result, expect, doc["_naming"])
         assert problem is None, f"{doc['name']}: {problem}"
 
 

@@ -36,12 +36,12 @@ def check_single(doc: dict[str, Any]) -> None:
         with pytest.raises(FrameError):
             mi.parse(frame, channel)
         return
-    problem = V.mismatch(mi.parse(frame, channel), expect)
+    problem = V.mismatch(mi.parse(frame, channel), expect, doc["_naming"])
     assert problem is None, f"{doc['name']}: {problem}"
     results = V.run_frames("mi_scale", [doc])
     assert len(results) == (0 if expect is None else 1)
     if results:
-        assert V.mismatch(results[0], expect) is None
+        assert V.mismatch(results[0], expect, doc["_naming"]) is None
 
 
 @pytest.mark.parametrize("doc", _shared_params())
@@ -59,7 +59,7 @@ def test_own_sequence(doc: dict[str, Any]) -> None:
     results = V.run_frames("mi_scale", doc["frames"])
     assert len(results) == len(doc["expect"])
     for result, expect in zip(results, doc["expect"], strict=True):
-        problem = V.mismatch(result, expect)
+        problem = V.mismatch(result, expect, doc["_naming"])
         assert problem is None, f"{doc['name']}: {problem}"
     keys = {
         mi.dedupe_key(f["address"], bytes.fromhex(f["hex"]))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from builders import TANITA_BC601_HEAD_IMPERIAL, TANITA_BC601_HEAD_METRIC, TANITA_PRO_HEAD, q, tanita_line
+from expected import Naming, difference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from props import (
@@ -72,12 +73,24 @@ def test_lowercase_checksum_digits_accepted() -> None:
 def test_sc240_reading_details() -> None:
     reading = tanita.parse(SC240)
     assert isinstance(reading, Reading)
-    m = reading.measurement
-    assert m.muscle_mass_kg == 64.0  # Tanita muscle mass is not skeletal muscle mass
-    assert m.skeletal_muscle_mass_kg is None
-    assert m.bone_mass_kg == 3.3
-    assert m.total_body_water_percent == 58.0
-    assert m.metabolic_age_years == 28
+    whole = {
+        "weight_kg": 82.7,
+        "height_cm": 170,
+        "fat_percent": 18.6,
+        "fat_mass_kg": 15.4,
+        "fat_free_mass_kg": 67.3,
+        "muscle_mass_kg": 64.0,  # Tanita muscle mass is not skeletal muscle mass: no skeletal_muscle_*
+        "bone_mass_kg": 3.3,
+        "total_body_water_kg": 48.0,
+        "total_body_water_percent": 58.0,
+        "bmi": 28.6,
+        "visceral_fat_rating": 6,
+        "bmr_kcal": 1973,
+        "metabolic_age_years": 28,
+        "impedance_ohm": 369.4,
+        "model": "SC-240",
+    }
+    assert difference(reading, whole, Naming.DRIVER) is None
     assert reading.raw == SC240.decode()
     assert reading.fields["SN"] == "00000002"
     assert "~0" not in reading.fields

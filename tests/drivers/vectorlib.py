@@ -5,11 +5,12 @@ One JSON object per line: ``driver``, ``name``, ``source``, ``text`` (exact seri
 
 * ``null`` - a valid frame that is not a weighing (the decoder yields nothing, raises nothing);
 * ``"FrameError"`` - rejected (one FrameError per copy, nothing decoded);
-* an object of weighing-body fields (the platform's ``CustomerWeighings`` names, as produced by
-  ``bridge.body.measured_fields``): the decoded body must have exactly these keys; numbers compare to
-  0.01, ``basalMetabolicRate`` to 1 kcal. Extra snake_case keys are compared when present:
-  ``stable`` (default true), ``impedance_ohm``, ``device_time``, ``device_id``, ``model`` and
-  ``fields`` (a subset of the reading's wire fields);
+* the expected reading, compared as a whole by tests/drivers/expected.py (``Vector.naming``): the
+  project's vectors (tests/vectors/<driver>/) in the driver's attribute names, every attribute the
+  decoder must produce and no more (``weight_kg``, ``segments.trunk.fat_percent``, ``stable``
+  (default true), ``device_time``, ``device_id``, ``model``, ...); the shared ones in the platform's
+  names, through ``expected.SHARED_NAMES``. ``fields`` is a subset of the reading's wire fields.
+  Numbers compare to 0.01, ``bmr_kcal`` to 1 kcal;
 * ``{"device_report": {"code": ..., "is_error": ...}}`` - a device report (error code, PC-mode reply).
 
 ``expect_count`` instead of ``expect``: the number of readings the text must yield (noise allowed).
@@ -18,13 +19,13 @@ One JSON object per line: ``driver``, ``name``, ``source``, ``text`` (exact seri
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.body import measured_fields
+from expected import Naming, difference
+
 from drivers import DeviceReport, FrameError, Reading
 from drivers.registry import DriverSpec
 
@@ -32,7 +33,6 @@ HERE = Path(__file__).resolve()
 REPO = HERE.parents[2]
 SHARED_VECTORS = REPO / ".." / "shared" / "vectors"
 OWN_VECTORS = REPO / "tests" / "vectors"
-EXTRA_KEYS = frozenset({"stable", "impedance_ohm", "device_time", "device_id", "model", "fields"})
 MODES = ("whole", "bytewise", "five_joined")
 
 
@@ -45,13 +45,15 @@ class Vector:
     expect: Any
     expect_count: int | None
     origin: str
+    #: the shared vectors state the platform's names; the project's, the driver's
+    naming: Naming
 
     @property
     def id(self) -> str:
         return f"{self.origin}:{self.name}"
 
 
-def _load(path: Path, origin: str) -> list[Vector]:
+def _load(path: Path, origin: str, naming: Naming) -> list[Vector]:
     out: list[Vector] = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -69,6 +71,7 @@ def _load(path: Path, origin: str) -> list[Vector]:
                 expect=doc.get("expect"),
                 expect_count=doc.get("expect_count"),
                 origin=origin,
+                naming=naming,
             )
         )
     return out
@@ -76,14 +79,14 @@ def _load(path: Path, origin: str) -> list[Vector]:
 
 def shared_vectors(driver: str) -> list[Vector]:
     path = SHARED_VECTORS / f"{driver}.jsonl"
-    return _load(path, "shared") if path.is_file() else []
+    return _load(path, "shared", Naming.SHARED) if path.is_file() else []
 
 
 def own_vectors(driver: str) -> list[Vector]:
     folder = OWN_VECTORS / driver
     out: list[Vector] = []
     for path in sorted(folder.glob("*.jsonl")):
-        out.extend(_load(path, path.stem))
+        out.extend(_load(path, path.stem, Naming.DRIVER))
     return out
 
 
@@ -114,40 +117,9 @@ def copies(mode: str) -> int:
     return 5 if mode == "five_joined" else 1
 
 
-def reading_view(reading: Reading) -> dict[str, Any]:
-    view: dict[str, Any] = dict(measured_fields(reading.measurement))
-    view["stable"] = reading.stable
-    view["impedance_ohm"] = reading.measurement.impedance_ohm
-    view["device_time"] = reading.device_time
-    view["device_id"] = reading.device_id
-    view["model"] = reading.model
-    view["fields"] = dict(reading.fields)
-    return view
-
-
-def _close(key: str, actual: Any, expected: Any) -> bool:
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return actual is expected
-    if isinstance(expected, int | float) and isinstance(actual, int | float):
-        tolerance = 1.0 if key == "basalMetabolicRate" else 0.01
-        return math.isclose(actual, expected, abs_tol=tolerance + 1e-9)
-    return bool(actual == expected)
-
-
-def assert_reading(expect: dict[str, Any], reading: Reading, label: str) -> None:
-    view = reading_view(reading)
-    body_keys = {k for k in view if k not in EXTRA_KEYS}
-    expected_keys = {k for k in expect if k not in EXTRA_KEYS}
-    missing, extra = sorted(expected_keys - body_keys), sorted(body_keys - expected_keys)
-    assert body_keys == expected_keys, f"{label}: body keys differ: missing {missing}, extra {extra}"
-    for key in expected_keys:
-        assert _close(key, view[key], expect[key]), f"{label}: {key} = {view[key]!r}, expected {expect[key]!r}"
-    assert view["stable"] is expect.get("stable", True), f"{label}: stable = {view['stable']}"
-    for key in ("impedance_ohm", "device_time", "device_id", "model"):
-        if key in expect:
-            assert _close(key, view[key], expect[key]), f"{label}: {key} = {view[key]!r}, expected {expect[key]!r}"
-    for key, value in expect.get("fields", {}).items():
-        assert view["fields"].get(key) == value, f"{label}: fields[{key}] = {view['fields'].get(key)!r}"
+def assert_reading(expect: dict[str, Any], reading: Reading, label: str, naming: Naming) -> None:
+    problem = difference(reading, expect, naming)
+    assert problem is None, f"{label}: {problem}"
 
 
 def check_vector(spec: DriverSpec, vector: Vector, mode: str) -> None:
@@ -176,7 +148,7 @@ def check_vector(spec: DriverSpec, vector: Vector, mode: str) -> None:
             assert result.is_error is want.get("is_error", True), f"{label}: is_error {result.is_error}"
         else:
             assert isinstance(result, Reading), f"{label}: {result!r}"
-            assert_reading(expect, result, label)
+            assert_reading(expect, result, label, vector.naming)
 
 
 def vector_params(driver: str, *, shared: bool) -> list[Any]:

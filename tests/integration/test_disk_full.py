@@ -20,7 +20,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tty
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import pytest
 from bridge.errors import StorageError
 from bridge.outbox import Outbox
 from drivers.tanita import checksum
-from tests.helpers import REPO, popen_logged, wait_for, write_config
+from tests.helpers import REPO, exited, popen_logged, wait_for, write_config
 
 
 def _line(card: str, weight: float) -> bytes:
@@ -99,7 +98,18 @@ def test_disk_full_daemon_holds_the_weighing_in_memory_and_commits_it_when_space
         assert "outbox_commit_failed" in log.read_text()
         crit = [json.loads(x) for x in log.read_text().splitlines() if '"outbox_commit_failed"' in x]
         assert crit and crit[0]["level"] == "critical"
-        time.sleep(2.5)  # a few housekeeping rounds retry the commit while the disk stays full
+        # housekeeping retries the commit every round, then rewrites the status: two more status files
+        # that still report the failure are two more rounds that retried and failed with the disk full
+        rounds = {st["updated_at"]}
+
+        def retried_while_full() -> bool:
+            now = _status(state)
+            if now is not None and now["updated_at"] not in rounds:
+                assert now.get("storage_error") and now["unsaved_in_memory"] == 1, now
+                rounds.add(now["updated_at"])
+            return len(rounds) >= 3
+
+        wait_for(retried_while_full, "two more housekeeping rounds with the disk still full", alive=exited(proc))
         assert proc.poll() is None  # no crash, no crash loop
         assert len(simulator.call(lambda: list(simulator.state.weighings))) == before  # nothing acknowledged
         filler.unlink()

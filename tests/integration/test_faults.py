@@ -34,29 +34,10 @@ from bridge.upload import decisions as uploader_mod
 from bridge.uploader import Uploader
 from drivers.cards.numbers import ReaderFormat
 from tests.fakes.proxy import TcpProxy
-from tests.helpers import UPLOAD_STORES, upload_store_for
+from tests.helpers import UPLOAD_STORES, FakeClock, upload_store_for
 
 CARD = "1234567890123456"  # seeded member 1004, studio A
 POST = "createCustomerWeighing"
-EPOCH = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept = 0.0
-
-    def wall(self) -> float:
-        return EPOCH + self.t
-
-    def mono(self) -> float:
-        return self.t
-
-    async def sleep(self, s: float) -> None:
-        s = max(s, 1e-6)  # a real sleep always lets some time pass (a 1e-16 s wait must not spin)
-        self.t += s
-        self.slept += s
-        await asyncio.sleep(0)
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -190,7 +171,7 @@ def test_retryable_answer_backs_off_then_delivers_once(sim: SimulatorThread, tmp
             assert "error body not JSON" in (job.last_error or "")
         if fault == "html":
             assert "<h1>502 Bad Gateway" in (job.last_error or "")
-        env.clock.t += job.next_attempt_at - now
+        env.clock.advance_to(job.next_attempt_at)
         await env.process(wid)
         job = env.job(wid)
         assert job.state is JobState.DELIVERED
@@ -233,7 +214,7 @@ def test_ambiguous_write_is_retried_and_counted(sim: SimulatorThread, tmp_path: 
         assert env.up.counters.ambiguous == 1
         assert [e for _, e, _ in env.outbox.history(wid)].count("ambiguous_attempt") == 1
         assert copies(sim, job.uid) == int(platform_got_it)
-        env.clock.t += job.next_attempt_at - env.clock.wall()
+        env.clock.advance_to(job.next_attempt_at)
         await env.process(wid)
         job = env.job(wid)
         assert job.state is JobState.DELIVERED
@@ -283,7 +264,7 @@ def test_proxy_faults_on_the_write(sim: SimulatorThread, tmp_path: Path, mode: s
             assert copies(sim, job.uid) == int(platform_got_it)
             env.client.post_weighing = orig  # type: ignore[method-assign]
             proxy.mode = "pass"
-            env.clock.t += job.next_attempt_at - env.clock.wall()
+            env.clock.advance_to(job.next_attempt_at)
             await env.process(wid)
             job = env.job(wid)
             assert job.state is JobState.DELIVERED
@@ -365,7 +346,7 @@ def test_429_pauses_the_endpoint_for_at_least_60_s(sim: SimulatorThread, tmp_pat
             assert env.job(second).state is JobState.DELIVERED
             assert env.clock.mono() - t429 >= 60
             assert sim.call(lambda: sim.state.counters["rate_limited"]) == 0  # never hit the lock-out
-            env.clock.t += env.job(first).next_attempt_at - env.clock.wall()
+            env.clock.advance_to(env.job(first).next_attempt_at)
             await env.process(first)
             assert env.job(first).state is JobState.DELIVERED
         finally:
@@ -408,7 +389,7 @@ def test_409_is_retried_then_dead_lettered(sim: SimulatorThread, tmp_path: Path)
             job = env.job(wid)
             if job.state is not JobState.PENDING:
                 break
-            env.clock.t += max(0.0, job.next_attempt_at - env.clock.wall())
+            env.clock.advance(max(0.0, job.next_attempt_at - env.clock.wall()))
             await env.process(wid)
         job = env.job(wid)
         assert job.state is JobState.DEAD and job.attempts == limit
@@ -511,7 +492,7 @@ def test_after_an_outage_the_backlog_is_due_at_once_in_capture_order(sim: Simula
         due_times = [env.job(w).next_attempt_at for w in wids]
         assert due_times != sorted(due_times) or len(set(due_times)) > 1  # jittered
         sim.call(lambda: setattr(sim.state, "faults", Faults()))
-        env.clock.t += min(due_times) - env.clock.wall()
+        env.clock.advance_to(min(due_times))
         first = min(wids, key=lambda w: env.job(w).next_attempt_at)
         await env.process(first)  # the platform answers again
         assert env.job(first).state is JobState.DELIVERED
@@ -604,7 +585,7 @@ def test_failed_benefit_check_fails_the_resolve_like_any_call(sim: SimulatorThre
         assert job.state is JobState.PENDING and job.stage is Stage.RESOLVE and job.attempts == 1
         assert env.up.counters.retries == 1
         assert copies(sim, job.uid) == 0  # nothing posted on a half-known member
-        env.clock.t += job.next_attempt_at - env.clock.wall()
+        env.clock.advance_to(job.next_attempt_at)
         await env.process(wid)
         job = env.job(wid)
         assert job.state is JobState.DELIVERED and copies(sim, job.uid) == 1

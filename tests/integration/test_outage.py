@@ -42,30 +42,15 @@ from bridge.simulator import SimulatorThread
 from bridge.simulator.model import Faults
 from bridge.uploader import Uploader
 from tests.fakes.tanita_capture import SEEDED_CARDS
+from tests.helpers import FakeClock
 
-EPOCH = 1_800_000_000.0
 DAY_S = 86_400.0
 CARDS = (SEEDED_CARDS[0], SEEDED_CARDS[1], SEEDED_CARDS[3])  # studio A members: one lookup each
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def wall(self) -> float:
-        return EPOCH + self.t
-
-    def mono(self) -> float:
-        return self.t
-
-    async def sleep(self, s: float) -> None:
-        self.t += max(s, 1e-6)
-        await asyncio.sleep(0)
-
-
 def run_outage(tmp_path: Path, n_weighings: int, outage_s: float, seed: int = 1,
                store: str = "inline") -> dict[str, Any]:
-    ft = FakeTime()
+    ft = FakeClock()
     schedule = sorted(random.Random(seed).uniform(0, outage_s) for _ in range(n_weighings))
     sent: list[tuple[str, float, bool]] = []  # (endpoint, fake time, platform down)
 
@@ -95,12 +80,12 @@ def run_outage(tmp_path: Path, n_weighings: int, outage_s: float, seed: int = 1,
                 if self._inflight:
                     await asyncio.sleep(0.001)
                     return
-                target = ft.t + max(await self.idle_wait_s(cap=3600.0), 1e-3)
+                target = ft.mono() + max(await self.idle_wait_s(cap=3600.0), 1e-3)
                 if len(wids) < len(schedule):
                     target = min(target, schedule[len(wids)])
-                ft.t = target
-                capture_until(ft.t)
-                if down and ft.t >= outage_s:
+                ft.advance(target - ft.mono())
+                capture_until(ft.mono())
+                if down and ft.mono() >= outage_s:
                     sim.call(lambda: setattr(sim.state, "faults", Faults()))
                     down = False
                 if not down and len(wids) == len(schedule) and outbox.stats().pending == 0:
@@ -120,7 +105,7 @@ def run_outage(tmp_path: Path, n_weighings: int, outage_s: float, seed: int = 1,
 
             async def call(endpoint: str, fn: Any) -> Any:
                 async def stamped() -> Any:
-                    sent.append((endpoint, ft.t, down))
+                    sent.append((endpoint, ft.mono(), down))
                     return await fn()
 
                 return await orig(endpoint, stamped)
