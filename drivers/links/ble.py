@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from bleak.backends.characteristic import BleakGATTCharacteristic
     from bleak.backends.device import BLEDevice
     from bleak.backends.scanner import AdvertisementData
+    from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError
 
     from ..gatt import Action, Exchange
 
@@ -97,35 +98,17 @@ def _bus_address() -> str:
 
 def translate_error(exc: BaseException) -> LinkError:
     """The one place that decides what a bleak / D-Bus failure means: message and retryability."""
-    from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailableReason, BleakDBusError
+    from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError
     from dbus_fast import AuthError
 
     if isinstance(exc, LinkError):
         return exc
     if isinstance(exc, BleakBluetoothNotAvailableError):
-        reason = exc.reason
-        if reason is BleakBluetoothNotAvailableReason.NO_BLUETOOTH:
-            return LinkError("no Bluetooth adapter found (check `bluetoothctl list`)", transient=False)
-        if reason is BleakBluetoothNotAvailableReason.NO_BLE_CENTRAL_ROLE:
-            return LinkError(
-                "no Bluetooth adapter with the BLE 'central' role (a Classic-only adapter?); use a Bluetooth 4.0+ "
-                "adapter",
-                transient=False,
-            )
-        if reason is BleakBluetoothNotAvailableReason.POWERED_OFF:
-            return LinkError(
-                "the Bluetooth adapter is powered off (`bluetoothctl power on`, `rfkill unblock bluetooth`)"
-            )
-        return LinkError(f"Bluetooth access denied: {exc.args[0]}; {PERMISSION_HINT}", transient=False)
+        return _not_available(exc)
     if isinstance(exc, AuthError):
         return LinkError(f"D-Bus refused the connection ({exc}); {PERMISSION_HINT}", transient=False)
     if isinstance(exc, BleakDBusError):
-        name = exc.dbus_error
-        if name in PERMISSION_DBUS_ERRORS:
-            return LinkError(f"BlueZ refused access ({exc}); {PERMISSION_HINT}", transient=False)
-        if name in BLUEZ_GONE_ERRORS:
-            return LinkError("BlueZ (org.bluez) is not on the system bus: is bluetooth.service running?")
-        return LinkError(f"BlueZ error {exc}", transient=name in TRANSIENT_DBUS_ERRORS or not name.startswith("org."))
+        return _bluez_error(exc)
     if isinstance(exc, PermissionError):
         return LinkError(f"no permission to open the D-Bus system bus at {_bus_address()}", transient=False)
     if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
@@ -137,6 +120,34 @@ def translate_error(exc: BaseException) -> LinkError:
     if "passive scanning" in str(exc):  # bleak: BlueZ lacks AdvertisementMonitor (needs --experimental)
         return LinkError(f"{exc}; or use scanning_mode = 'active'", transient=False)
     return LinkError(f"BLE error: {type(exc).__name__}: {exc}")
+
+
+def _not_available(exc: BleakBluetoothNotAvailableError) -> LinkError:
+    """bleak's "no usable adapter", by its reason (part of :func:`translate_error`)."""
+    from bleak.exc import BleakBluetoothNotAvailableReason
+
+    reason = exc.reason
+    if reason is BleakBluetoothNotAvailableReason.NO_BLUETOOTH:
+        return LinkError("no Bluetooth adapter found (check `bluetoothctl list`)", transient=False)
+    if reason is BleakBluetoothNotAvailableReason.NO_BLE_CENTRAL_ROLE:
+        return LinkError(
+            "no Bluetooth adapter with the BLE 'central' role (a Classic-only adapter?); use a Bluetooth 4.0+ "
+            "adapter",
+            transient=False,
+        )
+    if reason is BleakBluetoothNotAvailableReason.POWERED_OFF:
+        return LinkError("the Bluetooth adapter is powered off (`bluetoothctl power on`, `rfkill unblock bluetooth`)")
+    return LinkError(f"Bluetooth access denied: {exc.args[0]}; {PERMISSION_HINT}", transient=False)
+
+
+def _bluez_error(exc: BleakDBusError) -> LinkError:
+    """A D-Bus error from BlueZ, by its name (part of :func:`translate_error`)."""
+    name = exc.dbus_error
+    if name in PERMISSION_DBUS_ERRORS:
+        return LinkError(f"BlueZ refused access ({exc}); {PERMISSION_HINT}", transient=False)
+    if name in BLUEZ_GONE_ERRORS:
+        return LinkError("BlueZ (org.bluez) is not on the system bus: is bluetooth.service running?")
+    return LinkError(f"BlueZ error {exc}", transient=name in TRANSIENT_DBUS_ERRORS or not name.startswith("org."))
 
 
 def _adapter_props(manager: BlueZManager, adapter_path: str) -> dict[str, Any] | None:
