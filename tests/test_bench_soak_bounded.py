@@ -5,8 +5,7 @@ delivery rate went from ~15/s to ~110/s and the old "2nd half <= 1.1 x 1st" on r
 
 from __future__ import annotations
 
-from bench.soak import DbSample, _bounded
-from bridge.outbox.store import JOURNAL_SIZE_LIMIT_BYTES
+from bench.soak import WAL_ALLOWED_BYTES, DbSample, _bounded
 
 ROW_BYTES = 4500
 WAL = 4 * 2**20
@@ -34,8 +33,10 @@ def test_pages_that_grow_while_the_weighings_held_do_not_are_unbounded() -> None
 
 
 def test_a_wal_that_outgrows_its_limit_is_unbounded() -> None:
-    wal = [WAL] * 20 + [3 * JOURNAL_SIZE_LIMIT_BYTES] * 20
+    wal = [WAL] * 20 + [WAL_ALLOWED_BYTES + 4096] * 20
     assert _bounded(_samples([2000] * 40, wal=wal), 0, True)["db_bounded"] is False
+    wal = [WAL] * 20 + [WAL_ALLOWED_BYTES] * 20  # up to the limit and one cycle past it: not growth
+    assert _bounded(_samples([2000] * 40, wal=wal), 0, True)["db_bounded"] is True
 
 
 def test_too_short_a_run_gives_no_verdict() -> None:
