@@ -1,7 +1,7 @@
 """The soak's DB verdict (``bench.soak._bounded``) on made-up samples: a faster second half (more
 weighings held, a bigger file) is still bounded; pages that grow while the weighings held do not, or a
 ``-wal`` file that outgrows its limit, are not. The verdict issue #17's 20,000 soak got wrong: its
-delivery rate went from ~15/s to ~110/s and the old "2nd half <= 1.1 x 1st" on raw sizes said unbounded."""
+delivery rate went from ~17/s to ~94/s and the old "2nd half <= 1.1 x 1st" on raw sizes said unbounded."""
 
 from __future__ import annotations
 

@@ -31,12 +31,12 @@ T = TypeVar("T")
 Params = Sequence[Any]
 
 # The -wal file's bounds. SQLite checkpoints when a commit leaves the WAL over WAL_AUTOCHECKPOINT_PAGES
-# (its default, said here: about 4 MB of 4 KiB pages), and starts the file over at the next write once a
+# (its default, said here: about 4 MiB of 4 KiB pages), and starts the file over at the next write once a
 # checkpoint has copied everything. While a reader holds an old snapshot (a long ``sqlite3`` session, a
 # slow ``quick_check`` beside the daemon) the file cannot start over and keeps growing; without a limit
-# it then keeps its largest size for good (measured: 101 MB after one held reader, on a 10 MB outbox).
+# it then keeps its largest size for good (measured: 96 MiB after one held reader, on a 10 MiB outbox).
 # With ``journal_size_limit`` SQLite truncates it back to this size when it starts over. Above the
-# ordinary cycle's ~4.1 MB, so the ordinary cycle is never truncated (an SD card is spared that churn).
+# ordinary cycle's ~4 MiB, so the ordinary cycle is never truncated (an SD card is spared that churn).
 WAL_AUTOCHECKPOINT_PAGES = 1000
 JOURNAL_SIZE_LIMIT_BYTES = 6 * 2**20
 
