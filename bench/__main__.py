@@ -209,9 +209,15 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
         row(
             f"6. soak: DB size (retention {s['retention_s']:.0f} s)",
             f"max {_fmt(s['db_bytes_max'] / 2**20, ' MB', 1)}, end {_fmt(s['db_bytes_end'] / 2**20, ' MB', 1)}",
-            f"first half max {_fmt(s['db_max_first_half'] / 2**20, ' MB', 1)}",
+            f"first half max {_fmt(s['db_max_first_half'] / 2**20, ' MB', 1)}"
+            + (
+                f" at {_fmt(s['weighings_per_s_first_half'], '/s', 0)} (2nd half"
+                f" {_fmt(s['weighings_per_s_second_half'], '/s', 0)})"
+                if "weighings_per_s_first_half" in s
+                else ""
+            ),
             "—",
-            "bounded (2nd half ≤ 1.1 x 1st)",
+            "bounded (pages per weighing held and wal: 2nd half ≤ 1.1 x 1st)",
             b,
         )
         row("6. soak throughput, decode → outbox → simulator", _fmt(s["weighings_per_s"], "/s", 1), "—", "—", "—", None)
