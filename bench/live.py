@@ -191,6 +191,145 @@ def _ts(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
+def _start_phase(
+    starts: int, url: str, work: Path, *, stalled_notify: bool, loop_lag: bool, store: str | None
+) -> tuple[DaemonProc, int, int, list[float]]:
+    """start -> READY ``starts`` times (fresh state dir each time); the last daemon is kept running, with
+    its pty's two ends."""
+    ready: list[float] = []
+    daemon: DaemonProc | None = None
+    master = slave = -1
+    for k in range(starts):
+        master, slave, path = _pty()
+        daemon = DaemonProc(url, path, work, stalled_notify=stalled_notify, loop_lag=loop_lag, store=store)
+        ready.append(daemon.start())
+        log(f"live: start -> READY {ready[-1] * 1000:.0f} ms")
+        if k < starts - 1:
+            daemon.stop()
+            os.close(master)
+            os.close(slave)
+    assert daemon is not None
+    return daemon, master, slave, ready
+
+
+def _latency_phase(
+    sim: SimulatorThread, master: int, frames: int, gap_s: float
+) -> tuple[dict[str, Any], int, tuple[float, float] | None]:
+    """Frames written to the pty, each timed to its POST at the simulator. One warm-up weighing first
+    (the first after start opens the connection and runs every code path once); its latency is reported
+    on its own as "cold". Returns the figures, how many POSTs arrived, and the phase's time window."""
+    warm = tanita_frame(9_999_999)
+    os.write(master, warm)
+    warm_sent = time.time()
+    deadline = time.monotonic() + 30
+    while not _posts(sim) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cold = [(_ts(p) - warm_sent) * 1000 for p in _posts(sim)[:1]]
+    time.sleep(gap_s)
+    sent: list[float] = []
+    for i in range(frames):
+        frame = tanita_frame(10_000_000 + i)
+        os.write(master, frame)
+        sent.append(time.time())
+        time.sleep(gap_s + (i % 7) * 0.01)
+    deadline = time.monotonic() + 30
+    posts = _posts(sim)[1:]
+    while len(posts) < frames and time.monotonic() < deadline:
+        time.sleep(0.2)
+        posts = _posts(sim)[1:]
+    weighings = sim.call(lambda: [w["receivedAt"] for w in sim.state.weighings])[1:]
+    lat = [(_ts(p) - s) * 1000 for p, s in zip(posts, sent, strict=False)]
+    window = (sent[0], max(_ts(p) for p in posts)) if posts else None
+    # where the time goes: frame -> 1st GET (intake + capture commit + wake-up), 1st GET -> POST
+    # (the member lookup and the benefit check, sent together, answered; the resolved+begin
+    # commit; the client). The benefit check's lag behind the member lookup shows they overlap.
+    g1 = [_ts(x) for x in _arrivals(sim, "getCustomerMeasurement")[1:]]
+    g2 = [_ts(x) for x in _arrivals(sim, "getBenefitsByCardNumber")[1:]]
+    pp = [_ts(x) for x in posts]
+    legs = {
+        "frame_to_get_member": [(a - s) * 1000 for a, s in zip(g1, sent, strict=False)],
+        "get_member_to_post": [(c - a) * 1000 for a, c in zip(g1, pp, strict=False)],
+        "get_benefits_lag_behind_get_member": [(b - a) * 1000 for a, b in zip(g1, g2, strict=False)],
+    }
+    lat_rec = [(_ts(w) - s) * 1000 for w, s in zip(weighings, sent, strict=False)]
+    figures = {
+        "frames": frames,
+        "warm_up_frames": 1,
+        "cold_first_weighing": cold[0] if cold else None,
+        "received": len(posts),
+        "p50": percentile(lat, 50),
+        "p99": percentile(lat, 99),
+        "max": max(lat) if lat else None,
+        "recorded_p50": percentile(lat_rec, 50),
+        "recorded_p99": percentile(lat_rec, 99),
+        "legs_p50": {k: percentile(v, 50) for k, v in legs.items()},
+        "legs_p99": {k: percentile(v, 99) for k, v in legs.items()},
+        "runs": lat,
+    }
+    log(f"live: latency p50 {figures['p50']:.1f} ms, p99 {figures['p99']:.1f} ms ({len(posts)}/{frames} received)")
+    return figures, len(posts), window
+
+
+def _bare_phase(sim: SimulatorThread, url: str, frames: int, gap_s: float, posts_before: int) -> dict[str, Any]:
+    """The baseline: a bare httpx client process making the same three calls the same way."""
+    proc = subprocess.run(
+        [PY, "-m", "bench.bare_client", url, str(frames), str(gap_s)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    starts_bare = json.loads(proc.stdout)  # its first sequence is its warm-up, like ours
+    posts_bare = [_ts(x) for x in _posts(sim)[posts_before + 1 :]]
+    bare_all = [(p - s) * 1000 for p, s in zip(posts_bare, starts_bare, strict=False)]
+    bare = bare_all[1:]
+    log(f"live: bare httpx 3 calls p50 {percentile(bare, 50):.1f} ms, p99 {percentile(bare, 99):.1f} ms")
+    return {
+        "bare_cold_first": bare_all[0] if bare_all else None,
+        "bare_p50": percentile(bare, 50),
+        "bare_p99": percentile(bare, 99),
+        "bare_runs": bare,
+    }
+
+
+def _footprint_phase(daemon: DaemonProc, rss_at_ready: int, idle_s: float) -> dict[str, Any]:
+    """RSS after traffic, CPU over an idle period."""
+    time.sleep(2.0)
+    rss_steady = rss_bytes(daemon.pid)
+    samples = []
+    c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+    while time.monotonic() - t0 < idle_s:
+        time.sleep(min(1.0, idle_s / 5))
+        samples.append(rss_bytes(daemon.pid))
+    cpu = cpu_seconds(daemon.pid) - c0
+    wall = time.monotonic() - t0
+    log(f"live: RSS {rss_steady / 2**20:.1f} MB, idle CPU {100 * cpu / wall:.3f} % over {wall:.0f} s")
+    return {
+        "rss_at_ready_mb": rss_at_ready / 2**20,
+        "rss_after_traffic_mb": rss_steady / 2**20,
+        "rss_idle_max_mb": max(samples) / 2**20,
+        "idle_s": wall,
+        "idle_cpu_s": cpu,
+        "idle_cpu_percent": 100.0 * cpu / wall,
+    }
+
+
+def _loop_lag_phase(daemon: DaemonProc, window: tuple[float, float] | None) -> dict[str, Any]:
+    samples = daemon.loop_lag()
+    lo, hi = window or (float("-inf"), float("inf"))
+    figures = {
+        "latency_phase": summarise([lag for at, lag in samples if lo <= at <= hi]),
+        "whole_run": summarise([lag for _, lag in samples]),
+    }
+    ll = figures["latency_phase"]
+    log(
+        f"live: daemon loop lag in the latency phase p50/p99/max {ll['p50_ms']:.2f}/{ll['p99_ms']:.2f}/"
+        f"{ll['max_ms']:.1f} ms ({ll['samples']} samples)"
+    )
+    return figures
+
+
 def run(
     quick: bool,
     idle_s: float | None = None,
@@ -215,133 +354,23 @@ def run(
             proxy = stack.enter_context(TcpProxy(int(sim.url.rsplit(":", 1)[1])))
             proxy.rtt_s = rtt_ms / 1000
             url = proxy.url
-        work = Path(d)
-        # -- start -> READY (fresh state dir each time; the last start is kept for the rest)
-        ready: list[float] = []
-        daemon: DaemonProc | None = None
-        master = slave = -1
-        for k in range(starts):
-            master, slave, path = _pty()
-            daemon = DaemonProc(url, path, work, stalled_notify=stalled_notify, loop_lag=loop_lag, store=store)
-            ready.append(daemon.start())
-            log(f"live: start -> READY {ready[-1] * 1000:.0f} ms")
-            if k < starts - 1:
-                daemon.stop()
-                os.close(master)
-                os.close(slave)
-        assert daemon is not None
+        daemon, master, slave, ready = _start_phase(
+            starts, url, Path(d), stalled_notify=stalled_notify, loop_lag=loop_lag, store=store
+        )
         out["ready_s"] = {"median": median(ready), "runs": ready}
         try:
             time.sleep(1.0)
             rss_at_ready = rss_bytes(daemon.pid)
-            # -- latency. One warm-up weighing first (the first after start opens the connection and
-            # runs every code path once); its latency is reported on its own as "cold".
-            warm = tanita_frame(9_999_999)
-            os.write(master, warm)
-            warm_sent = time.time()
-            deadline = time.monotonic() + 30
-            while not _posts(sim) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            cold = [(_ts(p) - warm_sent) * 1000 for p in _posts(sim)[:1]]
-            time.sleep(gap_s)
-            sent: list[float] = []
-            for i in range(frames):
-                frame = tanita_frame(10_000_000 + i)
-                os.write(master, frame)
-                sent.append(time.time())
-                time.sleep(gap_s + (i % 7) * 0.01)
-            deadline = time.monotonic() + 30
-            posts = _posts(sim)[1:]
-            while len(posts) < frames and time.monotonic() < deadline:
-                time.sleep(0.2)
-                posts = _posts(sim)[1:]
-            weighings = sim.call(lambda: [w["receivedAt"] for w in sim.state.weighings])[1:]
-            lat = [(_ts(p) - s) * 1000 for p, s in zip(posts, sent, strict=False)]
-            window = (sent[0], max(_ts(p) for p in posts)) if posts else None
-            # where the time goes: frame -> 1st GET (intake + capture commit + wake-up), 1st GET -> POST
-            # (the member lookup and the benefit check, sent together, answered; the resolved+begin
-            # commit; the client). The benefit check's lag behind the member lookup shows they overlap.
-            g1 = [_ts(x) for x in _arrivals(sim, "getCustomerMeasurement")[1:]]
-            g2 = [_ts(x) for x in _arrivals(sim, "getBenefitsByCardNumber")[1:]]
-            pp = [_ts(x) for x in posts]
-            legs = {
-                "frame_to_get_member": [(a - s) * 1000 for a, s in zip(g1, sent, strict=False)],
-                "get_member_to_post": [(c - a) * 1000 for a, c in zip(g1, pp, strict=False)],
-                "get_benefits_lag_behind_get_member": [(b - a) * 1000 for a, b in zip(g1, g2, strict=False)],
-            }
-            lat_rec = [(_ts(w) - s) * 1000 for w, s in zip(weighings, sent, strict=False)]
-            out["latency_ms"] = {
-                "frames": frames,
-                "warm_up_frames": 1,
-                "cold_first_weighing": cold[0] if cold else None,
-                "received": len(posts),
-                "p50": percentile(lat, 50),
-                "p99": percentile(lat, 99),
-                "max": max(lat) if lat else None,
-                "recorded_p50": percentile(lat_rec, 50),
-                "recorded_p99": percentile(lat_rec, 99),
-                "legs_p50": {k: percentile(v, 50) for k, v in legs.items()},
-                "legs_p99": {k: percentile(v, 99) for k, v in legs.items()},
-                "runs": lat,
-            }
-            log(
-                f"live: latency p50 {out['latency_ms']['p50']:.1f} ms, p99 {out['latency_ms']['p99']:.1f} ms "
-                f"({len(posts)}/{frames} received)"
-            )
-            # -- baseline: a bare httpx client process making the same three calls the same way
-            proc = subprocess.run(
-                [PY, "-m", "bench.bare_client", url, str(frames), str(gap_s)],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=True,
-            )
-            starts_bare = json.loads(proc.stdout)  # its first sequence is its warm-up, like ours
-            posts_bare = [_ts(x) for x in _posts(sim)[len(posts) + 1 :]]
-            bare_all = [(p - s) * 1000 for p, s in zip(posts_bare, starts_bare, strict=False)]
-            bare = bare_all[1:]
-            out["latency_ms"]["bare_cold_first"] = bare_all[0] if bare_all else None
-            out["latency_ms"]["bare_p50"] = percentile(bare, 50)
-            out["latency_ms"]["bare_p99"] = percentile(bare, 99)
-            out["latency_ms"]["bare_runs"] = bare
-            log(f"live: bare httpx 3 calls p50 {percentile(bare, 50):.1f} ms, p99 {percentile(bare, 99):.1f} ms")
-            # -- footprint: RSS after traffic, CPU over an idle period
-            time.sleep(2.0)
-            rss_steady = rss_bytes(daemon.pid)
-            samples = []
-            c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
-            while time.monotonic() - t0 < idle:
-                time.sleep(min(1.0, idle / 5))
-                samples.append(rss_bytes(daemon.pid))
-            cpu = cpu_seconds(daemon.pid) - c0
-            wall = time.monotonic() - t0
-            out["footprint"] = {
-                "rss_at_ready_mb": rss_at_ready / 2**20,
-                "rss_after_traffic_mb": rss_steady / 2**20,
-                "rss_idle_max_mb": max(samples) / 2**20,
-                "idle_s": wall,
-                "idle_cpu_s": cpu,
-                "idle_cpu_percent": 100.0 * cpu / wall,
-            }
-            log(f"live: RSS {rss_steady / 2**20:.1f} MB, idle CPU {100 * cpu / wall:.3f} % over {wall:.0f} s")
+            out["latency_ms"], received, window = _latency_phase(sim, master, frames, gap_s)
+            out["latency_ms"].update(_bare_phase(sim, url, frames, gap_s, received))
+            out["footprint"] = _footprint_phase(daemon, rss_at_ready, idle)
         finally:
             code = daemon.stop()
             os.close(master)
             os.close(slave)
         out["exit_code"] = code
         if loop_lag:
-            samples = daemon.loop_lag()
-            lo, hi = window or (float("-inf"), float("inf"))
-            out["loop_lag"] = {
-                "latency_phase": summarise([lag for at, lag in samples if lo <= at <= hi]),
-                "whole_run": summarise([lag for _, lag in samples]),
-            }
-            ll = out["loop_lag"]["latency_phase"]
-            log(
-                f"live: daemon loop lag in the latency phase p50/p99/max {ll['p50_ms']:.2f}/{ll['p99_ms']:.2f}/"
-                f"{ll['max_ms']:.1f} ms ({ll['samples']} samples)"
-            )
+            out["loop_lag"] = _loop_lag_phase(daemon, window)
     return out
 
 
