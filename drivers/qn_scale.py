@@ -63,15 +63,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+from . import _qn_ae00 as ae
 from ._vendor_frames import VendorFramer, channel_uuid, check, require, sum8, u16be
 from .bleuuid import full_uuid
 from .bt_e1 import jieli_answer
-from .gatt import Action, Disconnect, ExchangeContext, Subscribe, Write
+from .gatt import Action, Disconnect, ExchangeContext, ExchangeError, Subscribe, Write
 from .gatt import offered as gatt_offered
 from .model import DeviceReport, Measurement, ParseResult, Reading
 from .registry import BleMatcher, BleMode, DriverSpec, LinkKind
 
-NAME = "qn_scale"
+NAME = ae.NAME
 SERVICE_T1 = full_uuid("ffe0")
 NOTIFY_T1 = full_uuid("ffe1")
 INDICATE_T1 = full_uuid("ffe2")
@@ -156,7 +157,10 @@ class QnDecoder:
 
     def __init__(self) -> None:
         self.divisor: int | None = None
+        #: the connection's 0x12 was the 20-byte extended dialect (drivers/_qn_ae00.py)
+        self.extended = False
         self._emitted: set[int] = set()
+        self._result_emitted = False
 
     def decode(self, frame: bytes, channel: str = "") -> list[Reading | DeviceReport]:
         if channel_uuid(channel) == AE_NOTIFY:
@@ -166,12 +170,20 @@ class QnDecoder:
         op = data[0]
         if op == OP_INFO:
             self.divisor = divisor_of_info(data)
-            return [_report(data, "scale_info", f"scale info: protocol 0x{data[2]:02x}, weight / {self.divisor}")]
+            self.extended = ae.is_extended_info(data)
+            dialect = ", extended dialect" if self.extended else ""
+            message = f"scale info: protocol 0x{data[2]:02x}, weight / {self.divisor}{dialect}"
+            return [_report(data, "scale_info", message)]
         if op == OP_STORED and len(data) >= STORED_MIN_SIZE:
             return [stored_reading(data)]
+        if op in (ae.OP_RESULT, ae.OP_RECORD):
+            return [self._result(data)]
         if op != OP_WEIGHT:
             return [_report(data, f"op_0x{op:02x}", f"QN frame 0x{op:02x} ({len(data)} bytes)")]
         reading = weight_reading(data, self.divisor)
+        if self.extended:  # its stable flag is UNKNOWN: live only, the weighing is the 0xB1 result
+            fields = dict(reading.fields, dialect="extended", live="1")
+            return [Reading(NAME, Measurement(), False, reading.raw, fields=MappingProxyType(fields))]
         if not reading.stable:
             return [reading]
         raw = int(reading.fields["weight_raw"])
@@ -180,6 +192,16 @@ class QnDecoder:
             return [Reading(NAME, Measurement(), False, reading.raw, fields=MappingProxyType(fields))]
         self._emitted.add(raw)
         return [reading]
+
+    def _result(self, data: bytes) -> Reading | DeviceReport:
+        result = ae.result(data, self.extended)
+        if not isinstance(result, Reading) or not result.is_weighing:
+            return result
+        if self._result_emitted:  # the burst repeats the weigh-in: one weighing per connection
+            fields = dict(result.fields, repeat="1")
+            return Reading(NAME, Measurement(), False, result.raw, fields=MappingProxyType(fields))
+        self._result_emitted = True
+        return result
 
 
 def weight_reading(data: bytes, divisor: int | None) -> Reading:
@@ -241,8 +263,16 @@ class QnExchange:
     """The QN handshake as a sans-I/O state machine (see the module docstring)."""
 
     def __init__(self, context: ExchangeContext) -> None:
+        try:
+            self._anchor_kg = ae.anchor_kg(context.settings)
+            self._age_years = ae.age_years(context.settings)
+        except ValueError as exc:
+            raise ExchangeError(f"qn_scale settings: {exc}") from None
         offered = context.characteristics
-        self._type2 = NOTIFY_T2 in offered and NOTIFY_T1 not in offered
+        # AE00 units offering both layouts take 0xFFF0: ble-scale-sync's writes that got a GE CS 10 G
+        # to a weighing went to FFF2 (INFERENCE that FFE3 would not do)
+        ae_t2 = AE_NOTIFY in offered and WRITE_T2 in offered
+        self._type2 = NOTIFY_T2 in offered and (NOTIFY_T1 not in offered or ae_t2)
         if self._type2:
             self._subscribe = [NOTIFY_T2]
             self._config_char = self._time_char = WRITE_T2
@@ -261,6 +291,7 @@ class QnExchange:
         self._protocol = 0x00
         self._config_sent = False
         self._time_sent = False
+        self._started = False
         self.done = False
 
     @property
@@ -303,23 +334,36 @@ class QnExchange:
             return []
         if channel_uuid(uuid) == AE_NOTIFY:
             return self._on_ae02(bytes(data), now_s)
-        if not _valid(bytes(data)):
+        data = bytes(data)
+        if not _valid(data):
             return []
         op = data[0]
         out: list[Action] = []
+        extended = self._decoder.extended
         if op == OP_INFO and len(data) >= 12:
             self._protocol = data[2]
             self._decoder.decode(data, uuid)
             if not self._config_sent:
                 self._config_sent = True
+                if self._ae_write is not None:
+                    out.append(Write(self._ae_write, ae.AE01_INIT, with_response=False))
                 out.append(Write(self._config_char, config_command(self._protocol)))
         elif op == OP_READY and not self._time_sent:
             self._time_sent = True
             if self._wall_time_s is not None:
                 out.append(Write(self._time_char, time_command(self._protocol, self._wall_time_s)))
+            if extended:
+                out.append(Write(self._config_char, ae.ready_profile_command(self._age_years)))
             if self._ae_write is not None:
                 out.append(Write(self._ae_write, JIELI_PASS, with_response=False))
-        elif op == OP_WEIGHT:
+        elif op == OP_CONFIG_REQUEST and extended and not self._started:
+            self._started = True
+            commands = [*ae.CONFIG_REPLIES, ae.start_command(self._protocol)]
+            commands += [ae.trigger_command(self._anchor_kg)] * ae.TRIGGER_REPEATS
+            out.extend(Write(self._config_char, c) for c in commands)
+        elif op in (OP_WEIGHT, ae.OP_RESULT, ae.OP_RECORD):
+            if op == OP_WEIGHT and extended and len(data) >= 7:
+                out.append(Write(self._config_char, ae.weight_a2(u16be(data, 5))))  # the app's echo
             for result in self._decoder.decode(data, uuid):
                 if isinstance(result, Reading) and result.is_weighing:
                     self.done = True

@@ -447,8 +447,11 @@ def _jieli_exchange(offered: frozenset[str] = AE_OFFERED) -> qn_scale.QnExchange
 def test_qn_exchange_type2_and_jieli() -> None:
     ex = _jieli_exchange()
     info = bytes.fromhex("1212ff0fac140004ff0f070a0000059f30e9")
-    [write] = ex.on_notify(qn_scale.NOTIFY_T2, info, now_s=1)
-    assert write == Write(qn_scale.WRITE_T2, bytes.fromhex("1309ff01100000002c"))
+    # AE01's init (verbatim, as the hosts that got GE CS 10 G weighings send it), then the 0x13
+    assert ex.on_notify(qn_scale.NOTIFY_T2, info, now_s=1) == [
+        Write(qn_scale.AE_WRITE, bytes.fromhex("fedcbac00600020101ef"), with_response=False),
+        Write(qn_scale.WRITE_T2, bytes.fromhex("1309ff01100000002c")),
+    ]
     # no clock: no 0x20, but the host's 02 "pass" on AE01 (as ble-scale-sync sends it at 0x14)
     ready = bytes.fromhex("140bff000001000000001f")
     assert ex.on_notify(qn_scale.NOTIFY_T2, ready, now_s=2) == [
