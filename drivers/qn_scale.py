@@ -93,7 +93,8 @@ OP_TIME = 0x20
 OP_CONFIG_REQUEST = 0x21
 OP_STORED = 0x23
 OPCODES = frozenset({0x10, 0x12, 0x14, 0x21, 0x23, 0xA1, 0xA3, 0xB1, 0xB4})
-NAMES = ("QN-Scale", "Renpho", "RENPHO", "FITINDEX", "Sencor", "SENCOR")
+#: "Fit Plus": the GE CS 10 G (openScale PR #1502: its advertisement carries only FFE0, so the name claims it)
+NAMES = ("QN-Scale", "Renpho", "RENPHO", "FITINDEX", "Sencor", "SENCOR", "Fit Plus")
 #: the Renpho ES-WBE28 speaks the SIG profiles (drivers/ble_standard.py), not QN
 ES_WBE28_NAMES = ("Renpho-Scale", "RENPHO-SCALE", "renpho-scale")
 #: the broadcast-only variant's manufacturer data company id (drivers/qn_broadcast.py)
@@ -403,21 +404,33 @@ def make_exchange(context: ExchangeContext) -> QnExchange:
 _NOTES: Mapping[str, str] = {
     "frames": "<op> <len> ... <sum8>; 0x12 byte 10 bit 0: weight / 100, else / 10; no 0x12: weight unknown",
     "weighing": "first stable 0x10 per weight and connection (10-byte: byte 5 = 1; 14-byte: state 2)",
-    "exchange": '0x13 config on 0x12, 0x20 time (+ AE01 02 "pass") on 0x14, disconnect after the weighing; '
-    'AE00 Jieli auth: yes (AE02 00+challenge -> AE01 01+E1 answer, then the scale\'s 02 "pass")',
+    "exchange": '0x13 config on 0x12 (AE01 init first when offered), 0x20 time (+ AE01 02 "pass") on 0x14, '
+    "disconnect after the weighing; AE00 Jieli auth: yes (AE02 00+challenge -> AE01 01+E1 answer, then the "
+    'scale\'s 02 "pass"); extended dialect (20-byte 0x12): ready A2, 0x21 -> two A0 replies, 0x22 start, '
+    "A2 trigger x2 carrying weight_anchor_kg, an A2 echo per 0x10; the weighing is the 0xB1 03 01 result",
+    "anchor": "the GE CS 10 G only finishes weigh-ins near weight_anchor_kg (one value per scale: members "
+    "far from it get no weighing)",
     "matching": "by name only (0xFFE0/0xFFF0 are shared with Yunmai, Beurer, Eufy); never 'Renpho-Scale' "
     "(ES-WBE28, ble_standard's) nor 0xFFFF manufacturer data (qn_broadcast's)",
 }
 
 SPEC = DriverSpec(
     name=NAME,
-    summary="QN / Renpho / FITINDEX vendor protocol over GATT (0xFFE0 or 0xFFF0; AE00 Jieli auth answered)",
+    summary="QN / Renpho / FITINDEX vendor protocol over GATT (0xFFE0 or 0xFFF0; AE00 Jieli auth; GE CS 10 G)",
     link=LinkKind.BLE,
     parse=parse,
     make_framer=make_framer,
     make_decoder=QnDecoder,
     make_exchange=make_exchange,
-    models=("Renpho ES-26M", "Renpho ES-30M", "Renpho Elis 1 (no AE00)", "FITINDEX", "Sencor", "QN-Scale"),
+    models=(
+        "Renpho ES-26M",
+        "Renpho ES-30M",
+        "Renpho Elis 1 (no AE00)",
+        "FITINDEX",
+        "Sencor",
+        "QN-Scale",
+        "GE CS 10 G / Fit Plus (AE00; weight only, near weight_anchor_kg)",
+    ),
     ble=BleMatcher(
         mode=BleMode.GATT,
         name_prefixes=NAMES,
@@ -427,4 +440,6 @@ SPEC = DriverSpec(
         requires_connectable=True,
     ),
     notes=_NOTES,
+    settings=ae.SETTINGS,
+    check_settings=ae.check_settings,
 )
