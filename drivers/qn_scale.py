@@ -264,11 +264,11 @@ class QnExchange:
     """The QN handshake as a sans-I/O state machine (see the module docstring)."""
 
     def __init__(self, context: ExchangeContext) -> None:
-        try:
-            self._anchor_kg = ae.anchor_kg(context.settings)
-            self._age_years = ae.age_years(context.settings)
-        except ValueError as exc:
-            raise ExchangeError(f"qn_scale settings: {exc}") from None
+        problems = ae.check_settings(context.settings)
+        if problems:
+            raise ExchangeError("qn_scale settings: " + "; ".join(f"{key}: {why}" for key, why in problems))
+        self._anchor_kg = ae.anchor_kg(context.settings)
+        self._age_years = ae.age_years(context.settings)
         offered = context.characteristics
         # AE00 units offering both layouts take 0xFFF0: ble-scale-sync's writes that got a GE CS 10 G
         # to a weighing went to FFF2 (INFERENCE that FFE3 would not do)
