@@ -37,7 +37,8 @@ ES-30M whose first stable frame has no resistance yet loses that later resistanc
 the 0x13 configuration ``13 09 <protocol> 01 10 00 00 00 <sum>`` (kg; bytes 5-7 zero: INFERENCE); on
 0x14 write the 0x20 time ``20 08 <protocol> <seconds since 2000-01-01, u32 LE> <sum>`` (layout
 INFERENCE from the 0x23 records' time field) when the host clock is known; after the weighing,
-disconnect. The A2 user profile and the 0x1F acknowledgement are not sent (layouts UNKNOWN).
+disconnect. A device offering both layouts and AE00 is driven on 0xFFF0 (where the writes that got a
+GE CS 10 G to a weighing went). The extended dialect's further writes: below.
 
 **AE00 "Jieli" authentication** (Jieli's RCSP check; facts from KristianP26/ble-scale-sync#235, a GE
 CS 10 G captured with its vendor app): the scale sends ``00 <challenge, 16 bytes>`` on AE02 and sends no
@@ -50,11 +51,14 @@ exchange has no random source; ble-scale-sync ships without it too) but write th
 AE01 at 0x14, as ble-scale-sync does on the units that authenticate with it (that the scale needs it
 before it challenges: INFERENCE from the captured order). The exchange answers up to 3 challenges; a
 4th, an AE02 frame starting 00 that is not 17 bytes long, or no "pass" within 5 s of an answer ends
-the session with the reason. AE01's ``fe dc ba c0 ...`` frame ble-scale-sync (after openScale) sends
-on 0x12 is not sent (layout UNKNOWN). The decoder only reports AE02 frames, never weighings.
-Authentication is only the first gate: after it the GE CS 10 G (20-byte dialect) still wants the 0x21
-history replies, the 0x22 start and an A2 "measurement trigger" (#235), none of which we send, so no
-AE00 model is listed until one delivers here.
+the session with the reason. The decoder only reports AE02 frames, never weighings.
+
+**Extended dialect** (a 20-byte 0x12: the GE CS 10 G / "Fit Plus"; bytes, facts and sources in
+``drivers/_qn_ae00.py``): AE01 init before the 0x13 (on every AE00 unit), a ready-time A2, on 0x21
+two A0 replies, the 0x22 start and the A2 trigger (``weight_anchor_kg``) twice, an A2 echo per 0x10.
+The weighing is the 0xB1 03 01 result (weight only), once; 0x10 frames are live, 0xB4 history. The
+scale only finishes weigh-ins near the anchor. Other AE00 dialects get none of these writes (no
+source shows what gets their weighings to a host); the 0x1F acknowledgement is never sent.
 """
 
 from __future__ import annotations
