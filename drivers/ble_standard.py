@@ -876,10 +876,7 @@ def current_time_value(wall_time_s: float, utc_offset_s: int = 0) -> bytes:
     from datetime import UTC, timedelta
 
     t = datetime.fromtimestamp(int(wall_time_s), UTC) + timedelta(seconds=utc_offset_s)
-    return (
-        t.year.to_bytes(2, "little")
-        + bytes([t.month, t.day, t.hour, t.minute, t.second, t.isoweekday(), 0, 0x01])
-    )
+    return t.year.to_bytes(2, "little") + bytes([t.month, t.day, t.hour, t.minute, t.second, t.isoweekday(), 0, 0x01])
 
 
 class StandardExchange:

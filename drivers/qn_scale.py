@@ -37,7 +37,8 @@ ES-30M whose first stable frame has no resistance yet loses that later resistanc
 the 0x13 configuration ``13 09 <protocol> 01 10 00 00 00 <sum>`` (kg; bytes 5-7 zero: INFERENCE); on
 0x14 write the 0x20 time ``20 08 <protocol> <seconds since 2000-01-01, u32 LE> <sum>`` (layout
 INFERENCE from the 0x23 records' time field) when the host clock is known; after the weighing,
-disconnect. The A2 user profile and the 0x1F acknowledgement are not sent (layouts UNKNOWN).
+disconnect. A device offering both layouts and AE00 is driven on 0xFFF0 (where the writes that got a
+GE CS 10 G to a weighing went). The extended dialect's further writes: below.
 
 **AE00 "Jieli" authentication** (Jieli's RCSP check; facts from KristianP26/ble-scale-sync#235, a GE
 CS 10 G captured with its vendor app): the scale sends ``00 <challenge, 16 bytes>`` on AE02 and sends no
@@ -50,11 +51,14 @@ exchange has no random source; ble-scale-sync ships without it too) but write th
 AE01 at 0x14, as ble-scale-sync does on the units that authenticate with it (that the scale needs it
 before it challenges: INFERENCE from the captured order). The exchange answers up to 3 challenges; a
 4th, an AE02 frame starting 00 that is not 17 bytes long, or no "pass" within 5 s of an answer ends
-the session with the reason. AE01's ``fe dc ba c0 ...`` frame ble-scale-sync (after openScale) sends
-on 0x12 is not sent (layout UNKNOWN). The decoder only reports AE02 frames, never weighings.
-Authentication is only the first gate: after it the GE CS 10 G (20-byte dialect) still wants the 0x21
-history replies, the 0x22 start and an A2 "measurement trigger" (#235), none of which we send, so no
-AE00 model is listed until one delivers here.
+the session with the reason. The decoder only reports AE02 frames, never weighings.
+
+**Extended dialect** (a 20-byte 0x12: the GE CS 10 G / "Fit Plus"; bytes, facts and sources in
+``drivers/_qn_ae00.py``): AE01 init before the 0x13 (on every AE00 unit), a ready-time A2, on 0x21
+two A0 replies, the 0x22 start and the A2 trigger (``weight_anchor_kg``) twice, an A2 echo per 0x10.
+The weighing is the 0xB1 03 01 result (weight only), once; 0x10 frames are live, 0xB4 history. The
+scale only finishes weigh-ins near the anchor. Other AE00 dialects get none of these writes (no
+source shows what gets their weighings to a host); the 0x1F acknowledgement is never sent.
 """
 
 from __future__ import annotations
@@ -63,15 +67,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+from . import _qn_ae00 as ae
 from ._vendor_frames import VendorFramer, channel_uuid, check, require, sum8, u16be
 from .bleuuid import full_uuid
 from .bt_e1 import jieli_answer
-from .gatt import Action, Disconnect, ExchangeContext, Subscribe, Write
+from .gatt import Action, Disconnect, ExchangeContext, ExchangeError, Subscribe, Write
 from .gatt import offered as gatt_offered
 from .model import DeviceReport, Measurement, ParseResult, Reading
 from .registry import BleMatcher, BleMode, DriverSpec, LinkKind
 
-NAME = "qn_scale"
+NAME = ae.NAME
 SERVICE_T1 = full_uuid("ffe0")
 NOTIFY_T1 = full_uuid("ffe1")
 INDICATE_T1 = full_uuid("ffe2")
@@ -92,7 +97,8 @@ OP_TIME = 0x20
 OP_CONFIG_REQUEST = 0x21
 OP_STORED = 0x23
 OPCODES = frozenset({0x10, 0x12, 0x14, 0x21, 0x23, 0xA1, 0xA3, 0xB1, 0xB4})
-NAMES = ("QN-Scale", "Renpho", "RENPHO", "FITINDEX", "Sencor", "SENCOR")
+#: "Fit Plus": the GE CS 10 G (openScale PR #1502: its advertisement carries only FFE0, so the name claims it)
+NAMES = ("QN-Scale", "Renpho", "RENPHO", "FITINDEX", "Sencor", "SENCOR", "Fit Plus")
 #: the Renpho ES-WBE28 speaks the SIG profiles (drivers/ble_standard.py), not QN
 ES_WBE28_NAMES = ("Renpho-Scale", "RENPHO-SCALE", "renpho-scale")
 #: the broadcast-only variant's manufacturer data company id (drivers/qn_broadcast.py)
@@ -156,7 +162,10 @@ class QnDecoder:
 
     def __init__(self) -> None:
         self.divisor: int | None = None
+        #: the connection's 0x12 was the 20-byte extended dialect (drivers/_qn_ae00.py)
+        self.extended = False
         self._emitted: set[int] = set()
+        self._result_emitted = False
 
     def decode(self, frame: bytes, channel: str = "") -> list[Reading | DeviceReport]:
         if channel_uuid(channel) == AE_NOTIFY:
@@ -166,12 +175,20 @@ class QnDecoder:
         op = data[0]
         if op == OP_INFO:
             self.divisor = divisor_of_info(data)
-            return [_report(data, "scale_info", f"scale info: protocol 0x{data[2]:02x}, weight / {self.divisor}")]
+            self.extended = ae.is_extended_info(data)
+            dialect = ", extended dialect" if self.extended else ""
+            message = f"scale info: protocol 0x{data[2]:02x}, weight / {self.divisor}{dialect}"
+            return [_report(data, "scale_info", message)]
         if op == OP_STORED and len(data) >= STORED_MIN_SIZE:
             return [stored_reading(data)]
+        if op in (ae.OP_RESULT, ae.OP_RECORD):
+            return [self._result(data)]
         if op != OP_WEIGHT:
             return [_report(data, f"op_0x{op:02x}", f"QN frame 0x{op:02x} ({len(data)} bytes)")]
         reading = weight_reading(data, self.divisor)
+        if self.extended:  # its stable flag is UNKNOWN: live only, the weighing is the 0xB1 result
+            fields = dict(reading.fields, dialect="extended", live="1")
+            return [Reading(NAME, Measurement(), False, reading.raw, fields=MappingProxyType(fields))]
         if not reading.stable:
             return [reading]
         raw = int(reading.fields["weight_raw"])
@@ -180,6 +197,16 @@ class QnDecoder:
             return [Reading(NAME, Measurement(), False, reading.raw, fields=MappingProxyType(fields))]
         self._emitted.add(raw)
         return [reading]
+
+    def _result(self, data: bytes) -> Reading | DeviceReport:
+        result = ae.result(data, self.extended)
+        if not isinstance(result, Reading) or not result.is_weighing:
+            return result
+        if self._result_emitted:  # the burst repeats the weigh-in: one weighing per connection
+            fields = dict(result.fields, repeat="1")
+            return Reading(NAME, Measurement(), False, result.raw, fields=MappingProxyType(fields))
+        self._result_emitted = True
+        return result
 
 
 def weight_reading(data: bytes, divisor: int | None) -> Reading:
@@ -241,8 +268,16 @@ class QnExchange:
     """The QN handshake as a sans-I/O state machine (see the module docstring)."""
 
     def __init__(self, context: ExchangeContext) -> None:
+        problems = ae.check_settings(context.settings)
+        if problems:
+            raise ExchangeError("qn_scale settings: " + "; ".join(f"{key}: {why}" for key, why in problems))
+        self._anchor_kg = ae.anchor_kg(context.settings)
+        self._age_years = ae.age_years(context.settings)
         offered = context.characteristics
-        self._type2 = NOTIFY_T2 in offered and NOTIFY_T1 not in offered
+        # AE00 units offering both layouts take 0xFFF0: ble-scale-sync's writes that got a GE CS 10 G
+        # to a weighing went to FFF2 (INFERENCE that FFE3 would not do)
+        ae_t2 = AE_NOTIFY in offered and WRITE_T2 in offered
+        self._type2 = NOTIFY_T2 in offered and (NOTIFY_T1 not in offered or ae_t2)
         if self._type2:
             self._subscribe = [NOTIFY_T2]
             self._config_char = self._time_char = WRITE_T2
@@ -261,6 +296,7 @@ class QnExchange:
         self._protocol = 0x00
         self._config_sent = False
         self._time_sent = False
+        self._started = False
         self.done = False
 
     @property
@@ -303,23 +339,36 @@ class QnExchange:
             return []
         if channel_uuid(uuid) == AE_NOTIFY:
             return self._on_ae02(bytes(data), now_s)
-        if not _valid(bytes(data)):
+        data = bytes(data)
+        if not _valid(data):
             return []
         op = data[0]
         out: list[Action] = []
+        extended = self._decoder.extended
         if op == OP_INFO and len(data) >= 12:
             self._protocol = data[2]
             self._decoder.decode(data, uuid)
             if not self._config_sent:
                 self._config_sent = True
+                if self._ae_write is not None:
+                    out.append(Write(self._ae_write, ae.AE01_INIT, with_response=False))
                 out.append(Write(self._config_char, config_command(self._protocol)))
         elif op == OP_READY and not self._time_sent:
             self._time_sent = True
             if self._wall_time_s is not None:
                 out.append(Write(self._time_char, time_command(self._protocol, self._wall_time_s)))
+            if extended:
+                out.append(Write(self._config_char, ae.ready_profile_command(self._age_years)))
             if self._ae_write is not None:
                 out.append(Write(self._ae_write, JIELI_PASS, with_response=False))
-        elif op == OP_WEIGHT:
+        elif op == OP_CONFIG_REQUEST and extended and not self._started:
+            self._started = True
+            commands = [*ae.CONFIG_REPLIES, ae.start_command(self._protocol)]
+            commands += [ae.trigger_command(self._anchor_kg)] * ae.TRIGGER_REPEATS
+            out.extend(Write(self._config_char, c) for c in commands)
+        elif op in (OP_WEIGHT, ae.OP_RESULT, ae.OP_RECORD):
+            if op == OP_WEIGHT and extended and len(data) >= 7:
+                out.append(Write(self._config_char, ae.weight_a2(u16be(data, 5))))  # the app's echo
             for result in self._decoder.decode(data, uuid):
                 if isinstance(result, Reading) and result.is_weighing:
                     self.done = True
@@ -359,21 +408,33 @@ def make_exchange(context: ExchangeContext) -> QnExchange:
 _NOTES: Mapping[str, str] = {
     "frames": "<op> <len> ... <sum8>; 0x12 byte 10 bit 0: weight / 100, else / 10; no 0x12: weight unknown",
     "weighing": "first stable 0x10 per weight and connection (10-byte: byte 5 = 1; 14-byte: state 2)",
-    "exchange": '0x13 config on 0x12, 0x20 time (+ AE01 02 "pass") on 0x14, disconnect after the weighing; '
-    'AE00 Jieli auth: yes (AE02 00+challenge -> AE01 01+E1 answer, then the scale\'s 02 "pass")',
+    "exchange": '0x13 config on 0x12 (AE01 init first when offered), 0x20 time (+ AE01 02 "pass") on 0x14, '
+    "disconnect after the weighing; AE00 Jieli auth: yes (AE02 00+challenge -> AE01 01+E1 answer, then the "
+    'scale\'s 02 "pass"); extended dialect (20-byte 0x12): ready A2, 0x21 -> two A0 replies, 0x22 start, '
+    "A2 trigger x2 carrying weight_anchor_kg, an A2 echo per 0x10; the weighing is the 0xB1 03 01 result",
+    "anchor": "the GE CS 10 G only finishes weigh-ins near weight_anchor_kg (one value per scale: members "
+    "far from it get no weighing)",
     "matching": "by name only (0xFFE0/0xFFF0 are shared with Yunmai, Beurer, Eufy); never 'Renpho-Scale' "
     "(ES-WBE28, ble_standard's) nor 0xFFFF manufacturer data (qn_broadcast's)",
 }
 
 SPEC = DriverSpec(
     name=NAME,
-    summary="QN / Renpho / FITINDEX vendor protocol over GATT (0xFFE0 or 0xFFF0; AE00 Jieli auth answered)",
+    summary="QN / Renpho / FITINDEX vendor protocol over GATT (0xFFE0 or 0xFFF0; AE00 Jieli auth; GE CS 10 G)",
     link=LinkKind.BLE,
     parse=parse,
     make_framer=make_framer,
     make_decoder=QnDecoder,
     make_exchange=make_exchange,
-    models=("Renpho ES-26M", "Renpho ES-30M", "Renpho Elis 1 (no AE00)", "FITINDEX", "Sencor", "QN-Scale"),
+    models=(
+        "Renpho ES-26M",
+        "Renpho ES-30M",
+        "Renpho Elis 1 (no AE00)",
+        "FITINDEX",
+        "Sencor",
+        "QN-Scale",
+        "GE CS 10 G / Fit Plus (AE00; weight only, near weight_anchor_kg)",
+    ),
     ble=BleMatcher(
         mode=BleMode.GATT,
         name_prefixes=NAMES,
@@ -383,4 +444,6 @@ SPEC = DriverSpec(
         requires_connectable=True,
     ),
     notes=_NOTES,
+    settings=ae.SETTINGS,
+    check_settings=ae.check_settings,
 )

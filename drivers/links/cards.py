@@ -499,6 +499,7 @@ class LineCardSource(_SourceBase):
 
 # ----------------------------------------------------------------------------------------------- config
 
+
 class DeviceKind(StrEnum):
     """What ``[cards] device`` names for a card source (what ``validate`` checks on the machine)."""
 
@@ -567,16 +568,27 @@ CARD_SOURCES: Mapping[str, CardSourceKind] = MappingProxyType(
         k.name: k
         for k in (
             CardSourceKind(
-                "evdev", "USB keyboard-wedge RFID reader (python-evdev)", DeviceKind.PATH, _evdev,
-                python_module="evdev", requirement="evdev>=1.7", extra="cards",
+                "evdev",
+                "USB keyboard-wedge RFID reader (python-evdev)",
+                DeviceKind.PATH,
+                _evdev,
+                python_module="evdev",
+                requirement="evdev>=1.7",
+                extra="cards",
                 example="/dev/input/by-id/...-event-kbd",
             ),
             CardSourceKind(
-                "serial", "RDM6300 / binary-frame reader on a serial port", DeviceKind.PORT, _serial,
+                "serial",
+                "RDM6300 / binary-frame reader on a serial port",
+                DeviceKind.PORT,
+                _serial,
                 example="/dev/serial/by-id/... (a pyserial URL)",
             ),
             CardSourceKind(
-                "socket", "kiosk software writing card lines to a UNIX socket", DeviceKind.SOCKET, _socket,
+                "socket",
+                "kiosk software writing card lines to a UNIX socket",
+                DeviceKind.SOCKET,
+                _socket,
                 example="/run/scale-bridge/cards.sock",
             ),
             CardSourceKind("stdin", "card lines on standard input (tests, pipes)", DeviceKind.NONE, _stdin),

@@ -106,3 +106,13 @@ def lefu_ac02(d0: int, d1: int, d2: int, d3: int, channel: int) -> bytes:
     """Lefu ``AC 02`` 8-byte frame: AC 02, four data bytes, channel, low byte of the sum of bytes 2-6."""
     body = bytes([0xAC, 0x02, d0, d1, d2, d3, channel])
     return body + bytes([(d0 + d1 + d2 + d3 + channel) % 256])
+
+
+def qn_extended_info(protocol: int, weight_flag: int) -> bytes:
+    """20-byte 0x12 (the GE CS 10 G's size, the extended dialect): protocol at 2, the weight flag at 10."""
+    return qn(0x12, bytes([protocol]) + bytes(7) + bytes([weight_flag]) + bytes(8))
+
+
+def qn_result(weight_raw: int, tail: bytes = bytes(36)) -> bytes:
+    """44-byte 0xB1 result record 03 01: 03 01 01, the weight (u16 LE, / 100 kg), 36 more bytes."""
+    return qn(0xB1, b"\x03\x01\x01" + struct.pack("<H", weight_raw) + tail)

@@ -458,8 +458,11 @@ def _jieli_exchange(offered: frozenset[str] = AE_OFFERED) -> qn_scale.QnExchange
 def test_qn_exchange_type2_and_jieli() -> None:
     ex = _jieli_exchange()
     info = bytes.fromhex("1212ff0fac140004ff0f070a0000059f30e9")
-    [write] = ex.on_notify(qn_scale.NOTIFY_T2, info, now_s=1)
-    assert write == Write(qn_scale.WRITE_T2, bytes.fromhex("1309ff01100000002c"))
+    # AE01's init (verbatim, as the hosts that got GE CS 10 G weighings send it), then the 0x13
+    assert ex.on_notify(qn_scale.NOTIFY_T2, info, now_s=1) == [
+        Write(qn_scale.AE_WRITE, bytes.fromhex("fedcbac00600020101ef"), with_response=False),
+        Write(qn_scale.WRITE_T2, bytes.fromhex("1309ff01100000002c")),
+    ]
     # no clock: no 0x20, but the host's 02 "pass" on AE01 (as ble-scale-sync sends it at 0x14)
     ready = bytes.fromhex("140bff000001000000001f")
     assert ex.on_notify(qn_scale.NOTIFY_T2, ready, now_s=2) == [
@@ -713,3 +716,111 @@ def test_lefu_settings_one_problem_per_bad_key() -> None:
     assert all(text and ":" not in text.split()[0] for _, text in problems)
     with pytest.raises(ExchangeError, match="age_years"):
         lefu.make_exchange(ExchangeContext("AA", "SWAN", settings={"age_years": "200"}))
+
+
+# --------------------------------------------------------------------------- QN extended dialect (GE CS 10 G)
+
+GE = {  # REAL frames, tests/vectors/qn_scale/sequences.jsonl
+    "info": "1214ff4ec70e0007ff140f4200080503e06f2b3d",
+    "ready": "140cff01000100000001fd1f",
+    "config_request": "2107ff01612cb5",
+    "live": "10140100111ebe00000000000000000000000012",
+    "b4_old": "b42c0401f01001121b1032361a000000000000000000000000000000000000000000000000000000000000a5",
+    "b1_7525": "b12c030101651d030bbb09ac0a4f09790a4f09b3095a081b011601440bea091a0bb509a90a7d09480a090932",
+}
+GE_OFFERED = AE_OFFERED | {qn_scale.NOTIFY_T1, qn_scale.CONFIG_T1}
+
+
+def _ge(name: str) -> bytes:
+    return bytes.fromhex(GE[name])
+
+
+def _w(hex_text: str) -> Write:
+    return Write(qn_scale.WRITE_T2, bytes.fromhex(hex_text))
+
+
+def test_qn_extended_exchange_exact_bytes() -> None:
+    """The whole GE CS 10 G conversation: each write byte for byte, in the order of #235's working runs."""
+    ex = qn_scale.make_exchange(ExchangeContext("AA:BB", "Fit Plus", GE_OFFERED, wall_time_s=WALL))
+    # both layouts offered with AE00: 0xFFF0, where ble-scale-sync's writes to this model went
+    assert ex.start(now_s=0) == [Subscribe(qn_scale.NOTIFY_T2), Subscribe(qn_scale.AE_NOTIFY)]
+    assert ex.on_notify(qn_scale.NOTIFY_T2, _ge("info"), now_s=1) == [
+        Write(qn_scale.AE_WRITE, bytes.fromhex("fedcbac00600020101ef"), with_response=False),
+        _w("1309ff01100000002c"),
+    ]
+    seconds = (int(WALL) - 946_684_800).to_bytes(4, "little")
+    time = bytes([0x20, 0x08, 0xFF]) + seconds
+    assert ex.on_notify(qn_scale.NOTIFY_T2, _ge("ready"), now_s=2) == [
+        Write(qn_scale.WRITE_T2, time + bytes([sum(time) % 256])),
+        _w("a20601321af5"),  # openScale's ready-time A2, age 26 (the default)
+        Write(qn_scale.AE_WRITE, PASS, with_response=False),
+    ]
+    challenge, response = JIELI_PAIRS[0]
+    assert ex.on_notify(qn_scale.AE_NOTIFY, b"\x00" + challenge, now_s=3) == [
+        Write(qn_scale.AE_WRITE, b"\x01" + response, with_response=False)
+    ]
+    assert ex.on_notify(qn_scale.AE_NOTIFY, PASS, now_s=3) == []
+    assert ex.on_notify(qn_scale.NOTIFY_T2, _ge("config_request"), now_s=4) == [
+        _w("a00d04fc0000000000000000ad"),
+        _w("a00d02010008002106b804029d"),
+        _w("2206ff00032a"),
+        _w("a206011e23ea"),  # the trigger, 77.15 kg (the capture's anchor, the default), twice
+        _w("a206011e23ea"),
+    ]
+    assert ex.on_notify(qn_scale.NOTIFY_T2, _ge("config_request"), now_s=4) == []  # once
+    assert ex.on_notify(qn_scale.NOTIFY_T2, bytes.fromhex("a10704fc0110b9"), now_s=5) == []
+    # the vendor app's echo of each live 0x10 (#235: ... 11 1e be -> a2 06 01 1e be 85); not a weighing
+    assert ex.on_notify(qn_scale.NOTIFY_T2, _ge("live"), now_s=6) == [_w("a206011ebe85")]
+    assert ex.on_notify(qn_scale.NOTIFY_T2, _ge("b4_old"), now_s=7) == []  # a stored record: history
+    assert ex.on_notify(qn_scale.NOTIFY_T2, _ge("b1_7525"), now_s=8) == [Disconnect("weighing received")]
+    assert ex.done and ex.on_notify(qn_scale.NOTIFY_T2, _ge("b1_7525"), now_s=9) == []
+
+
+def test_qn_extended_exchange_uses_the_settings() -> None:
+    values = {"weight_anchor_kg": "65", "age_years": "40"}
+    ex = qn_scale.make_exchange(ExchangeContext("AA:BB", None, AE_OFFERED, settings=values))
+    ex.on_notify(qn_scale.NOTIFY_T2, _ge("info"), now_s=1)
+    assert _w("a20601322803") in ex.on_notify(qn_scale.NOTIFY_T2, _ge("ready"), now_s=2)  # age 40
+    writes = ex.on_notify(qn_scale.NOTIFY_T2, _ge("config_request"), now_s=3)
+    assert writes[-2:] == [_w("a20601196426")] * 2  # 6500 = 0x1964 (ble-scale-sync's own case)
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"weight_anchor_kg": "heavy"}, "weight_anchor_kg"),
+        ({"weight_anchor_kg": "300"}, "weight_anchor_kg"),
+        ({"age_years": "5"}, "age_years"),
+    ],
+)
+def test_qn_settings_are_checked(values: dict[str, str], key: str) -> None:
+    [(bad, reason)] = get("qn_scale").check_settings(values)  # type: ignore[misc]
+    assert bad == key and "from" in reason
+    with pytest.raises(ExchangeError, match=f"qn_scale settings: {key}"):
+        qn_scale.make_exchange(ExchangeContext("AA:BB", None, AE_OFFERED, settings=values))
+    assert get("qn_scale").check_settings({"weight_anchor_kg": "80.5", "age_years": "33"}) == []  # type: ignore[misc]
+
+
+def test_qn_other_dialects_get_no_extended_writes() -> None:
+    """An 18-byte 0x12 (ES-26M) is not the extended dialect: no A2, no 0x21 replies, no echo."""
+    ex = _jieli_exchange()
+    ex.on_notify(qn_scale.NOTIFY_T2, bytes.fromhex("1212ff0fac140004ff0f070a0000059f30e9"), now_s=1)
+    assert ex.on_notify(qn_scale.NOTIFY_T2, _ge("config_request"), now_s=2) == []
+    assert ex.on_notify(qn_scale.NOTIFY_T2, _ge("live"), now_s=3) == []
+    assert ex.on_notify(qn_scale.NOTIFY_T2, _ge("b1_7525"), now_s=4) == []  # a 0xB1 outside the dialect
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=st.integers(1, 0xFFFF), tail=st.binary(min_size=36, max_size=36))
+def test_qn_extended_result_round_trip(raw: int, tail: bytes) -> None:
+    decoder = qn_scale.QnDecoder()
+    decoder.decode(B.qn_extended_info(0xFF, 1), qn_scale.NOTIFY_T2)
+    assert decoder.extended
+    frame = B.qn_result(raw, tail)
+    [reading] = decoder.decode(frame, qn_scale.NOTIFY_T2)
+    assert isinstance(reading, Reading) and reading.is_weighing
+    assert reading.measurement.weight_kg == pytest.approx(raw / 100) and reading.measurement.impedance_ohm is None
+    [again] = decoder.decode(frame, qn_scale.NOTIFY_T2)  # the burst repeats it: one weighing
+    assert isinstance(again, Reading) and not again.stable and again.fields["repeat"] == "1"
+    [live] = decoder.decode(B.qn_weight14(0xFF, 2, raw, 500, 500), qn_scale.NOTIFY_T2)
+    assert isinstance(live, Reading) and not live.stable  # 0x10 on this dialect: live only

@@ -62,8 +62,14 @@ def test_smm_is_skeletal_muscle_and_raw_keeps_the_whole_answer() -> None:
         device_id="3220338716",
         device_time="2026-11-22T10:30:00",
         model="InBody (LookinBody Web)",
-        fields={"Weight": "80.5", "SMM(SkeletalMuscleMass)": "36.2", "SLM(SoftLeanMass)": "61.8", "ECW": "17.3",
-                "account": "gym", "mass_unit": "kg"},
+        fields={
+            "Weight": "80.5",
+            "SMM(SkeletalMuscleMass)": "36.2",
+            "SLM(SoftLeanMass)": "61.8",
+            "ECW": "17.3",
+            "account": "gym",
+            "mass_unit": "kg",
+        },
     )
     assert json.loads(json.loads(frame)["answers"][ib.ENDPOINT_FULL_BY_ID]) == answer
 

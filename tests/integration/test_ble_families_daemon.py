@@ -256,9 +256,40 @@ QN_READY = "140bff000001000000001f"  # REAL 0x14 (ble-scale-sync tests/scales/qn
 PASS_HEX = b"\x02pass".hex()
 
 
+#: REAL GE CS 10 G frames (KristianP26/ble-scale-sync #235 and tests/scales/qn-scale.test.ts; see
+#: tests/vectors/qn_scale/sequences.jsonl): its 20-byte 0x12, 0x14, 0x21, the A1 echo of our A0 04 fc,
+#: a live 0x10, then connect 1's result burst (a six-day-old 0xB4 record, the live 0xB1 75.25 kg, a
+#: further 0xB1 of the same weigh-in)
+GE_INFO = "1214ff4ec70e0007ff140f4200080503e06f2b3d"
+GE_READY = "140cff01000100000001fd1f"
+GE_CONFIG_REQUEST = "2107ff01612cb5"
+GE_REPORT_ACK = "a10704fc0110b9"
+GE_LIVE = "10140100111ebe00000000000000000000000012"
+GE_BURST = [
+    "b42c0401f01001121b1032361a000000000000000000000000000000000000000000000000000000000000a5",
+    "b12c030101651d030bbb09ac0a4f09790a4f09b3095a081b011601440bea091a0bb509a90a7d09480a090932",
+    "b12c030101601dd20b7c0ab50b560a0c0ad608bd099f0828015a01530bfa092a0bc6099a0a6d093a0afe0890",
+]
+AE01_INIT = "fedcbac00600020101ef"
+#: what the exchange must write to FFF2 after the 0x13, in order: the 0x20 time (prefix), the ready A2
+#: (age 26), the two 0x21 replies, the 0x22 start and the trigger twice (77.15 kg, the default anchor)
+GE_WRITES = [
+    "1309ff01100000002c",
+    "2008ff*",
+    "a206013 21af5".replace(" ", ""),
+    "a00d04fc0000000000000000ad",
+    "a00d02010008002106b804029d",
+    "2206ff00032a",
+    "a206011e23ea",
+    "a206011e23ea",
+]
+
+
 def _jieli_scale(expected_answer: bytes) -> dict[str, Any]:
-    """A type-2 QN scale with service AE00: 0x12 on subscribe, 0x14 after the 0x13, the challenge after
-    the host's "pass", and "pass" plus its weighing only when AE01 receives ``expected_answer``."""
+    """A GE CS 10 G (QN extended dialect, type 2 with AE00): its 0x12 on subscribe, its 0x14 after the
+    0x13, the challenge after the host's "pass", "pass" and the 0x21 only when AE01 receives
+    ``expected_answer``, the A1 echo for the A0 04 fc reply, and its live 0x10 and result burst only
+    after the measurement trigger; the order of the host's writes is checked by the test."""
     return {
         "services": [
             {
@@ -276,10 +307,10 @@ def _jieli_scale(expected_answer: bytes) -> dict[str, Any]:
                 ],
             },
         ],
-        "indicate": [{"char": "fff1", "hex": QN_INFO}],
+        "indicate": [{"char": "fff1", "hex": GE_INFO}],
         "disconnect_after": False,
         "respond": [
-            {"char": "fff2", "prefix": "1309", "once": True, "push": [{"char": "fff1", "hex": QN_READY}]},
+            {"char": "fff2", "prefix": "1309ff", "once": True, "push": [{"char": "fff1", "hex": GE_READY}]},
             {
                 "char": "ae01",
                 "hex": PASS_HEX,
@@ -290,7 +321,14 @@ def _jieli_scale(expected_answer: bytes) -> dict[str, Any]:
                 "char": "ae01",
                 "hex": expected_answer.hex(),
                 "once": True,
-                "push": [{"char": "ae02", "hex": PASS_HEX}, {"char": "fff1", "hex": QN_STABLE}],
+                "push": [{"char": "ae02", "hex": PASS_HEX}, {"char": "fff1", "hex": GE_CONFIG_REQUEST}],
+            },
+            {"char": "fff2", "hex": GE_WRITES[3], "once": True, "push": [{"char": "fff1", "hex": GE_REPORT_ACK}]},
+            {
+                "char": "fff2",
+                "hex": GE_WRITES[-1],
+                "once": True,
+                "push": [{"char": "fff1", "hex": h} for h in [GE_LIVE, *GE_BURST]],
             },
         ],
     }
@@ -340,14 +378,19 @@ def test_qn_jieli_gate(
     until(lambda: bool(_exchange_reasons(daemon)), "the AE00 QN session to end", daemon)
     writes = fake_bluez.call("writes", address=address)["writes"]
     ae01 = [(w["hex"], w["type"]) for w in writes if w["char"] == full_uuid("ae01")]
-    assert ae01 == [(PASS_HEX, "command"), (ours.hex(), "command")], writes
+    assert ae01 == [(AE01_INIT, "command"), (PASS_HEX, "command"), (ours.hex(), "command")], writes
+    fff2 = [w["hex"] for w in writes if w["char"] == full_uuid("fff2")]
+    got = [h[:6] + "*" if want.endswith("*") else h for h, want in zip(fff2, GE_WRITES, strict=False)]
     [reason] = _exchange_reasons(daemon)
     if right:
         assert reason == "weighing received"
+        assert got == GE_WRITES, fff2
+        assert fff2[len(GE_WRITES) :] in ([], ["a206011ebe85"]), fff2  # the A2 echo of the live 0x10
         until(lambda: len(weighings(simulator)) >= 1, "the AE00 QN weighing at the simulator", daemon)
-        [w] = weighings(simulator)
-        assert w["customerId"] == 1001 and w["body"]["weight"] == 70.0
+        [w] = weighings(simulator)  # the 0xB1 75.25 kg: the stale 0xB4 and the second 0xB1 are not posted
+        assert w["customerId"] == 1001 and w["body"]["weight"] == 75.25
     else:
         assert 'no "pass"' in reason, reason
+        assert got == GE_WRITES[:3], fff2  # no 0x21 came, so no replies, no start, no trigger
         assert weighings(simulator) == []
     assert daemon.stop() == 0
