@@ -5,6 +5,8 @@ otherwise end in a restart loop). Each returns ``ConfigProblem`` lines naming th
   "evdev"``, prometheus-client for ``[metrics] listen``) with the exact install command for *this*
   installation's environment (``/opt/scale-bridge/venv/bin/pip install evdev``).
 - ``state_dir_problems``: the state dir is a directory (or can be created) and is writable.
+- ``record_dir_problems``: the same for ``[scale] record_dir`` (the flight recorder), which must also
+  be closed to others (its captures are personal data).
 - ``environment_problems``: all of the above plus the devices and files the config names exist and
   can be opened, and the metrics port can be bound.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+import stat
 import sys
 from pathlib import Path
 
@@ -67,14 +70,18 @@ def missing_dependencies(cfg: Config) -> list[ConfigProblem]:
     return out
 
 
-def state_dir_problems(cfg: Config) -> list[ConfigProblem]:
-    d = cfg.state_dir
-    key = "state.dir"
+def dir_problems(d: Path, key: str, *, private: bool = False) -> list[ConfigProblem]:
+    """A directory the daemon writes: it is one (or can be created) and this user may write it.
+    ``private``: others may not list or enter it either (it holds personal data and nothing tightens it)."""
     if d.exists():
         if not d.is_dir():
             return [ConfigProblem(key, f"{d} exists and is not a directory")]
         if not os.access(d, os.W_OK | os.X_OK):
             return [ConfigProblem(key, f"{d} is not writable by this user (uid {os.getuid()})")]
+        mode = stat.S_IMODE(d.stat().st_mode)
+        if private and mode & stat.S_IRWXO:
+            return [ConfigProblem(key, f"{d} is open to others (mode {mode:04o}; it holds personal data): "
+                                       f"chmod o-rwx {d}")]
         return []
     parent = d.parent
     while not parent.exists() and parent != parent.parent:
@@ -84,6 +91,19 @@ def state_dir_problems(cfg: Config) -> list[ConfigProblem]:
     if not os.access(parent, os.W_OK | os.X_OK):
         return [ConfigProblem(key, f"cannot create {d}: {parent} is not writable by this user (uid {os.getuid()})")]
     return []
+
+
+def state_dir_problems(cfg: Config) -> list[ConfigProblem]:
+    return dir_problems(cfg.state_dir, "state.dir")
+
+
+def record_dir_problems(cfg: Config) -> list[ConfigProblem]:
+    """``[scale] record_dir``, when set: the flight recorder's captures are personal data (card numbers
+    unless redacted, body measurements), so the directory must also be closed to others. The recorder
+    creates a missing one 0750; an existing one is left as it is, hence checked here."""
+    if not cfg.scale.record_dir:
+        return []
+    return dir_problems(Path(cfg.scale.record_dir), "scale.record_dir", private=True)
 
 
 def _device_problem(key: str, path: str, what: str) -> ConfigProblem | None:
@@ -144,7 +164,7 @@ def _card_reader_problems(c: CardsConfig) -> list[ConfigProblem]:
 def environment_problems(cfg: Config, *, daemon_running: bool = False) -> list[ConfigProblem]:
     """Everything ``validate`` checks on this machine. ``daemon_running``: the state dir's lock is held,
     so the metrics port is expected to be taken (by it) and is not probed."""
-    out = missing_dependencies(cfg) + state_dir_problems(cfg)
+    out = missing_dependencies(cfg) + state_dir_problems(cfg) + record_dir_problems(cfg)
     if problem := _scale_link_problem(cfg.scale):
         out.append(problem)
     out.extend(_card_reader_problems(cfg.cards))

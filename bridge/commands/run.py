@@ -1,7 +1,8 @@
 """``scale-bridge run``: the daemon (what systemd starts).
 
 Problems that would only repeat on a restart exit 78 (systemd's ``RestartPreventExitStatus``): a bad
-config, a missing optional package, a state dir that cannot be created or written. A state dir that
+config, a missing optional package, a state dir that cannot be created or written, a flight recorder
+directory (``[scale] record_dir``) that cannot be written or is open to others. A state dir that
 another scale-bridge holds exits 75.
 
 ``run --once``: read one weighing from the configured link (the live scale and card reader, or the
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "scale-bridge run --once --timeout 300   # step on the scale: what would be posted?",
         )
         + "\n\nexit codes: 0 stopped, 69 unavailable, 74 I/O error, 75 another scale-bridge holds the state dir,"
-        "\n78 configuration error (also: a missing optional package, an unusable state dir)"
+        "\n78 configuration error (also: a missing optional package, an unusable state dir or record_dir)"
         "\n--once: 0 a weighing was read, 1 none within --timeout, 66 no such device or capture, 69 in use",
         formatter_class=HELP_FORMATTER,
     )
@@ -86,7 +87,7 @@ def prepare_state_dir(cfg_state_dir: str, source: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..daemon import Daemon
-    from ..envcheck import missing_dependencies, state_dir_problems
+    from ..envcheck import missing_dependencies, record_dir_problems, state_dir_problems
     from ..logs import configure
     from ..statelock import acquire
 
@@ -99,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         return run_once(cfg, timeout_s=args.timeout)
     prepare_state_dir(cfg.state.dir, args.config)
-    if problems := state_dir_problems(cfg):
+    if problems := state_dir_problems(cfg) + record_dir_problems(cfg):
         raise ConfigError(problems, args.config)
     configure(cfg.log.level, cfg.log.format.value)
     with acquire(cfg.state_dir):

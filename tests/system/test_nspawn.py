@@ -156,6 +156,7 @@ def test_install_left_the_layout_in_place(machine: Machine) -> None:
         f"{doc}/install.md",
         f"{doc}/70-scale-bridge.rules",
         f"{doc}/config.example.toml",
+        "/usr/local/share/man/man1/scale-bridge.1",  # the units' Documentation=man:scale-bridge(1)
     ):
         assert m.path(path).exists(), path
     # no udev in this minimal container, so install.sh leaves the rules example in the doc folder only

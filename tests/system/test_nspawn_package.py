@@ -119,6 +119,7 @@ def test_install_starts_nothing(machine: tuple[Machine, Path, Path]) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert int(m.run(["id", "-u", "scale-bridge"]).stdout) < 1000
     assert m.path(f"{VENV_BIN}/scale-bridge").exists()
+    assert m.path("/usr/share/man/man1/scale-bridge.1.gz").exists()  # the units' Documentation=man:scale-bridge(1)
     assert m.run([f"{VENV_BIN}/scale-bridge", "--help"]).returncode == 0
     conffiles = m.run(["dpkg-query", "-W", "-f=${Conffiles}", "scale-bridge"]).stdout
     assert "/etc/scale-bridge/config.example.toml" in conffiles
