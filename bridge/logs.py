@@ -2,15 +2,21 @@
 
 Privacy: a processor masks card numbers and member IDs (keys in ``_CARD_KEYS``) and drops any value
 that equals the configured API key, so neither can reach a log line by accident.
+
+Logging never fails the program: the output is a :class:`LogSink`. When its reader is gone (the pipe
+to the journal or a terminal closed, ``| head``), the sink points the stream's file descriptor at
+/dev/null and counts what it drops, so a log call cannot raise, a signal handler that logs still
+runs to the end, and Python's own flush at exit cannot fail either.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -46,8 +52,66 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
     return event_dict
 
 
+class LogSink:
+    """A text stream for log lines that never raises: a line that cannot be written is dropped and
+    counted (``dropped``); a reader that is gone for good (EPIPE, a closed file) sends the rest of
+    the program's output on that descriptor to /dev/null."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.dropped = 0
+        self.reader_gone = False
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (BrokenPipeError, ValueError):
+            self._gone()
+        except OSError:
+            pass
+        self.dropped += 1
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):
+            self._gone()
+        except OSError:
+            self.dropped += 1
+
+    def _gone(self) -> None:
+        """The reader is gone: the descriptor now writes to /dev/null (what is still buffered too)."""
+        if not self.reader_gone:
+            self.reader_gone = True
+            silence(self._stream)
+
+
+def silence(stream: Any) -> None:
+    """The reader of ``stream`` is gone: its file descriptor now writes to /dev/null, so what is still
+    buffered, every later write and Python's own flush at exit succeed. A stream without a
+    descriptor (a StringIO) is left alone."""
+    try:
+        fd = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):
+        return
+    try:
+        os.dup2(null, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(null)
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    out = stream or sys.stderr
+    out = LogSink(stream or sys.stderr)
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=out.isatty())
@@ -88,7 +152,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, out)),  # write + flush is all it uses
         cache_logger_on_first_use=False,
     )
 

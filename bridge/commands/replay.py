@@ -31,7 +31,7 @@ from drivers.links.replay import ReplayLink
 from ..cli import HELP_FORMATTER, examples
 from ..config import Config, config_from_dict, load_config
 from ..errors import UsageError
-from ..logs import BarStream, configure, mask_card
+from ..logs import BarStream, configure, mask_card, silence
 from ..outbox import Job, JobState, Outbox
 
 
@@ -247,8 +247,11 @@ def _run(cfg: Config, args: argparse.Namespace, total: int, upload: bool, *, sim
     from ..daemon import Daemon
 
     captured: list[dict[str, Any]] = []
+    running: list[Daemon] = []
+    reader_gone = False
 
     def on_captured(cap: Any, wid: int) -> None:
+        nonlocal reader_gone
         doc = {
             "id": wid,
             "state": cap.state.value,
@@ -259,11 +262,18 @@ def _run(cfg: Config, args: argparse.Namespace, total: int, upload: bool, *, sim
         if not upload and cap.state is JobState.PENDING:
             doc["would_upload"] = True
         captured.append(doc)
-        if args.json and not upload:
-            print(json.dumps(doc), flush=True)
+        if args.json and not upload and not reader_gone:
+            try:
+                print(json.dumps(doc), flush=True)
+            except BrokenPipeError:  # `| head`: the reader has what it wanted; stop, quietly
+                reader_gone = True
+                silence(sys.stdout)
+                for daemon in running:
+                    daemon.request_stop()
 
     async def main() -> int:
         daemon = Daemon(cfg, upload=upload, exit_when_replayed=True, on_captured=on_captured)
+        running.append(daemon)
         done = asyncio.Event()
         task = asyncio.create_task(daemon.run())
         progress = None
@@ -278,6 +288,8 @@ def _run(cfg: Config, args: argparse.Namespace, total: int, upload: bool, *, sim
         return code
 
     code = asyncio.run(main())
+    if reader_gone:
+        return 0
     ob = Outbox(cfg.outbox_path)
     try:
         st = ob.stats()

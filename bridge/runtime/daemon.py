@@ -25,6 +25,7 @@ from drivers.links.base import FiniteLink, Link
 
 from .. import sd_notify
 from ..config import Config
+from ..errors import EX_SOFTWARE
 from ..intake import Capture
 from ..logs import get_logger, level_for, settled
 from ..outbox import Job, Outbox
@@ -108,9 +109,10 @@ class Daemon:
         self.outbox, self.uploader, self.pump, self.housekeeping = outbox, uploader, pump, house
         self.links, self.pc_mode = parts.links, parts.pc_mode
         self._install_signals()
-        link_tasks = [asyncio.create_task(pump.run(link), name=f"link:{link.name}") for link in self.links]
-        upload_task = asyncio.create_task(uploader.run(), name="uploader") if self.upload else None
-        house_task = asyncio.create_task(house.run(link_tasks, upload_task), name="housekeeping")
+        supervise = self._supervise
+        link_tasks = [supervise(asyncio.create_task(pump.run(link), name=f"link:{link.name}")) for link in self.links]
+        upload_task = supervise(asyncio.create_task(uploader.run(), name="uploader")) if self.upload else None
+        house_task = supervise(asyncio.create_task(house.run(link_tasks, upload_task), name="housekeeping"))
         self.log.info(
             "daemon_started",
             driver=self.cfg.scale.driver,
@@ -142,8 +144,23 @@ class Daemon:
             loop.add_signal_handler(signal.SIGHUP, self._on_hup)
 
     def _on_term(self, sig: signal.Signals) -> None:
+        self.request_stop()  # first: nothing that follows (a log line) may keep the daemon from stopping
         self.log.info("signal_received", signal=sig.name)
-        self.request_stop()
+
+    def _supervise(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+        """A part (a link's pump, the uploader, housekeeping) that ends with an exception stops the
+        daemon with EX_SOFTWARE at once, naming the part: a bug must not leave a half daemon that
+        waits for ever (the watchdog catches that only under systemd, and only after WatchdogSec)."""
+        task.add_done_callback(self._part_ended)
+        return task
+
+    def _part_ended(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        self.log.critical("part_crashed", part=task.get_name(), error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+        self._failed(exc, EX_SOFTWARE)
 
     # ---- callbacks from the parts ------------------------------------------------------------------
 
