@@ -35,6 +35,7 @@ from bridge.platform import (
     classify_response,
     parse_retry_after,
 )
+from tests.fakes.quiet_http import QuietHTTPServer
 
 DEEP = b"[" * 200_000 + b"]" * 200_000
 KEY = "sk_test_0123456789"
@@ -78,7 +79,7 @@ class EvilPlatform:
 
             do_GET = do_POST = do_HEAD = _any
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), H)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -30,7 +30,7 @@ import socket
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from bridge.config import config_from_dict
 from bridge.outbox import JobState, Outbox
 from bridge.platform import PlatformClient
 from bridge.upload.loop import AUTH_PROBE_INTERVAL_S, Uploader
+from tests.fakes.quiet_http import QuietHTTPServer
 
 KEY = "sk_test_HOSTILE_0123456789abcdef"
 CARDS = ("3220338716", "0477688511")
@@ -139,16 +140,11 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_HEAD = do_PUT = _any
 
 
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that hung up on a cut connection is the point, not news
-
-
 class Server:
     def __init__(self) -> None:
         self.script = Script()
         handler = type("H", (Handler,), {"script": self.script})
-        self.httpd = _QuietServer(("127.0.0.1", 0), handler)
+        self.httpd = QuietHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
