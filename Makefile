@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/scale-bridge demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bridge drivers tests bench

@@ -29,7 +29,6 @@ def test_bench_quick_writes_its_report(tmp_path: Path) -> None:
     assert live["cold_first_weighing"] is not None and len(live["runs"]) == live["frames"]
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_bench_live_round_trip_reaches_both_clients(tmp_path: Path) -> None:
     """``--rtt-ms`` puts the platform a round trip away for the bridge and the bare client alike:

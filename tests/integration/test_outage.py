@@ -169,8 +169,8 @@ def state_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
         shutil.rmtree(d, ignore_errors=True)
 
 
-# the daemon ships the thread store; the inline one (SCALE_BRIDGE_UPLOAD_STORE=inline) runs with -m slow
-@pytest.mark.parametrize("store", [pytest.param("inline", marks=pytest.mark.slow), "thread"])
+# the daemon ships the thread store; the inline one (SCALE_BRIDGE_UPLOAD_STORE=inline) is the way back
+@pytest.mark.parametrize("store", ["inline", "thread"])
 def test_one_day_outage_then_ordered_paced_drain(state_dir: Path, store: str) -> None:
     report = run_outage(state_dir, n_weighings=int(os.environ.get("OUTAGE_N", "2000")), outage_s=DAY_S, store=store)
     # one probe per backoff (capped at 15 min), not one per queued job: a few hundred in a day

@@ -37,8 +37,8 @@ from .machine import (
     missing_requirements,
 )
 
-# a real clone and `make install` in the container: behind -m slow to keep the suite under 10 minutes
-pytestmark = [pytest.mark.nspawn, pytest.mark.slow, pytest.mark.timeout(1800)]
+# a real clone and `make install` in the container (in the default suite since it runs on two workers)
+pytestmark = [pytest.mark.nspawn, pytest.mark.timeout(1800)]
 
 UNIT = "scale-bridge.service"
 PREFIX = "/opt/scale-bridge"
