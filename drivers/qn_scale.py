@@ -68,9 +68,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 
 from . import _qn_ae00 as ae
+from . import _qn_jieli as jieli
 from ._vendor_frames import VendorFramer, channel_uuid, check, require, sum8, u16be
 from .bleuuid import full_uuid
-from .bt_e1 import jieli_answer
 from .gatt import Action, Disconnect, ExchangeContext, ExchangeError, Subscribe, Write
 from .gatt import offered as gatt_offered
 from .model import DeviceReport, Measurement, ParseResult, Reading
@@ -105,16 +105,8 @@ ES_WBE28_NAMES = ("Renpho-Scale", "RENPHO-SCALE", "renpho-scale")
 BROADCAST_COMPANY_ID = 0xFFFF
 #: 2000-01-01T00:00:00Z as Unix seconds (the QN clock's epoch)
 EPOCH_2000_S = 946_684_800
-JIELI_CHALLENGE_SIZE = 17
 #: the smallest 0x23 stored record that holds the fields decoded from it (up to R2, bytes 15-16)
 STORED_MIN_SIZE = 17
-#: Jieli RCSP frame kinds (first byte): challenge, answer, and ``02 "pass"`` (authenticated)
-JIELI_CHALLENGE, JIELI_ANSWER = 0x00, 0x01
-JIELI_PASS = b"\x02pass"
-#: answers given before a further challenge counts as the scale rejecting them
-JIELI_MAX_ANSWERS = 3
-#: how long after an answer the scale's "pass" may take before the session ends (s)
-JIELI_PASS_WAIT_S = 5.0
 
 
 def _valid(frame: bytes) -> bool:
@@ -145,14 +137,6 @@ def divisor_of_info(info: bytes) -> int:
     return 100 if info[10] & 0x01 else 10
 
 
-def _jieli_kind(data: bytes) -> str:
-    if len(data) == JIELI_CHALLENGE_SIZE and data[0] == JIELI_CHALLENGE:
-        return "Jieli authentication challenge"
-    if data == JIELI_PASS:
-        return 'Jieli authentication "pass"'
-    return "not a weighing"
-
-
 def _report(data: bytes, code: str, message: str) -> DeviceReport:
     return DeviceReport(NAME, code, message, data.hex(), is_error=False)
 
@@ -170,7 +154,7 @@ class QnDecoder:
     def decode(self, frame: bytes, channel: str = "") -> list[Reading | DeviceReport]:
         if channel_uuid(channel) == AE_NOTIFY:
             data = bytes(frame)
-            return [_report(data, "ae02", f"AE02 notification ({len(data)} bytes): {_jieli_kind(data)}")]
+            return [_report(data, "ae02", f"AE02 notification ({len(data)} bytes): {jieli.kind(data)}")]
         data = _checked(frame)
         op = data[0]
         if op == OP_INFO:
@@ -288,9 +272,7 @@ class QnExchange:
             self._subscribe.append(AE_NOTIFY)
         #: AE01, where the Jieli answers go (None: the device has no AE00 service)
         self._ae_write = AE_WRITE if AE_NOTIFY in offered and AE_WRITE in offered else None
-        self._answers = 0
-        self._pass_deadline_s: float | None = None
-        self.authenticated = False
+        self._gate = jieli.JieliGate(self._ae_write)
         self._wall_time_s = context.wall_time_s
         self._decoder = QnDecoder()
         self._protocol = 0x00
@@ -301,93 +283,76 @@ class QnExchange:
 
     @property
     def deadline_s(self) -> float | None:
-        return None if self.done else self._pass_deadline_s
+        return None if self.done else self._gate.deadline_s
 
     def start(self, *, now_s: float) -> list[Action]:
         return [Subscribe(u) for u in self._subscribe]
 
-    def _on_ae02(self, data: bytes, now_s: float) -> list[Action]:
-        if data == JIELI_PASS:
-            self.authenticated = True
-            self._pass_deadline_s = None
-            return []
-        if data[:1] != bytes([JIELI_CHALLENGE]):
-            return []  # not a challenge (an answer to one we never sent, or unknown): nothing to do
-        if len(data) != JIELI_CHALLENGE_SIZE:
-            self.done = True
-            return [
-                Disconnect(f"AE00 (Jieli) challenge of an unknown layout ({len(data)} bytes, not 17): not supported")
-            ]
-        if self._ae_write is None:
-            self.done = True
-            return [Disconnect("AE00 (Jieli) authentication challenge, but the device offers no AE01 to answer on")]
-        if self._answers >= JIELI_MAX_ANSWERS:
-            self.done = True
-            return [
-                Disconnect(
-                    f"AE00 (Jieli) authentication: the scale challenged again after {self._answers} answers, "
-                    "so it rejects them (firmware with another key?)"
-                )
-            ]
-        self._answers += 1
-        self._pass_deadline_s = now_s + JIELI_PASS_WAIT_S
-        answer = bytes([JIELI_ANSWER]) + jieli_answer(data[1:])
-        return [Write(self._ae_write, answer, with_response=False)]
+    @property
+    def authenticated(self) -> bool:
+        return self._gate.authenticated
+
+    def _ended(self, actions: list[Action]) -> list[Action]:
+        self.done = any(isinstance(a, Disconnect) for a in actions)
+        return actions
 
     def on_notify(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
         if self.done:
             return []
         if channel_uuid(uuid) == AE_NOTIFY:
-            return self._on_ae02(bytes(data), now_s)
+            return self._ended(self._gate.on_ae02(bytes(data), now_s))
         data = bytes(data)
         if not _valid(data):
             return []
         op = data[0]
-        out: list[Action] = []
-        extended = self._decoder.extended
         if op == OP_INFO and len(data) >= 12:
-            self._protocol = data[2]
-            self._decoder.decode(data, uuid)
-            if not self._config_sent:
-                self._config_sent = True
-                if self._ae_write is not None:
-                    out.append(Write(self._ae_write, ae.AE01_INIT, with_response=False))
-                out.append(Write(self._config_char, config_command(self._protocol)))
-        elif op == OP_READY and not self._time_sent:
-            self._time_sent = True
-            if self._wall_time_s is not None:
-                out.append(Write(self._time_char, time_command(self._protocol, self._wall_time_s)))
-            if extended:
-                out.append(Write(self._config_char, ae.ready_profile_command(self._age_years)))
-            if self._ae_write is not None:
-                out.append(Write(self._ae_write, JIELI_PASS, with_response=False))
-        elif op == OP_CONFIG_REQUEST and extended and not self._started:
+            return self._on_info(data, uuid)
+        if op == OP_READY and not self._time_sent:
+            return self._on_ready()
+        if op == OP_CONFIG_REQUEST and self._decoder.extended and not self._started:
             self._started = True
             commands = [*ae.CONFIG_REPLIES, ae.start_command(self._protocol)]
             commands += [ae.trigger_command(self._anchor_kg)] * ae.TRIGGER_REPEATS
-            out.extend(Write(self._config_char, c) for c in commands)
-        elif op in (OP_WEIGHT, ae.OP_RESULT, ae.OP_RECORD):
-            if op == OP_WEIGHT and extended and len(data) >= 7:
-                out.append(Write(self._config_char, ae.weight_a2(u16be(data, 5))))  # the app's echo
-            for result in self._decoder.decode(data, uuid):
-                if isinstance(result, Reading) and result.is_weighing:
-                    self.done = True
-                    out.append(Disconnect("weighing received"))
+            return [Write(self._config_char, c) for c in commands]
+        if op in (OP_WEIGHT, ae.OP_RESULT, ae.OP_RECORD):
+            return self._on_weight(op, data, uuid)
+        return []
+
+    def _on_info(self, data: bytes, uuid: str) -> list[Action]:
+        self._protocol = data[2]
+        self._decoder.decode(data, uuid)
+        if self._config_sent:
+            return []
+        self._config_sent = True
+        init = [] if self._ae_write is None else [Write(self._ae_write, ae.AE01_INIT, with_response=False)]
+        return [*init, Write(self._config_char, config_command(self._protocol))]
+
+    def _on_ready(self) -> list[Action]:
+        self._time_sent = True
+        out: list[Action] = []
+        if self._wall_time_s is not None:
+            out.append(Write(self._time_char, time_command(self._protocol, self._wall_time_s)))
+        if self._decoder.extended:
+            out.append(Write(self._config_char, ae.ready_profile_command(self._age_years)))
+        if self._ae_write is not None:
+            out.append(Write(self._ae_write, jieli.PASS, with_response=False))
+        return out
+
+    def _on_weight(self, op: int, data: bytes, uuid: str) -> list[Action]:
+        out: list[Action] = []
+        if op == OP_WEIGHT and self._decoder.extended and len(data) >= 7:
+            out.append(Write(self._config_char, ae.weight_a2(u16be(data, 5))))  # the app's echo
+        for result in self._decoder.decode(data, uuid):
+            if isinstance(result, Reading) and result.is_weighing:
+                self.done = True
+                out.append(Disconnect("weighing received"))
         return out
 
     def on_read(self, uuid: str, data: bytes, *, now_s: float) -> list[Action]:
         return []
 
     def on_timeout(self, *, now_s: float) -> list[Action]:
-        if self.done or self._pass_deadline_s is None or now_s < self._pass_deadline_s:
-            return []
-        self.done = True
-        return [
-            Disconnect(
-                f'AE00 (Jieli) authentication: no "pass" from the scale within {JIELI_PASS_WAIT_S:g} s of the answer '
-                "(firmware with another key?)"
-            )
-        ]
+        return [] if self.done else self._ended(self._gate.on_timeout(now_s))
 
 
 def config_command(protocol: int) -> bytes:

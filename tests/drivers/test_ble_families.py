@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from props import HEAVY, robust
 
 from drivers import FrameError, Reading, qn_broadcast, qn_scale
+from drivers import _qn_jieli as jieli
 from drivers import beurer_sanitas as beurer
 from drivers import eufy_1byone as eufy
 from drivers import lefu_ffb0 as lefu
@@ -474,7 +475,7 @@ def test_qn_exchange_type2_and_jieli() -> None:
     assert ex.on_notify(qn_scale.AE_NOTIFY, b"\x00" + challenge, now_s=3) == [
         Write(qn_scale.AE_WRITE, b"\x01" + response, with_response=False)
     ]
-    assert ex.deadline_s == 3 + qn_scale.JIELI_PASS_WAIT_S and not ex.authenticated
+    assert ex.deadline_s == 3 + jieli.PASS_WAIT_S and not ex.authenticated
     assert ex.on_notify(qn_scale.AE_NOTIFY, PASS, now_s=4) == []
     assert ex.authenticated and ex.deadline_s is None and ex.on_timeout(now_s=100) == []
     stable = bytes.fromhex("100eff0102025801fd01fb0033a7")
@@ -492,8 +493,8 @@ def test_qn_exchange_ends_without_pass_after_the_answer() -> None:
     ex = _jieli_exchange()
     challenge, _ = JIELI_PAIRS[1]
     assert len(ex.on_notify(qn_scale.AE_NOTIFY, b"\x00" + challenge, now_s=10)) == 1
-    assert ex.on_timeout(now_s=10 + qn_scale.JIELI_PASS_WAIT_S - 0.1) == []
-    [stop] = ex.on_timeout(now_s=10 + qn_scale.JIELI_PASS_WAIT_S)
+    assert ex.on_timeout(now_s=10 + jieli.PASS_WAIT_S - 0.1) == []
+    [stop] = ex.on_timeout(now_s=10 + jieli.PASS_WAIT_S)
     assert isinstance(stop, Disconnect) and 'no "pass"' in stop.reason
     assert ex.done and ex.deadline_s is None
 

@@ -48,6 +48,19 @@ DAY_S = 86_400.0
 CARDS = (SEEDED_CARDS[0], SEEDED_CARDS[1], SEEDED_CARDS[3])  # studio A members: one lookup each
 
 
+def _max_requests_in_60s(sent: list[tuple[str, float, bool]]) -> dict[str, int]:
+    """Per endpoint, the most requests in any 60 s window after the outage (fake time)."""
+    by_endpoint: dict[str, list[float]] = defaultdict(list)
+    for endpoint, t, was_down in sent:
+        if not was_down:
+            by_endpoint[endpoint].append(t)
+    most = {}
+    for endpoint, times in by_endpoint.items():
+        times.sort()
+        most[endpoint] = max(bisect.bisect_left(times, t + 60.0) - i for i, t in enumerate(times))
+    return most
+
+
 def run_outage(tmp_path: Path, n_weighings: int, outage_s: float, seed: int = 1,
                store: str = "inline") -> dict[str, Any]:
     ft = FakeClock()
@@ -124,14 +137,7 @@ def run_outage(tmp_path: Path, n_weighings: int, outage_s: float, seed: int = 1,
     jobs = {j.id: j for j in outbox.jobs(limit=10 * n_weighings)}
     uid_to_id = {j.uid: j.id for j in jobs.values()}
     order = [uid_to_id[w["idempotencyKey"]] for w in received]
-    by_endpoint: dict[str, list[float]] = defaultdict(list)
-    for endpoint, t, was_down in sent:
-        if not was_down:
-            by_endpoint[endpoint].append(t)
-    max_per_minute = {}
-    for endpoint, times in by_endpoint.items():
-        times.sort()
-        max_per_minute[endpoint] = max(bisect.bisect_left(times, t + 60.0) - i for i, t in enumerate(times))
+    max_per_minute = _max_requests_in_60s(sent)
     drain_end = max(t for _, t, _ in sent)
     report = {
         "weighings": n_weighings, "outage_s": outage_s,
