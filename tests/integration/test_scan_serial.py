@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bridge.cli import main
-from bridge.commands import scan
+from bridge.commands import scan_serial
 from tests.fakes.serial_fakes import PtyDevice, mt_sics_line, tanita_line
 
 
@@ -103,7 +103,7 @@ def test_listing_shows_by_id_links_usb_ids_and_unopenable_ports(
         by_id.mkdir()
         link = by_id / "usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0"
         link.symlink_to(dev.slave_path)
-        monkeypatch.setattr(scan, "SERIAL_BY_ID_DIR", str(by_id))
+        monkeypatch.setattr(scan_serial, "SERIAL_BY_ID_DIR", str(by_id))
 
         rows = {r["device"]: r for r in scan_json(capsys)["serial"]}
         assert rows[dev.slave_path]["by_id"] == str(link)
