@@ -12,13 +12,8 @@ the reader sent, every reader format that text can be read in, the card in every
 platform query per ``[cards] format`` / ``byte_order`` (docs/cards.md). Stops after ``--timeout``
 seconds or ``--count`` taps. Interactive kinds (cards) run only when asked for by flag.
 
-``--serial``: list serial ports (device, the ``/dev/serial/by-id`` link that points to it, USB
-vendor/product ids and names, serial number). With ``--probe`` listen on each listed port (or only on
-``--port URL``: a device path, ``socket://`` or ``rfc2217://``) for ``--seconds`` per distinct serial
-setting among the registered serial drivers, feeding what arrives to every driver with that setting
-(polling drivers, MT-SICS, get their poll command sent), and say which driver recognised the traffic
-(valid readings / device reports / rejected frames per driver). A port that cannot be opened is
-reported on its line; ``--port`` that cannot be opened is one line on stderr and exit 69.
+``--serial``: list serial ports and, with ``--probe`` or ``--port URL``, find which driver talks
+there, with a ``[scale]`` snippet to paste: see :mod:`bridge.commands.scan_serial`.
 
 Other kinds of scan add their own flag and branch here.
 """
@@ -37,6 +32,7 @@ from drivers.errors import LinkError
 from drivers.links.cards import CARD_SOURCES
 
 from ..errors import EX_UNAVAILABLE, BridgeError, UsageError
+from .scan_serial import format_serial, scan_serial_rows
 
 #: scan kind -> function(args) -> list of JSON-able dicts (prints nothing itself)
 SCANNERS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {}
@@ -249,201 +245,7 @@ FORMATTERS["cards"] = format_cards
 INTERACTIVE.add("cards")
 
 
-# -- serial --------------------------------------------------------------------------------------------
-
-#: where udev puts stable names for USB serial adapters (a module constant so tests can point it elsewhere)
-SERIAL_BY_ID_DIR = "/dev/serial/by-id"
-
-
-def _by_id_links() -> dict[str, list[str]]:
-    import os
-    from pathlib import Path
-
-    links: dict[str, list[str]] = {}
-    folder = Path(SERIAL_BY_ID_DIR)
-    if folder.is_dir():
-        for link in sorted(folder.iterdir()):
-            links.setdefault(os.path.realpath(link), []).append(str(link))
-    return links
-
-
-def list_serial_ports() -> list[dict[str, Any]]:
-    import os
-
-    from serial.tools import list_ports
-
-    by_id = _by_id_links()
-    rows = []
-    for info in sorted(list_ports.comports(), key=lambda i: i.device):
-        links = by_id.get(os.path.realpath(info.device), [])
-        rows.append(
-            {
-                "device": info.device,
-                "by_id": links[0] if links else None,
-                "vid": f"{info.vid:04x}" if info.vid is not None else None,
-                "pid": f"{info.pid:04x}" if info.pid is not None else None,
-                "manufacturer": info.manufacturer,
-                "product": info.product,
-                "serial_number": info.serial_number,
-                "description": None if info.description in (None, "n/a") else info.description,
-            }
-        )
-    return rows
-
-
-def probe_port(url: str, seconds: float) -> dict[str, Any]:
-    """Listen on ``url`` with each distinct serial setting of the registered serial drivers."""
-    from drivers.registry import LinkKind, SerialSettings, registry
-
-    groups: dict[SerialSettings, list[Any]] = {}
-    for spec in registry().values():
-        if spec.link is LinkKind.SERIAL:
-            groups.setdefault(spec.serial or SerialSettings(), []).append(spec)
-    result: dict[str, Any] = {"port": url, "error": None, "drivers": {}, "settings": []}
-    for settings, specs in groups.items():
-        label = f"{settings.baudrate} {settings.bytesize}{settings.parity}{settings.stopbits:g}"
-        try:
-            counts = _listen(url, settings, specs, seconds)
-        except (OSError, ValueError) as exc:  # SerialException is an OSError
-            result["error"] = f"cannot open: {exc}"
-            break
-        result["settings"].append({"settings": label, "drivers": [s.name for s in specs]})
-        result["drivers"].update(counts)
-    drivers = result["drivers"]
-    recognised = [
-        name for name, c in drivers.items() if c["readings"] > 0 or (c["reports"] > 0 and c["reports"] >= c["rejected"])
-    ]
-    recognised.sort(key=lambda n: (-drivers[n]["readings"], -drivers[n]["reports"], drivers[n]["rejected"]))
-    result["recognised"] = recognised
-    result["driver"] = recognised[0] if recognised else None
-    return result
-
-
-def _listen(url: str, settings: Any, specs: list[Any], seconds: float) -> dict[str, dict[str, int]]:
-    import time
-
-    import serial
-
-    from drivers.errors import FrameError
-    from drivers.model import DeviceReport
-
-    decoders = {s.name: (s.make_framer(), s.new_decoder()) for s in specs}
-    counts = {s.name: {"readings": 0, "weighings": 0, "reports": 0, "rejected": 0, "bytes": 0} for s in specs}
-    polls = [(s.poll_command, s.poll_interval_s) for s in specs if s.poll_command]
-    ser = serial.serial_for_url(
-        url,
-        baudrate=settings.baudrate,
-        bytesize=settings.bytesize,
-        parity=settings.parity,
-        stopbits=settings.stopbits,
-        xonxoff=settings.xonxoff,
-        rtscts=settings.rtscts,
-        timeout=0.05,
-    )
-    try:
-        start = time.monotonic()
-        next_poll = [start] * len(polls)
-        while (now := time.monotonic()) - start < seconds:
-            for i, (command, interval) in enumerate(polls):
-                if now >= next_poll[i]:
-                    ser.write(command)
-                    next_poll[i] = now + interval
-            data = ser.read(max(1, ser.in_waiting))
-            if not data:
-                continue
-            for name, (framer, decoder) in decoders.items():
-                c = counts[name]
-                c["bytes"] += len(data)
-                for frame in framer.feed(data):
-                    try:
-                        results = decoder.decode(frame, "")
-                    except FrameError:
-                        c["rejected"] += 1
-                        continue
-                    for r in results:
-                        if isinstance(r, DeviceReport):
-                            c["reports"] += 1
-                        else:
-                            c["readings"] += 1
-                            c["weighings"] += int(r.is_weighing)
-    finally:
-        ser.close()
-    for name, (framer, _) in decoders.items():
-        counts[name]["discarded_bytes"] = framer.discarded_bytes  # over-long runs without a line end
-    return counts
-
-
-def scan_serial_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    seconds = getattr(args, "seconds", 3.0)
-    if seconds <= 0:
-        raise LinkError("--seconds must be positive", transient=False)
-    port = getattr(args, "port", None)
-    if port:
-        from ..portcheck import check_port
-
-        check_port(port)  # 66 if it does not exist, 69 if the daemon reads it
-        probe = probe_port(port, seconds)
-        if probe["error"]:
-            raise LinkError(f"{port}: {probe['error']}", transient=False)
-        return [{"device": port, "by_id": None, "probe": probe}]
-    rows = list_serial_ports()
-    if getattr(args, "probe", False):
-        from ..portcheck import PortBusy, PortMissing, check_port
-
-        for row in rows:
-            url = row["by_id"] or row["device"]
-            try:
-                check_port(url)
-            except (PortBusy, PortMissing) as exc:
-                row["probe"] = {"port": url, "error": str(exc), "drivers": {}, "settings": [], "recognised": [],
-                                "driver": None}
-                continue
-            row["probe"] = probe_port(url, seconds)
-    return rows
-
-
-def format_serial(rows: list[dict[str, Any]]) -> list[str]:
-    if not rows:
-        return ["no serial ports found (USB adapter plugged in? `dmesg | tail` shows it; docs/serial.md)"]
-    lines = []
-    for r in rows:
-        probe = r.get("probe")
-        lines.append(_port_line(r, probe))
-        if probe is not None and not probe["error"]:
-            lines += _probe_lines(probe)
-    return lines
-
-
-def _port_line(r: dict[str, Any], probe: dict[str, Any] | None) -> str:
-    """The port: device, by-id link, USB ids, names, serial number, a probe's error."""
-    ids = f"{r['vid']}:{r['pid']}" if r.get("vid") else ""
-    names = " ".join(x for x in (r.get("manufacturer"), r.get("product") or r.get("description")) if x)
-    parts = [r["device"]]
-    if r.get("by_id"):
-        parts.append(f"by-id {r['by_id']}")
-    parts += [x for x in (ids, names) if x]
-    if r.get("serial_number"):
-        parts.append(f"serial {r['serial_number']}")
-    if probe is not None and probe["error"]:
-        parts.append(f"probe: {probe['error']}")
-    return "  ".join(parts)
-
-
-def _probe_lines(probe: dict[str, Any]) -> list[str]:
-    """What each group of port settings decoded, and the verdict."""
-    lines = []
-    for group in probe["settings"]:
-        counts = "; ".join(_count_text(name, probe["drivers"][name]) for name in group["drivers"])
-        lines.append(f"    {group['settings']}: {counts}")
-    verdict = probe["driver"] or "none (no valid frame: wrong settings, or the scale sent nothing)"
-    lines.append(f"    -> recognised: {verdict}")
-    return lines
-
-
-def _count_text(name: str, c: dict[str, int]) -> str:
-    text = f"{name} {c['readings']} reading(s), {c['reports']} report(s), {c['rejected']} rejected"
-    return text + (f", {c['discarded_bytes']} bytes unframed" if c.get("discarded_bytes") else "")
-
+# -- serial (bridge/commands/scan_serial.py) -----------------------------------------------------------
 
 SCANNERS["serial"] = scan_serial_rows
 FORMATTERS["serial"] = format_serial

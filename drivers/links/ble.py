@@ -80,6 +80,11 @@ BLUEZ_GONE_ERRORS: Final = frozenset(
 PERMISSION_HINT: Final = (
     "add the service user to group 'bluetooth' and check the D-Bus policy for org.bluez (see docs/ble.md)"
 )
+#: no system bus socket (or nobody behind it): a host without D-Bus/BlueZ running, or a container
+NO_BUS_HINT: Final = (
+    "is the system bus running, with bluetoothd (`systemctl start dbus bluetooth`)? "
+    "In a container, the host's /run/dbus must be mounted"
+)
 MAX_BACKOFF_S: Final = 30.0
 
 
@@ -112,7 +117,8 @@ def translate_error(exc: BaseException) -> LinkError:
     if isinstance(exc, PermissionError):
         return LinkError(f"no permission to open the D-Bus system bus at {_bus_address()}", transient=False)
     if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
-        return LinkError(f"cannot reach the D-Bus system bus at {_bus_address()} ({exc.strerror or exc})")
+        reason = exc.strerror or exc
+        return LinkError(f"cannot reach the D-Bus system bus at {_bus_address()} ({reason}); {NO_BUS_HINT}")
     if isinstance(exc, EOFError | ConnectionError | BrokenPipeError):
         return LinkError(f"D-Bus connection lost ({type(exc).__name__}: {exc})")
     if isinstance(exc, TimeoutError):

@@ -71,7 +71,23 @@ def _one_line_69(proc: subprocess.Popen[str]) -> str:
 
 def test_scan_ble_without_system_bus_is_one_line_and_69(tmp_path: Path) -> None:
     line = _one_line_69(scan("--duration", "0.5", bus=f"unix:path={tmp_path}/no-such-socket"))
-    assert "cannot reach the D-Bus system bus" in line
+    assert f"cannot reach the D-Bus system bus at unix:path={tmp_path}/no-such-socket" in line
+    # what to do about it (installer audit I12): start the services, or mount the host's bus in a container
+    assert "`systemctl start dbus bluetooth`" in line and "the host's /run/dbus must be mounted" in line
+
+
+def test_scan_without_flags_is_ble_and_gives_the_same_hint(tmp_path: Path) -> None:
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-such-socket"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "scan", "--duration", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    line = _one_line_69(proc)
+    assert line.startswith("scale-bridge: scan --ble: cannot reach the D-Bus system bus")
+    assert "`systemctl start dbus bluetooth`" in line
 
 
 def test_scan_ble_without_bluez_is_one_line_and_69(private_bus: PrivateBus) -> None:
