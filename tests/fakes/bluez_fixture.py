@@ -9,6 +9,7 @@ Both skip the test, with the reason, when ``dbus-daemon`` is not installed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -143,6 +144,9 @@ def private_bus(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     try:
         yield bus
     finally:
+        # bleak keeps one BlueZ manager (and its D-Bus connection) per event loop, never closed: the
+        # test's loop is gone, so its futures are finalised now, not during a later test (tests/conftest.py)
+        gc.collect()
         bus.stop()
 
 
