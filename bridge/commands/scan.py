@@ -13,7 +13,7 @@ platform query per ``[cards] format`` / ``byte_order`` (docs/cards.md). Stops af
 seconds or ``--count`` taps. Interactive kinds (cards) run only when asked for by flag.
 
 ``--serial``: list serial ports and, with ``--probe`` or ``--port URL``, find which driver talks
-there, with a ``[scale]`` snippet to paste: see :mod:`bridge.commands.scan_serial`.
+there, with a ``[scale]`` snippet to paste: see :mod:`bridge.commands._scan_serial`.
 
 Other kinds of scan add their own flag and branch here.
 """
@@ -32,7 +32,7 @@ from drivers.errors import LinkError
 from drivers.links.cards import CARD_SOURCES
 
 from ..errors import EX_UNAVAILABLE, BridgeError, UsageError
-from .scan_serial import format_serial, scan_serial_rows
+from ._scan_serial import format_serial, scan_serial_rows
 
 #: scan kind -> function(args) -> list of JSON-able dicts (prints nothing itself)
 SCANNERS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {}
@@ -245,7 +245,7 @@ FORMATTERS["cards"] = format_cards
 INTERACTIVE.add("cards")
 
 
-# -- serial (bridge/commands/scan_serial.py) -----------------------------------------------------------
+# -- serial (bridge/commands/_scan_serial.py) -----------------------------------------------------------
 
 SCANNERS["serial"] = scan_serial_rows
 FORMATTERS["serial"] = format_serial

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bridge.cli import main
-from bridge.commands import scan_serial
+from bridge.commands import _scan_serial as scan_serial
 from tests.fakes.serial_fakes import PtyDevice, mt_sics_line, tanita_line
 
 
