@@ -24,7 +24,6 @@ explicit copy would only pin today's default in the site's config.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -339,17 +338,13 @@ def _probe_lines(probe: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _toml_value(value: str) -> str:
-    # a JSON string is a TOML basic string (same escapes), except that TOML wants DEL escaped too
-    return json.dumps(value).replace("\x7f", "\\u007f")
-
-
 def scale_snippet(config: dict[str, str], decoded: str) -> list[str]:
     """``put this in CONFIG:`` and a ``[scale]`` table that loads as it is (tests parse it)."""
     from ..cli import default_config
+    from .config import toml_value
 
     lines = [f"put this in {default_config()}:", "[scale]"]
-    lines += [f"{key} = {_toml_value(value)}" for key, value in config.items()]
+    lines += [f"{key} = {toml_value(value)}" for key, value in config.items()]
     if decoded:
         lines.append(f"# {decoded} is {config['driver']}'s default setting: no baudrate/parity/... keys needed")
     return lines

@@ -25,14 +25,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.set_defaults(func=cmd_show)
 
 
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """A value as TOML writes it. A string is a JSON string, which is a TOML basic string (the same
+    escapes), except that TOML wants DEL escaped too."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
         return repr(v)
     if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return json.dumps(str(v), ensure_ascii=False)
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(str(v), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def to_toml(doc: dict[str, dict[str, Any]]) -> str:
@@ -43,7 +45,7 @@ def to_toml(doc: dict[str, dict[str, Any]]) -> str:
             if v is None:
                 out.append(f"# {k} = (driver default)")
             else:
-                out.append(f"{k} = {_toml_value(v)}")
+                out.append(f"{k} = {toml_value(v)}")
         out.append("")
     return "\n".join(out)
 
