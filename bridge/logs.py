@@ -5,7 +5,7 @@ that equals the configured API key, so neither can reach a log line by accident.
 
 Logging never fails the program: the output is a :class:`LogSink`. When its reader is gone (the pipe
 to the journal or a terminal closed, ``| head``), the sink points the stream's file descriptor at
-/dev/null and counts what it drops, so a log call cannot raise, a signal handler that logs still
+/dev/null, so a log call cannot raise, a signal handler that logs still
 runs to the end, and Python's own flush at exit cannot fail either.
 """
 
@@ -53,13 +53,12 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
 
 
 class LogSink:
-    """A text stream for log lines that never raises: a line that cannot be written is dropped and
-    counted (``dropped``); a reader that is gone for good (EPIPE, a closed file) sends the rest of
-    the program's output on that descriptor to /dev/null."""
+    """A text stream for log lines that never raises: a line that cannot be written is dropped; a
+    reader that is gone for good (EPIPE, a closed file) sends the rest of the program's output on
+    that descriptor to /dev/null."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self.dropped = 0
         self.reader_gone = False
 
     def isatty(self) -> bool:
@@ -75,7 +74,6 @@ class LogSink:
             self._gone()
         except OSError:
             pass
-        self.dropped += 1
         return len(text)
 
     def flush(self) -> None:
@@ -84,7 +82,7 @@ class LogSink:
         except (BrokenPipeError, ValueError):
             self._gone()
         except OSError:
-            self.dropped += 1
+            pass  # the line is lost, the program goes on
 
     def _gone(self) -> None:
         """The reader is gone: the descriptor now writes to /dev/null (what is still buffered too)."""
