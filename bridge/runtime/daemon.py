@@ -155,10 +155,8 @@ class Daemon:
         return task
 
     def _part_ended(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled() or task.exception() is None:
+        if task.cancelled() or (exc := task.exception()) is None:
             return
-        exc = task.exception()
-        assert exc is not None
         self.log.critical("part_crashed", part=task.get_name(), error=f"{type(exc).__name__}: {exc}", exc_info=exc)
         self._failed(exc, EX_SOFTWARE)
 
