@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
 
-from ._vendor_frames import check, u16be
+from ._vendor_frames import check, sum8, u16be
 from .model import DeviceReport, Measurement, Reading
 
 HEADER = b"\xac\x02"
@@ -51,7 +51,7 @@ BIA_MEASURING = 0x00
 
 def checksum(frame: bytes) -> int:
     """The check byte of an 8-byte frame: the low byte of the sum of bytes 2..6."""
-    return sum(frame[2:7]) & 0xFF
+    return sum8(frame[2:7])
 
 
 def is_frame(data: bytes) -> bool:

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from ._vendor_frames import sum8
+from ._vendor_frames import sum8, u16le, u32le
 from .gatt import int_setting
 from .model import DeviceReport, Measurement, Reading
 
@@ -75,7 +75,8 @@ SETTINGS: Mapping[str, str] = {
 
 
 def frame(opcode: int, body: bytes) -> bytes:
-    """``<opcode> <length> body <sum>`` (length = whole frame), the QN framing."""
+    """``<opcode> <length> body <sum>`` (length = whole frame), the QN framing (every command
+    ``drivers/qn_scale.py`` writes too)."""
     data = bytes([opcode, len(body) + 3]) + body
     return data + bytes([sum8(data)])
 
@@ -142,22 +143,18 @@ def check_settings(settings: Mapping[str, str]) -> list[tuple[str, str]]:
     return problems
 
 
-def _u16le(data: bytes, at: int) -> int:
-    return data[at] | data[at + 1] << 8
-
-
 def result(data: bytes, extended: bool) -> Reading | DeviceReport:
     """A checked 0xB1 / 0xB4 frame. ``b1 .. 03 01`` on the extended dialect: the weighing (weight
     only); ``b4 .. 04 01``: a history reading; anything else (or no extended 0x12 yet): a report."""
     kind = (data[2], data[3]) if len(data) >= 4 else ()
     fields = {"dialect": "extended" if extended else "unknown", "record": f"{data[0]:02x} {data[2:4].hex(' ')}"}
     if data[0] == OP_RESULT and kind == RESULT_LIVE and len(data) >= 7 and extended:
-        raw = _u16le(data, 5)
+        raw = u16le(data, 5)
         fields |= {"weight_raw": str(raw), "weight_kg": f"{raw / 100:g}"}
         measurement = Measurement(weight_kg=raw / 100) if raw else Measurement()
         return Reading(NAME, measurement, raw > 0, data.hex(), fields=MappingProxyType(fields))
     if data[0] == OP_RECORD and kind == RESULT_STORED and len(data) >= 13:
-        seconds, raw = int.from_bytes(data[7:11], "little"), _u16le(data, 11)
+        seconds, raw = u32le(data, 7), u16le(data, 11)
         fields |= {"history": "1", "weight_raw": str(raw), "weight_kg": f"{raw / 100:g}"}
         fields["record_s_since_2000"] = str(seconds)
         when = datetime.fromtimestamp(EPOCH_2000_S + seconds, UTC).replace(tzinfo=None).isoformat()

@@ -117,12 +117,6 @@ def make_framer() -> VendorFramer:
     return VendorFramer(starts=bytes(sorted(OPCODES)), valid=_valid, length_index=1, min_size=3, max_size=64)
 
 
-def command(opcode: int, body: bytes) -> bytes:
-    """``<opcode> <length> body <sum>`` (length = whole frame)."""
-    frame = bytes([opcode, len(body) + 3]) + body
-    return frame + bytes([sum8(frame)])
-
-
 def _checked(frame: bytes) -> bytes:
     data = bytes(frame)
     require(len(data) >= 3, f"QN frame too short ({len(data)} bytes)", data)
@@ -357,13 +351,13 @@ class QnExchange:
 
 def config_command(protocol: int) -> bytes:
     """0x13 configuration: protocol type, unit kg (0x01), 0x10, three zero bytes."""
-    return command(OP_CONFIG, bytes([protocol, 0x01, 0x10, 0x00, 0x00, 0x00]))
+    return ae.frame(OP_CONFIG, bytes([protocol, 0x01, 0x10, 0x00, 0x00, 0x00]))
 
 
 def time_command(protocol: int, wall_time_s: float) -> bytes:
     """0x20 time sync: protocol type, seconds since 2000-01-01 UTC as u32 LE."""
     seconds = max(0, int(wall_time_s) - EPOCH_2000_S) & 0xFFFFFFFF
-    return command(OP_TIME, bytes([protocol]) + seconds.to_bytes(4, "little"))
+    return ae.frame(OP_TIME, bytes([protocol]) + seconds.to_bytes(4, "little"))
 
 
 def make_exchange(context: ExchangeContext) -> QnExchange:
