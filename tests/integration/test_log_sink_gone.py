@@ -24,20 +24,14 @@ from bridge.config import config_from_dict
 from bridge.daemon import Daemon
 from bridge.errors import EX_SOFTWARE
 from bridge.logs import configure
-from drivers.tanita import checksum
+from tests.fakes.serial_fakes import tanita_line
 from tests.helpers import REPO, exited, wait_for, write_config
-
-
-def _line(card: str, weight: float) -> str:
-    body = "{0,16,~0,1,~1,1,~2,1," f'MO,"MC-780",ID,"{card.zfill(16)}",Wk,{weight:.1f},FW,20.0,'
-    return body + "CS," + checksum(body.encode()) + "\r\n"
 
 
 def _capture(path: Path, times_s: list[float]) -> Path:
     head = {"format": "scale-bridge-capture", "version": 1, "driver": "tanita", "link": "serial"}
-    events = [
-        {"t": t, "kind": "rx", "hex": _line("3220338716", 70.0 + i).encode().hex()} for i, t in enumerate(times_s)
-    ]
+    card = "3220338716".zfill(16)
+    events = [{"t": t, "kind": "rx", "hex": tanita_line(card, 70.0 + i).hex()} for i, t in enumerate(times_s)]
     path.write_text("\n".join(json.dumps(doc) for doc in [head, *events]) + "\n")
     return path
 
